@@ -1,0 +1,282 @@
+package stage
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+)
+
+// ProgressPrefix starts a line an external runner prints to report progress:
+// "##gsim progress <done> <total> [message]". Other lines are plain log.
+const ProgressPrefix = "##gsim progress "
+
+// SpecFile is the name of the spec an external runner receives.
+const SpecFile = "spec.json"
+
+// WriteSpec writes spec as JSON to path.
+func WriteSpec(path string, spec *Spec) error {
+	b, err := json.MarshalIndent(spec, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode spec: %w", err)
+	}
+	return os.WriteFile(path, append(b, '\n'), 0o644)
+}
+
+// ReadSpec reads a spec written by WriteSpec.
+func ReadSpec(path string) (*Spec, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var s Spec
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("%s: not a stage spec: %w", path, err)
+	}
+	if s.SchemaVersion != SpecVersion {
+		return nil, fmt.Errorf("%s: spec schema_version %d, this gsim reads %d", path, s.SchemaVersion, SpecVersion)
+	}
+	return &s, nil
+}
+
+// ExitError is a failed external command: what ran, how it ended, and the
+// end of its log, so the user sees why without opening files.
+type ExitError struct {
+	Command  []string
+	ExitCode int
+	LogTail  string
+}
+
+func (e *ExitError) Error() string {
+	return fmt.Sprintf("command %s exited with code %d; last lines of its log:\n%s",
+		quoteArgs(e.Command), e.ExitCode, e.LogTail)
+}
+
+func quoteArgs(argv []string) string {
+	q := make([]string, len(argv))
+	for i, a := range argv {
+		if a == "" || strings.ContainsAny(a, " \t'\"$") {
+			q[i] = strconv.Quote(a)
+		} else {
+			q[i] = a
+		}
+	}
+	return strings.Join(q, " ")
+}
+
+// Command describes an external process.
+type Command struct {
+	Argv []string
+	Dir  string
+	Env  []string // added to the inherited environment
+}
+
+// RunCommand runs cmd, sending its stdout and stderr to env.Log line by line
+// and turning progress lines into env.Progress calls. The process gets its own
+// process group so a cancelled context kills the whole tree.
+func RunCommand(ctx context.Context, cmd Command, env Env) error {
+	if len(cmd.Argv) == 0 {
+		return errors.New("empty command")
+	}
+	c := exec.Command(cmd.Argv[0], cmd.Argv[1:]...)
+	c.Dir = cmd.Dir
+	c.Env = append(os.Environ(), cmd.Env...)
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	pr, pw := io.Pipe()
+	c.Stdout = pw
+	c.Stderr = pw
+	tail := newTail(40)
+	log := env.Log
+	if log == nil {
+		log = io.Discard
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
+		for sc.Scan() {
+			line := sc.Text()
+			if strings.HasPrefix(line, ProgressPrefix) {
+				if done, total, msg, ok := parseProgress(line); ok {
+					env.Report(done, total, msg)
+					continue
+				}
+			}
+			tail.add(line)
+			fmt.Fprintln(log, line)
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	if err := c.Start(); err != nil {
+		pw.Close()
+		wg.Wait()
+		return fmt.Errorf("start %s: %w", quoteArgs(cmd.Argv), err)
+	}
+	waitDone := make(chan error, 1)
+	go func() { waitDone <- c.Wait() }()
+	var err error
+	select {
+	case err = <-waitDone:
+	case <-ctx.Done():
+		_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+		err = <-waitDone
+		pw.Close()
+		wg.Wait()
+		return fmt.Errorf("%s: %w", quoteArgs(cmd.Argv), ctx.Err())
+	}
+	pw.Close()
+	wg.Wait()
+	if err != nil {
+		code := -1
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		}
+		return &ExitError{Command: cmd.Argv, ExitCode: code, LogTail: tail.String()}
+	}
+	return nil
+}
+
+func parseProgress(line string) (done, total float64, msg string, ok bool) {
+	f := strings.SplitN(strings.TrimPrefix(line, ProgressPrefix), " ", 3)
+	if len(f) < 2 {
+		return 0, 0, "", false
+	}
+	d, err1 := strconv.ParseFloat(f[0], 64)
+	t, err2 := strconv.ParseFloat(f[1], 64)
+	if err1 != nil || err2 != nil {
+		return 0, 0, "", false
+	}
+	if len(f) == 3 {
+		msg = f[2]
+	}
+	return d, t, msg, true
+}
+
+type tailBuf struct {
+	n     int
+	lines []string
+}
+
+func newTail(n int) *tailBuf { return &tailBuf{n: n} }
+
+func (t *tailBuf) add(s string) {
+	t.lines = append(t.lines, s)
+	if len(t.lines) > t.n {
+		t.lines = t.lines[len(t.lines)-t.n:]
+	}
+}
+
+func (t *tailBuf) String() string { return strings.Join(t.lines, "\n") }
+
+// RunnerDir finds the folder of an out-of-process runner (stages/<name>).
+// $GSIM_STAGES_DIR wins; then stages/ beside the gsim binary's parent (an
+// installed tree); then the nearest stages/ above baseDir (a checkout).
+func RunnerDir(name, baseDir string) (string, error) {
+	var tried []string
+	if d := os.Getenv("GSIM_STAGES_DIR"); d != "" {
+		p := filepath.Join(d, name)
+		if isDir(p) {
+			return p, nil
+		}
+		tried = append(tried, p)
+	}
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(filepath.Dir(exe)), "stages", name)
+		if isDir(p) {
+			return p, nil
+		}
+		tried = append(tried, p)
+	}
+	for d := baseDir; d != ""; {
+		p := filepath.Join(d, "stages", name)
+		if isDir(p) {
+			return p, nil
+		}
+		tried = append(tried, p)
+		parent := filepath.Dir(d)
+		if parent == d {
+			break
+		}
+		d = parent
+	}
+	return "", fmt.Errorf("runner folder stages/%s not found (looked in %s); set GSIM_STAGES_DIR to the repository's stages/ folder",
+		name, strings.Join(tried, ", "))
+}
+
+func isDir(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.IsDir()
+}
+
+// DirDigest hashes every regular file under dir (names and contents, sorted),
+// skipping caches, so that an external runner's identity follows its code.
+func DirDigest(dir string) (string, error) {
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if d.Name() == "__pycache__" || strings.HasPrefix(d.Name(), ".") && p != dir {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if d.Type().IsRegular() && !strings.HasSuffix(p, ".pyc") {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("hash runner %s: %w", dir, err)
+	}
+	sort.Strings(files)
+	h := sha256.New()
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return "", fmt.Errorf("hash runner %s: %w", dir, err)
+		}
+		rel, _ := filepath.Rel(dir, f)
+		fmt.Fprintf(h, "%s\x00%d\x00", filepath.ToSlash(rel), len(b))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// FileDigest is the sha256 of one file's content.
+func FileDigest(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("hash %s: %w", path, err)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// Resolve makes a params path absolute against baseDir.
+func Resolve(baseDir, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(baseDir, p)
+}

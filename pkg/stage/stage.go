@@ -1,0 +1,198 @@
+// Package stage defines the contract between gsim's engine and the things it
+// runs: a stage Kind turns a Spec (resolved params, input folders, an output
+// folder) into files. The engine never looks inside a kind; kinds never look at
+// the graph, the store or other instances.
+package stage
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// SpecVersion is bumped when the Spec JSON changes incompatibly, because
+// external runners parse it.
+const SpecVersion = 1
+
+// Spec is everything one stage instance needs to run. It is written as
+// spec.json for subprocess and external runners, so it must stay plain data.
+type Spec struct {
+	SchemaVersion int `json:"schema_version"`
+	// Experiment is the experiment's name; ExperimentFile its absolute path.
+	Experiment     string `json:"experiment"`
+	ExperimentFile string `json:"experiment_file"`
+	// BaseDir is the directory relative paths in params resolve against (the
+	// experiment file's directory), so a run does not depend on the caller's cwd.
+	BaseDir string `json:"base_dir"`
+	// Stage is the stage's name in the YAML, Instance the expanded instance id
+	// (for example "bench[rate=4]"), Kind the stage kind.
+	Stage    string `json:"stage"`
+	Instance string `json:"instance"`
+	Kind     string `json:"kind"`
+	Key      string `json:"key"`
+	// Params are the fully resolved parameters (matrix values substituted).
+	Params map[string]any `json:"params"`
+	// Matrix is this instance's matrix cell (empty for shared instances).
+	Matrix map[string]any `json:"matrix,omitempty"`
+	// Inputs maps each needed stage name to its upstream instances' outputs:
+	// one entry for an ordinary need, one per cell for a fan-in need, in the
+	// matrix's declaration order.
+	Inputs map[string][]Input `json:"inputs"`
+	// OutDir is the staging folder the stage writes into. It is empty at start
+	// and becomes the artifact only if the stage succeeds and validates.
+	OutDir string `json:"out_dir"`
+}
+
+// Input is one upstream instance's completed output folder.
+type Input struct {
+	Instance string         `json:"instance"`
+	Kind     string         `json:"kind"`
+	Key      string         `json:"key"`
+	Dir      string         `json:"dir"`
+	Matrix   map[string]any `json:"matrix,omitempty"`
+}
+
+// Env is what the engine lends a running stage.
+type Env struct {
+	// Log receives the stage's own log lines (external runners' stdout and
+	// stderr go here too). It ends up as stage.log in the stage folder.
+	Log io.Writer
+	// Progress reports how far the stage is; total <= 0 means unknown.
+	Progress func(done, total float64, msg string)
+	// Gsim is the path of the running gsim binary, for kinds that re-invoke it.
+	Gsim string
+}
+
+// Report forwards progress if anyone listens.
+func (e Env) Report(done, total float64, msg string) {
+	if e.Progress != nil {
+		e.Progress(done, total, msg)
+	}
+}
+
+// Kind is a stage implementation.
+type Kind interface {
+	// Name is the value users write in `uses:`.
+	Name() string
+	// Version is the runner identity of a built-in kind. Bump it whenever the
+	// kind's outputs for the same params and inputs could change, so stale
+	// artifacts are not reused.
+	Version() string
+	// CheckParams validates resolved params before anything runs (gsim
+	// validate, gsim run). Return *ParamError values (joined with errors.Join)
+	// so the experiment loader can point at the YAML line of the param.
+	CheckParams(params map[string]any) error
+	// Fingerprint returns extra content identity that is not in params: the
+	// digests of files the params name (a trace CSV, a recorded run folder)
+	// and, for external runners, of the runner's own files. Keys of the map
+	// are stable labels ("file:trace.csv", "runner:run.py"); values digests.
+	Fingerprint(params map[string]any, baseDir string) (map[string]string, error)
+	// Resources the instance holds while it runs, e.g. {"gpu": 1}.
+	Resources(params map[string]any) map[string]int
+	// Run produces the outputs in spec.OutDir.
+	Run(ctx context.Context, spec *Spec, env Env) error
+	// Validate checks a finished OutDir before it is adopted. A kind that
+	// cannot tell returns nil.
+	Validate(spec *Spec) error
+}
+
+// ParamError names one bad parameter by its dotted path under `with:`
+// (for example "arrival.rate") and says what to do.
+type ParamError struct {
+	Path string
+	Msg  string
+}
+
+func (e *ParamError) Error() string {
+	if e.Path == "" {
+		return e.Msg
+	}
+	return fmt.Sprintf("with.%s: %s", e.Path, e.Msg)
+}
+
+// DecodeParams decodes params into a typed struct (json tags), rejecting
+// unknown fields, so that a typo in `with:` is an error and not a default.
+func DecodeParams(params map[string]any, out any) error {
+	b, err := json.Marshal(params)
+	if err != nil {
+		return &ParamError{Msg: fmt.Sprintf("params are not encodable: %v", err)}
+	}
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(out); err != nil {
+		return paramDecodeError(err)
+	}
+	return nil
+}
+
+func paramDecodeError(err error) error {
+	var ute *json.UnmarshalTypeError
+	if asType(err, &ute) {
+		return &ParamError{Path: ute.Field, Msg: fmt.Sprintf("expected %s, got %s", ute.Type, ute.Value)}
+	}
+	msg := err.Error()
+	if strings.HasPrefix(msg, "json: unknown field ") {
+		f := strings.Trim(strings.TrimPrefix(msg, "json: unknown field "), `"`)
+		return &ParamError{Path: f, Msg: "unknown parameter; check the kind's parameter list in docs/"}
+	}
+	return &ParamError{Msg: msg}
+}
+
+func asType(err error, target **json.UnmarshalTypeError) bool {
+	t, ok := err.(*json.UnmarshalTypeError)
+	if ok {
+		*target = t
+	}
+	return ok
+}
+
+// Registry maps kind names to implementations.
+type Registry struct {
+	kinds map[string]Kind
+}
+
+// NewRegistry returns a registry holding the given kinds.
+func NewRegistry(kinds ...Kind) *Registry {
+	r := &Registry{kinds: map[string]Kind{}}
+	for _, k := range kinds {
+		r.Register(k)
+	}
+	return r
+}
+
+// Register adds a kind; registering a name twice is a programming error.
+func (r *Registry) Register(k Kind) {
+	if _, dup := r.kinds[k.Name()]; dup {
+		panic("stage: kind registered twice: " + k.Name())
+	}
+	r.kinds[k.Name()] = k
+}
+
+// Lookup returns the kind named name.
+func (r *Registry) Lookup(name string) (Kind, bool) {
+	k, ok := r.kinds[name]
+	return k, ok
+}
+
+// Names lists registered kinds, sorted, for error messages.
+func (r *Registry) Names() []string {
+	out := make([]string, 0, len(r.kinds))
+	for n := range r.kinds {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Base gives a kind the usual defaults; embed it and override what differs.
+type Base struct{}
+
+func (Base) CheckParams(map[string]any) error { return nil }
+func (Base) Fingerprint(map[string]any, string) (map[string]string, error) {
+	return nil, nil
+}
+func (Base) Resources(map[string]any) map[string]int { return nil }
+func (Base) Validate(*Spec) error                    { return nil }
