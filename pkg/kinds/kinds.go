@@ -1,0 +1,15 @@
+// Package kinds assembles the built-in stage kinds into one registry. Each
+// kind lives in the package of its concern; this list is the only place that
+// knows them all.
+package kinds
+
+import (
+	"github.com/gsim-dev/gsim/pkg/stage"
+)
+
+// Registry returns a registry holding every built-in kind.
+func Registry() *stage.Registry {
+	return stage.NewRegistry(
+	// One kind per line, e.g. shell.Kind{},
+	)
+}
