@@ -1,0 +1,170 @@
+package store
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// keyFormat is part of every key so a change to how keys are computed can
+// never collide with keys of an older gsim.
+const keyFormat = "gsim-key-v1"
+
+// InputRef is one upstream output a key depends on.
+type InputRef struct {
+	Need     string `json:"need"`
+	Instance string `json:"instance"`
+	Key      string `json:"key"`
+	Digest   string `json:"digest"`
+}
+
+// KeyInput is everything a stage instance's key covers. The instance's own
+// id is deliberately absent: two instances that would compute the same thing
+// from the same inputs share one object.
+type KeyInput struct {
+	Kind        string
+	Version     string
+	Fingerprint map[string]string
+	Params      map[string]any
+	// Inputs in the instance's need order, cells in cell order. Only the
+	// need name, instance and output digest enter the key (not the upstream
+	// key), so an upstream rerun that reproduces identical bytes keeps
+	// downstream keys.
+	Inputs []InputRef
+}
+
+// Key returns the hex sha256 key of in.
+func Key(in KeyInput) (string, error) {
+	params, err := CanonicalJSON(in.Params)
+	if err != nil {
+		return "", fmt.Errorf("params: %w", err)
+	}
+	h := sha256.New()
+	field := func(name, v string) { fmt.Fprintf(h, "%s %d:%s\n", name, len(v), v) }
+	field("format", keyFormat)
+	field("kind", in.Kind)
+	field("version", in.Version)
+	labels := make([]string, 0, len(in.Fingerprint))
+	for k := range in.Fingerprint {
+		labels = append(labels, k)
+	}
+	sort.Strings(labels)
+	for _, k := range labels {
+		field("fp", k)
+		field("fpv", in.Fingerprint[k])
+	}
+	field("params", string(params))
+	for _, r := range in.Inputs {
+		field("need", r.Need)
+		field("instance", r.Instance)
+		field("digest", r.Digest)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// CanonicalJSON encodes v with sorted object keys, no insignificant space and
+// canonical numbers (an integral value is written as an integer whatever Go
+// type carried it, so YAML's 4 and 4.0 give the same key).
+func CanonicalJSON(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var generic any
+	if err := dec.Decode(&generic); err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := writeCanonical(&buf, generic); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func writeCanonical(buf *bytes.Buffer, v any) error {
+	switch x := v.(type) {
+	case nil:
+		buf.WriteString("null")
+	case bool:
+		buf.WriteString(strconv.FormatBool(x))
+	case string:
+		b, err := json.Marshal(x)
+		if err != nil {
+			return err
+		}
+		buf.Write(b)
+	case json.Number:
+		s, err := canonicalNumber(x)
+		if err != nil {
+			return err
+		}
+		buf.WriteString(s)
+	case []any:
+		buf.WriteByte('[')
+		for i, e := range x {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			if err := writeCanonical(buf, e); err != nil {
+				return err
+			}
+		}
+		buf.WriteByte(']')
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		buf.WriteByte('{')
+		for i, k := range keys {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			kb, _ := json.Marshal(k)
+			buf.Write(kb)
+			buf.WriteByte(':')
+			if err := writeCanonical(buf, x[k]); err != nil {
+				return err
+			}
+		}
+		buf.WriteByte('}')
+	default:
+		return fmt.Errorf("canonical json: unexpected %T", v)
+	}
+	return nil
+}
+
+func canonicalNumber(n json.Number) (string, error) {
+	s := string(n)
+	if !strings.ContainsAny(s, ".eE") {
+		if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return strconv.FormatInt(i, 10), nil
+		}
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return "", fmt.Errorf("canonical json: number %s: %w", s, err)
+	}
+	if f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+		return strconv.FormatInt(int64(f), 10), nil
+	}
+	return strconv.FormatFloat(f, 'g', -1, 64), nil
+}
+
+// FormatValue renders a param value the way status explanations show it.
+func FormatValue(v any) string {
+	b, err := CanonicalJSON(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return string(b)
+}

@@ -1,0 +1,266 @@
+package store
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCanonicalJSON(t *testing.T) {
+	tests := []struct {
+		in   any
+		want string
+	}{
+		{map[string]any{"b": 1, "a": 2.0}, `{"a":2,"b":1}`},
+		{map[string]any{"rate": 4}, `{"rate":4}`},
+		{map[string]any{"rate": 4.0}, `{"rate":4}`},
+		{map[string]any{"rate": int64(4)}, `{"rate":4}`},
+		{[]any{0.5, 1e21, "x<y"}, `[0.5,1e+21,"x\u003cy"]`},
+		{map[string]any{"n": map[string]any{"z": nil, "a": []any{true}}}, `{"n":{"a":[true],"z":null}}`},
+		{map[string]string{"k": "v"}, `{"k":"v"}`},
+	}
+	for _, tt := range tests {
+		got, err := CanonicalJSON(tt.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got) != tt.want {
+			t.Errorf("CanonicalJSON(%v) = %s, want %s", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestKeyStability(t *testing.T) {
+	base := KeyInput{
+		Kind: "shell", Version: "1",
+		Fingerprint: map[string]string{"b": "2", "a": "1"},
+		Params:      map[string]any{"run": "echo hi", "n": 4},
+		Inputs:      []InputRef{{Need: "w", Instance: "w[rate=1]", Digest: "d1"}},
+	}
+	k1, err := Key(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A fixed key: if this changes, every user's store is invalidated, so it
+	// must only change together with keyFormat.
+	const want = "cf829dd4b9542869112ef089336e148de124529375ab11d9df6688c87a525e9d"
+	if k1 != want {
+		t.Errorf("key = %s, want %s (change want only together with keyFormat)", k1, want)
+	}
+	same := base
+	same.Params = map[string]any{"n": 4.0, "run": "echo hi"}
+	same.Fingerprint = map[string]string{"a": "1", "b": "2"}
+	same.Inputs = []InputRef{{Need: "w", Instance: "w[rate=1]", Key: "other-upstream-key", Digest: "d1"}}
+	if k, _ := Key(same); k != k1 {
+		t.Errorf("equivalent input gave a different key")
+	}
+	changes := map[string]func(*KeyInput){
+		"kind":        func(k *KeyInput) { k.Kind = "shell2" },
+		"version":     func(k *KeyInput) { k.Version = "2" },
+		"fingerprint": func(k *KeyInput) { k.Fingerprint = map[string]string{"a": "1", "b": "3"} },
+		"param":       func(k *KeyInput) { k.Params = map[string]any{"run": "echo hi", "n": 5} },
+		"digest":      func(k *KeyInput) { k.Inputs = []InputRef{{Need: "w", Instance: "w[rate=1]", Digest: "d2"}} },
+		"need":        func(k *KeyInput) { k.Inputs = []InputRef{{Need: "v", Instance: "w[rate=1]", Digest: "d1"}} },
+		"instance":    func(k *KeyInput) { k.Inputs = []InputRef{{Need: "w", Instance: "w[rate=2]", Digest: "d1"}} },
+	}
+	for name, f := range changes {
+		in := base
+		f(&in)
+		if k, _ := Key(in); k == k1 {
+			t.Errorf("changing %s kept the key", name)
+		}
+	}
+}
+
+func commitOne(t *testing.T, s *Store, key string, files map[string]string) *Manifest {
+	t.Helper()
+	dir, err := s.NewStaging(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(dir, LogFile), []byte("log\n"), 0o644)
+	m := &Manifest{Key: key, Kind: "shell", Version: "1", Instance: "a"}
+	if err := s.Commit(dir, m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("staging %s still exists after commit", dir)
+	}
+	return m
+}
+
+func TestCommitCheckVerify(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := s.Check("k1"); r.Exists || r.Complete {
+		t.Fatalf("empty store: %+v", r)
+	}
+	m := commitOne(t, s, "k1", map[string]string{"a.txt": "hello", "sub/b.txt": "world"})
+	if len(m.Files) != 2 || m.Files[0].Path != "a.txt" || m.Files[1].Path != "sub/b.txt" {
+		t.Fatalf("files = %+v (log and manifest must not be listed)", m.Files)
+	}
+	m2 := commitOne(t, s, "k2", map[string]string{"sub/b.txt": "world", "a.txt": "hello"})
+	if m.OutputDigest != m2.OutputDigest {
+		t.Errorf("same outputs gave different digests")
+	}
+	if r := s.Check("k1"); !r.Complete {
+		t.Fatalf("fresh object not complete: %s", r.Problem)
+	}
+	// A touch alone keeps the object complete (rehash, not rerun).
+	p := filepath.Join(s.ObjectDir("k1"), "a.txt")
+	later := time.Now().Add(time.Hour)
+	os.Chtimes(p, later, later)
+	if r := s.Check("k1"); !r.Complete {
+		t.Errorf("touched object not complete: %s", r.Problem)
+	}
+	// Same size, different bytes, new mtime: incomplete; Verify names it.
+	os.WriteFile(p, []byte("HELLO"), 0o644)
+	if r := s.Check("k1"); r.Complete || !strings.Contains(r.Problem, "a.txt") {
+		t.Errorf("modified object: %+v", r)
+	}
+	probs, err := s.Verify("k1")
+	if err != nil || len(probs) != 1 || probs[0].What != "sha256 mismatch" {
+		t.Errorf("verify = %v, %v", probs, err)
+	}
+	os.WriteFile(p, []byte("hi"), 0o644)
+	if probs, _ := s.Verify("k1"); len(probs) != 1 || probs[0].What != "size changed" {
+		t.Errorf("verify = %v", probs)
+	}
+	os.Remove(p)
+	if probs, _ := s.Verify("k1"); len(probs) != 1 || probs[0].What != "missing" {
+		t.Errorf("verify = %v", probs)
+	}
+	// Recommitting the same key replaces the object.
+	commitOne(t, s, "k1", map[string]string{"a.txt": "again"})
+	if r := s.Check("k1"); !r.Complete || len(r.Manifest.Files) != 1 {
+		t.Errorf("replaced object: %+v", r)
+	}
+}
+
+func TestFolderWithoutManifestIsNotTrusted(t *testing.T) {
+	s, _ := Open(t.TempDir())
+	dir := s.ObjectDir("k")
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "out.txt"), []byte("partial"), 0o644)
+	if r := s.Check("k"); r.Complete || !r.Exists {
+		t.Errorf("folder without manifest: %+v", r)
+	}
+	os.WriteFile(filepath.Join(dir, ManifestFile), []byte(`{"schema_version":1,"key":"k"`), 0o644)
+	if r := s.Check("k"); r.Complete {
+		t.Errorf("truncated manifest trusted")
+	}
+}
+
+func TestManifestWrittenLast(t *testing.T) {
+	s, _ := Open(t.TempDir())
+	dir, _ := s.NewStaging("k")
+	os.WriteFile(filepath.Join(dir, "out.txt"), []byte("x"), 0o644)
+	m := &Manifest{Key: "k"}
+	if err := s.Commit(dir, m); err != nil {
+		t.Fatal(err)
+	}
+	obj := s.ObjectDir("k")
+	mst, _ := os.Stat(filepath.Join(obj, ManifestFile))
+	ost, _ := os.Stat(filepath.Join(obj, "out.txt"))
+	if mst.ModTime().Before(ost.ModTime()) {
+		t.Errorf("manifest older than an output")
+	}
+}
+
+func TestLock(t *testing.T) {
+	s, _ := Open(t.TempDir())
+	l, waited, err := s.Lock(context.Background(), "k", nil)
+	if err != nil || waited {
+		t.Fatal(err, waited)
+	}
+	if _, ok, _ := s.TryLock("k"); ok {
+		t.Fatal("second lock on a held key succeeded")
+	}
+	var saidWaiting bool
+	got := make(chan bool)
+	go func() {
+		l2, waited, err := s.Lock(context.Background(), "k", func() { saidWaiting = true })
+		if err == nil {
+			l2.Unlock()
+		}
+		got <- waited
+	}()
+	time.Sleep(100 * time.Millisecond)
+	l.Unlock()
+	if w := <-got; !w || !saidWaiting {
+		t.Errorf("second locker waited=%v said=%v", w, saidWaiting)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	l3, _, _ := s.Lock(context.Background(), "k", nil)
+	if _, _, err := s.Lock(ctx, "k", nil); err == nil {
+		t.Error("lock ignored its context")
+	}
+	l3.Unlock()
+}
+
+func TestLinksAndClean(t *testing.T) {
+	s, _ := Open(t.TempDir())
+	commitOne(t, s, "keep", map[string]string{"a": "1"})
+	commitOne(t, s, "orphan", map[string]string{"a": "2"})
+	if err := s.Link("exp", "m[model=Qwen/Qwen3]", "orphan"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Link("exp", "m[model=Qwen/Qwen3]", "keep"); err != nil {
+		t.Fatal(err)
+	}
+	if k, ok := s.Linked("exp", "m[model=Qwen/Qwen3]"); !ok || k != "keep" {
+		t.Fatalf("linked = %s %v", k, ok)
+	}
+	if _, err := os.Stat(filepath.Join(s.LinkDir("exp"), "m[model=Qwen%2FQwen3]", "a")); err != nil {
+		t.Errorf("link does not reach the object: %v", err)
+	}
+	st, _ := s.NewStaging("dead")
+	os.WriteFile(filepath.Join(st, "x"), []byte("x"), 0o644)
+	held, _, _ := s.Lock(context.Background(), "live", nil)
+	live, _ := s.NewStaging("live")
+	f, _ := s.NewStaging("bad")
+	s.Fail(f, "bad")
+
+	rep, err := s.Clean(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, it := range rep.Items {
+		got = append(got, filepath.Base(it.Path))
+	}
+	want := []string{filepath.Base(st), "bad", "orphan"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("clean would remove %v, want %v", got, want)
+	}
+	if _, err := os.Stat(s.ObjectDir("orphan")); err != nil {
+		t.Error("dry run removed something")
+	}
+	if _, err := s.Clean(false); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{st, s.FailedDir("bad"), s.ObjectDir("orphan")} {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s survived clean", p)
+		}
+	}
+	for _, p := range []string{live, s.ObjectDir("keep")} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("clean removed %s", p)
+		}
+	}
+	held.Unlock()
+}
