@@ -47,6 +47,7 @@ type Request struct {
 type Workload struct {
 	Requests []Request // sorted by request id; arrival times non-decreasing
 	Meta     WorkloadMeta
+	Prompts  []Prompt // prompts.jsonl; nil when the workload has none
 }
 
 // WorkloadMeta is workload_meta.json.

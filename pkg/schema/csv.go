@@ -1,0 +1,252 @@
+package schema
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// The integer files (tokens, steps, workload traces) are parsed by hand: a
+// real run has millions of token rows, and encoding/csv allocates a string per
+// field. These files never hold quotes, so a comma split is exact.
+
+const readBufSize = 1 << 20
+
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
+// checkHeader compares a header line with the expected columns and names the
+// first missing, extra or misordered column.
+func checkHeader(file string, line []byte, want []string) error {
+	got := splitHeader(line)
+	return compareColumns(file, got, want)
+}
+
+func splitHeader(line []byte) []string {
+	line = bytes.TrimPrefix(line, utf8BOM)
+	line = trimEOL(line)
+	if len(line) == 0 {
+		return nil
+	}
+	parts := strings.Split(string(line), ",")
+	for i, p := range parts {
+		parts[i] = strings.TrimSpace(p)
+	}
+	return parts
+}
+
+func compareColumns(file string, got, want []string) error {
+	expect := "expected header " + strings.Join(want, ",")
+	if len(got) == 0 {
+		return rowErr(file, 0, "", "empty header (%s)", expect)
+	}
+	wantSet := make(map[string]bool, len(want))
+	for _, w := range want {
+		wantSet[w] = true
+	}
+	gotSet := make(map[string]bool, len(got))
+	for _, g := range got {
+		if gotSet[g] {
+			return rowErr(file, 0, g, "column appears twice (%s)", expect)
+		}
+		gotSet[g] = true
+		if !wantSet[g] {
+			return rowErr(file, 0, g, "unexpected column (%s)", expect)
+		}
+	}
+	for _, w := range want {
+		if !gotSet[w] {
+			return rowErr(file, 0, w, "missing column (%s)", expect)
+		}
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			return rowErr(file, 0, got[i], "column is at position %d, expected %s there (%s)", i+1, want[i], expect)
+		}
+	}
+	return nil
+}
+
+func trimEOL(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == '\n' {
+		b = b[:n-1]
+	}
+	if n := len(b); n > 0 && b[n-1] == '\r' {
+		b = b[:n-1]
+	}
+	return b
+}
+
+// parseInts splits line into exactly len(dst) comma-separated base-10 int64
+// fields. On failure it returns the index of the bad field and a message.
+func parseInts(line []byte, dst []int64) (int, string) {
+	n := len(dst)
+	i := 0
+	for f := 0; f < n; f++ {
+		if i > len(line) {
+			return f, fmt.Sprintf("row has %d fields, expected %d", f, n)
+		}
+		neg := false
+		start := i
+		if i < len(line) && line[i] == '-' {
+			neg = true
+			i++
+		}
+		var v uint64
+		digits := 0
+		for i < len(line) {
+			c := line[i]
+			if c < '0' || c > '9' {
+				break
+			}
+			if v > (1<<63)/10 {
+				return f, fmt.Sprintf("%q overflows int64", fieldAt(line, start))
+			}
+			v = v*10 + uint64(c-'0')
+			digits++
+			i++
+		}
+		if digits == 0 || (i < len(line) && line[i] != ',') {
+			fv := fieldAt(line, start)
+			if fv == "" {
+				return f, "empty value (expected an integer)"
+			}
+			return f, fmt.Sprintf("%q is not an integer (expected base-10 digits, no decimal point)", fv)
+		}
+		if v > 1<<63-1 && !(neg && v == 1<<63) {
+			return f, fmt.Sprintf("%q overflows int64", fieldAt(line, start))
+		}
+		if neg {
+			dst[f] = -int64(v)
+		} else {
+			dst[f] = int64(v)
+		}
+		if f < n-1 {
+			if i >= len(line) {
+				return f + 1, fmt.Sprintf("row has %d fields, expected %d", f+1, n)
+			}
+			i++ // comma
+		}
+	}
+	if i != len(line) {
+		return n - 1, fmt.Sprintf("row has more than %d fields", n)
+	}
+	return -1, ""
+}
+
+func fieldAt(line []byte, start int) string {
+	end := bytes.IndexByte(line[start:], ',')
+	if end < 0 {
+		return string(line[start:])
+	}
+	return string(line[start : start+end])
+}
+
+// scanInts streams an integer CSV: it checks the header against cols and
+// calls fn for every data row with the parsed values (reused between calls).
+func scanInts(path string, cols []string, fn func(row int, vals []int64) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return scanIntsReader(f, path, cols, fn)
+}
+
+func scanIntsReader(r io.Reader, name string, cols []string, fn func(row int, vals []int64) error) error {
+	br := bufio.NewReaderSize(r, readBufSize)
+	header, err := readLine(br, name, 0)
+	if err == io.EOF && len(header) == 0 {
+		return rowErr(name, 0, "", "empty file (expected header %s)", strings.Join(cols, ","))
+	}
+	if err != nil && err != io.EOF {
+		return err
+	}
+	if herr := checkHeader(name, header, cols); herr != nil {
+		return herr
+	}
+	if err == io.EOF {
+		return nil
+	}
+	vals := make([]int64, len(cols))
+	for row := 1; ; row++ {
+		line, err := readLine(br, name, row)
+		if err != nil && err != io.EOF {
+			return err
+		}
+		if err == io.EOF && len(line) == 0 {
+			return nil
+		}
+		line = trimEOL(line)
+		if len(line) == 0 {
+			return rowErr(name, row, "", "empty line (remove it; data rows must be contiguous)")
+		}
+		if bad, msg := parseInts(line, vals); bad >= 0 {
+			return rowErr(name, row, cols[bad], "%s", msg)
+		}
+		if ferr := fn(row, vals); ferr != nil {
+			return ferr
+		}
+		if err == io.EOF {
+			return nil
+		}
+	}
+}
+
+// readLine returns the next line including its newline; the slice is only
+// valid until the next call.
+func readLine(br *bufio.Reader, name string, row int) ([]byte, error) {
+	line, err := br.ReadSlice('\n')
+	if errors.Is(err, bufio.ErrBufferFull) {
+		return nil, rowErr(name, row, "", "line longer than %d bytes; is this the right file?", readBufSize)
+	}
+	return line, err
+}
+
+// intWriter is the buffered append-only writer behind every integer CSV.
+type intWriter struct {
+	w      *bufio.Writer
+	buf    []byte
+	header []string
+	wrote  bool
+	err    error
+}
+
+func newIntWriter(w io.Writer, header []string) intWriter {
+	return intWriter{w: bufio.NewWriterSize(w, 1<<16), buf: make([]byte, 0, 256), header: header}
+}
+
+func (iw *intWriter) writeHeader() {
+	if iw.wrote {
+		return
+	}
+	iw.wrote = true
+	_, iw.err = iw.w.WriteString(strings.Join(iw.header, ",") + "\n")
+}
+
+func (iw *intWriter) flush() error {
+	iw.writeHeader()
+	if iw.err != nil {
+		return iw.err
+	}
+	iw.err = iw.w.Flush()
+	return iw.err
+}
+
+func writeFileWith(path string, fn func(w io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := fn(f); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,265 @@
+package schema
+
+import (
+	"bufio"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// RequestMetricsWriter streams request_metrics.csv. The error columns are
+// written only when the writer is told before the first row that some request
+// failed (IncludeErrorColumns), because a streamed header cannot be revised.
+type RequestMetricsWriter struct {
+	w         *bufio.Writer
+	buf       []byte
+	errorCols bool
+	wrote     bool
+	err       error
+}
+
+// NewRequestMetricsWriter returns a buffered writer; call Flush at the end.
+func NewRequestMetricsWriter(w io.Writer) *RequestMetricsWriter {
+	return &RequestMetricsWriter{w: bufio.NewWriterSize(w, 1<<16), buf: make([]byte, 0, 256)}
+}
+
+// IncludeErrorColumns adds error_type and error_message to the header. Call
+// it before the first Write; a failed row written without it is an error.
+func (rw *RequestMetricsWriter) IncludeErrorColumns() *RequestMetricsWriter {
+	if !rw.wrote {
+		rw.errorCols = true
+	}
+	return rw
+}
+
+func (rw *RequestMetricsWriter) header() {
+	if rw.wrote {
+		return
+	}
+	rw.wrote = true
+	cols := RequestMetricsColumns
+	if rw.errorCols {
+		cols = append(slices.Clone(cols), RequestErrorColumns...)
+	}
+	_, rw.err = rw.w.WriteString(strings.Join(cols, ",") + "\n")
+}
+
+// Write appends one row.
+func (rw *RequestMetricsWriter) Write(m RequestMetric) error {
+	rw.header()
+	if rw.err != nil {
+		return rw.err
+	}
+	if m.Status == StatusFailed && !rw.errorCols {
+		return fmt.Errorf("request %d failed but the writer has no error columns; call IncludeErrorColumns before writing", m.RequestID)
+	}
+	b := rw.buf[:0]
+	for _, v := range [...]int64{m.RequestID, m.ArrivalTimeNs, m.FirstTokenTimeNs, m.TTFTNs, m.CompletionTimeNs,
+		m.NumPrefillTokens, m.NumDecodeTokens, m.NumDecodeTokensActual} {
+		b = strconv.AppendInt(b, v, 10)
+		b = append(b, ',')
+	}
+	b = appendCSVField(b, m.Status)
+	if rw.errorCols {
+		b = append(b, ',')
+		b = appendCSVField(b, m.ErrorType)
+		b = append(b, ',')
+		b = appendCSVField(b, m.ErrorMessage)
+	}
+	b = append(b, '\n')
+	rw.buf = b
+	_, rw.err = rw.w.Write(b)
+	return rw.err
+}
+
+// Flush writes the header if nothing was written and flushes the buffer.
+func (rw *RequestMetricsWriter) Flush() error {
+	rw.header()
+	if rw.err != nil {
+		return rw.err
+	}
+	rw.err = rw.w.Flush()
+	return rw.err
+}
+
+// appendCSVField quotes s the way encoding/csv would read it back.
+func appendCSVField(b []byte, s string) []byte {
+	if !strings.ContainsAny(s, ",\"\r\n") && (s == "" || (s[0] != ' ' && s[0] != '\t')) {
+		return append(b, s...)
+	}
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		if s[i] == '"' {
+			b = append(b, '"')
+		}
+		b = append(b, s[i])
+	}
+	return append(b, '"')
+}
+
+// WriteRequestMetrics writes rows to path, with the error columns when any
+// row failed.
+func WriteRequestMetrics(path string, rows []RequestMetric) error {
+	return writeFileWith(path, func(w io.Writer) error {
+		rw := NewRequestMetricsWriter(w)
+		for _, r := range rows {
+			if r.Status == StatusFailed {
+				rw.IncludeErrorColumns()
+				break
+			}
+		}
+		for _, r := range rows {
+			if err := rw.Write(r); err != nil {
+				return err
+			}
+		}
+		return rw.Flush()
+	})
+}
+
+// ReadRequestMetrics reads and checks request_metrics.csv on its own (the
+// token cross-check is ReadRun's). Rules, per row:
+//   - integers parse; request ids unique;
+//   - status is ok or failed; failed rows need the error columns and a
+//     non-empty error_type;
+//   - ok rows: every time >= 0, arrival <= first token <= completion,
+//     ttft_ns = first_token_time_ns - arrival_time_ns, at least one token;
+//   - failed rows may carry -1 in first_token_time_ns, ttft_ns and
+//     completion_time_ns for events that never happened.
+func ReadRequestMetrics(path string) ([]RequestMetric, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return readRequestMetrics(f, path)
+}
+
+func readRequestMetrics(r io.Reader, name string) ([]RequestMetric, error) {
+	cr := csv.NewReader(bufio.NewReaderSize(r, readBufSize))
+	cr.ReuseRecord = true
+	cr.FieldsPerRecord = -1
+	header, err := cr.Read()
+	if err == io.EOF {
+		return nil, rowErr(name, 0, "", "empty file (expected header %s)", strings.Join(RequestMetricsColumns, ","))
+	}
+	if err != nil {
+		return nil, csvErr(name, err)
+	}
+	got := slices.Clone(header)
+	if len(got) > 0 {
+		got[0] = strings.TrimPrefix(got[0], "\ufeff")
+	}
+	want := RequestMetricsColumns
+	if slices.Contains(got, RequestErrorColumns[0]) || slices.Contains(got, RequestErrorColumns[1]) {
+		want = append(slices.Clone(want), RequestErrorColumns...)
+	}
+	if err := compareColumns(name, got, want); err != nil {
+		return nil, err
+	}
+	errorCols := len(want) > len(RequestMetricsColumns)
+	var rows []RequestMetric
+	seen := make(map[int64]int)
+	var vals [8]int64
+	for row := 1; ; row++ {
+		rec, err := cr.Read()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, csvErr(name, err)
+		}
+		if len(rec) != len(want) {
+			return nil, rowErr(name, row, "", "row has %d fields, expected %d (%s)", len(rec), len(want), strings.Join(want, ","))
+		}
+		for i := range vals {
+			v, perr := strconv.ParseInt(rec[i], 10, 64)
+			if perr != nil {
+				return nil, rowErr(name, row, want[i], "%q is not an integer (expected base-10 digits, no decimal point)", rec[i])
+			}
+			vals[i] = v
+		}
+		m := RequestMetric{RequestID: vals[0], ArrivalTimeNs: vals[1], FirstTokenTimeNs: vals[2], TTFTNs: vals[3],
+			CompletionTimeNs: vals[4], NumPrefillTokens: vals[5], NumDecodeTokens: vals[6], NumDecodeTokensActual: vals[7],
+			Status: rec[8]}
+		if errorCols {
+			m.ErrorType, m.ErrorMessage = rec[9], rec[10]
+		}
+		if err := checkRequestRow(name, row, &m, errorCols); err != nil {
+			return nil, err
+		}
+		if prev, dup := seen[m.RequestID]; dup {
+			return nil, rowErr(name, row, "request_id", "%d already appeared in row %d (expected unique ids)", m.RequestID, prev)
+		}
+		seen[m.RequestID] = row
+		rows = append(rows, m)
+	}
+	return rows, nil
+}
+
+func csvErr(name string, err error) error {
+	var pe *csv.ParseError
+	if errors.As(err, &pe) {
+		// csv counts lines from 1 including the header.
+		return &Error{File: name, Row: pe.StartLine - 1, Msg: "malformed CSV: " + pe.Err.Error()}
+	}
+	return fmt.Errorf("%s: %w", name, err)
+}
+
+func checkRequestRow(name string, row int, m *RequestMetric, errorCols bool) error {
+	if m.RequestID < 0 {
+		return rowErr(name, row, "request_id", "%d is negative (expected >= 0)", m.RequestID)
+	}
+	if m.ArrivalTimeNs < 0 {
+		return rowErr(name, row, "arrival_time_ns", "%d is negative (expected ns since run start, >= 0)", m.ArrivalTimeNs)
+	}
+	for _, c := range []struct {
+		col string
+		v   int64
+	}{{"num_prefill_tokens", m.NumPrefillTokens}, {"num_decode_tokens", m.NumDecodeTokens}, {"num_decode_tokens_actual", m.NumDecodeTokensActual}} {
+		if c.v < 0 {
+			return rowErr(name, row, c.col, "%d is negative (expected >= 0)", c.v)
+		}
+	}
+	switch m.Status {
+	case StatusOK:
+		if m.NumDecodeTokensActual < 1 {
+			return rowErr(name, row, "num_decode_tokens_actual", "%d for an ok request (expected >= 1: an ok request produced its first token)", m.NumDecodeTokensActual)
+		}
+		if m.FirstTokenTimeNs < m.ArrivalTimeNs {
+			return rowErr(name, row, "first_token_time_ns", "%d is before arrival_time_ns %d (expected first token after arrival)", m.FirstTokenTimeNs, m.ArrivalTimeNs)
+		}
+		if m.CompletionTimeNs < m.FirstTokenTimeNs {
+			return rowErr(name, row, "completion_time_ns", "%d is before first_token_time_ns %d (expected completion at or after the first token)", m.CompletionTimeNs, m.FirstTokenTimeNs)
+		}
+		if want := m.FirstTokenTimeNs - m.ArrivalTimeNs; m.TTFTNs != want {
+			return rowErr(name, row, "ttft_ns", "%d (expected %d = first_token_time_ns - arrival_time_ns)", m.TTFTNs, want)
+		}
+	case StatusFailed:
+		if !errorCols {
+			return rowErr(name, row, "status", "request failed but the file has no error_type,error_message columns (expected them after status)")
+		}
+		if m.ErrorType == "" {
+			return rowErr(name, row, "error_type", "empty for a failed request (expected the kind of failure, e.g. timeout)")
+		}
+		for _, c := range []struct {
+			col string
+			v   int64
+		}{{"first_token_time_ns", m.FirstTokenTimeNs}, {"ttft_ns", m.TTFTNs}, {"completion_time_ns", m.CompletionTimeNs}} {
+			if c.v < -1 {
+				return rowErr(name, row, c.col, "%d (expected >= 0, or -1 when it never happened)", c.v)
+			}
+		}
+		if m.FirstTokenTimeNs >= 0 && m.TTFTNs != m.FirstTokenTimeNs-m.ArrivalTimeNs {
+			return rowErr(name, row, "ttft_ns", "%d (expected %d = first_token_time_ns - arrival_time_ns)", m.TTFTNs, m.FirstTokenTimeNs-m.ArrivalTimeNs)
+		}
+	default:
+		return rowErr(name, row, "status", "%q (expected ok or failed)", m.Status)
+	}
+	return nil
+}

@@ -1,0 +1,120 @@
+package schema
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+)
+
+func sampleWorkload() *Workload {
+	return &Workload{
+		Requests: []Request{
+			{ID: 0, PromptID: 0, NumPrefillTokens: 12, NumDecodeTokens: 3, InterArrivalNs: 0, ArrivalTimeNs: 0},
+			{ID: 1, PromptID: 1, NumPrefillTokens: 7, NumDecodeTokens: 2, InterArrivalNs: 250, ArrivalTimeNs: 250},
+			{ID: 2, PromptID: 2, NumPrefillTokens: 1, NumDecodeTokens: 1, InterArrivalNs: 0, ArrivalTimeNs: 250},
+		},
+		Meta: WorkloadMeta{Model: "m", Seed: 1, Params: map[string]any{"seed": 1.0}, CreatedAt: "2026-01-01T00:00:00Z"},
+	}
+}
+
+// sampleRun is a consistent run of sampleWorkload: request 2 failed before
+// its first token.
+func sampleRun() *Run {
+	return &Run{
+		Meta: &RunMeta{SchemaVersion: Version, RunID: "r", RunType: RunSim, Model: "m",
+			WorkloadDigest: "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"},
+		Requests: []RequestMetric{
+			{RequestID: 0, ArrivalTimeNs: 0, FirstTokenTimeNs: 100, TTFTNs: 100, CompletionTimeNs: 300,
+				NumPrefillTokens: 12, NumDecodeTokens: 3, NumDecodeTokensActual: 3, Status: StatusOK},
+			{RequestID: 1, ArrivalTimeNs: 250, FirstTokenTimeNs: 260, TTFTNs: 10, CompletionTimeNs: 290,
+				NumPrefillTokens: 7, NumDecodeTokens: 2, NumDecodeTokensActual: 2, Status: StatusOK},
+			{RequestID: 2, ArrivalTimeNs: 250, FirstTokenTimeNs: -1, TTFTNs: -1, CompletionTimeNs: 400,
+				NumPrefillTokens: 1, NumDecodeTokens: 1, NumDecodeTokensActual: 0, Status: StatusFailed,
+				ErrorType: "timeout", ErrorMessage: `no token in 150ns, "quoted", with comma`},
+		},
+		Tokens: []TokenMetric{
+			{0, 0, 100, 0}, {0, 1, 200, 100},
+			{1, 0, 260, 0},
+			{0, 2, 300, 100},
+			{1, 1, 290, 30},
+		},
+		Steps: []StepMetric{
+			{Step: 0, StartNs: 0, EndNs: 100, NumPrefillTokens: 12, NumRequests: 1, NumPrefillRequests: 1},
+			{Step: 1, StartNs: 100, EndNs: 200, NumDecodeTokens: 1, NumRequests: 1, NumDecodeRequests: 1, NumContextTokens: 13},
+		},
+	}
+}
+
+func writeRun(t *testing.T, dir string, r *Run) {
+	t.Helper()
+	if err := WriteRunMeta(filepath.Join(dir, RunMetaFile), r.Meta); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteRequestMetrics(filepath.Join(dir, RequestMetricsFile), r.Requests); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteTokenMetrics(filepath.Join(dir, TokenMetricsFile), r.Tokens); err != nil {
+		t.Fatal(err)
+	}
+	if r.Steps != nil {
+		if err := WriteStepMetrics(filepath.Join(dir, StepMetricsFile), r.Steps); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestWorkloadRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	w := sampleWorkload()
+	w.Prompts = []Prompt{{0, "a"}, {1, "b \"q\" <x>"}, {2, "c\nd"}}
+	if err := WriteWorkload(dir, w); err != nil {
+		t.Fatal(err)
+	}
+	if err := ValidateWorkloadDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadWorkload(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Requests, w.Requests) || !reflect.DeepEqual(got.Prompts, w.Prompts) {
+		t.Fatalf("round trip changed the workload:\n got %+v\nwant %+v", got, w)
+	}
+	d, err := WorkloadDigest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Meta.WorkloadID != d[:12] || got.Meta.NumRequests != 3 || len(got.Meta.Digests) != 3 {
+		t.Fatalf("meta not filled: %+v", got.Meta)
+	}
+	// The digest follows the CSVs only.
+	if err := os.WriteFile(filepath.Join(dir, PromptsFile), []byte(`{"prompt_id":0,"text":"z"}`+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if d2, _ := WorkloadDigest(dir); d2 != d {
+		t.Fatal("prompts changed the workload digest")
+	}
+}
+
+func TestRunRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	want := sampleRun()
+	writeRun(t, dir, want)
+	if err := ValidateRun(dir); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadRun(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("round trip changed the run:\n got %+v\nwant %+v", got, want)
+	}
+	// Without step_metrics.csv, Steps is nil.
+	os.Remove(filepath.Join(dir, StepMetricsFile))
+	got, err = ReadRun(dir)
+	if err != nil || got.Steps != nil {
+		t.Fatalf("steps = %v, err = %v", got.Steps, err)
+	}
+}

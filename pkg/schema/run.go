@@ -1,0 +1,115 @@
+package schema
+
+import (
+	"os"
+	"path/filepath"
+)
+
+// Run is a run folder in memory: what a real bench, the embedded simulator
+// or Vidur produced for one workload.
+type Run struct {
+	Meta     *RunMeta
+	Requests []RequestMetric
+	Tokens   []TokenMetric
+	Steps    []StepMetric // nil when the engine wrote no step_metrics.csv
+}
+
+// ReadRun reads a run folder and cross-checks its files (see checkRunTokens).
+func ReadRun(dir string) (*Run, error) {
+	meta, err := ReadRunMeta(filepath.Join(dir, RunMetaFile))
+	if err != nil {
+		return nil, err
+	}
+	rp := filepath.Join(dir, RequestMetricsFile)
+	reqs, err := ReadRequestMetrics(rp)
+	if err != nil {
+		return nil, err
+	}
+	tp := filepath.Join(dir, TokenMetricsFile)
+	toks, states, err := readTokens(tp)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkRunTokens(rp, tp, reqs, states); err != nil {
+		return nil, err
+	}
+	run := &Run{Meta: meta, Requests: reqs, Tokens: toks}
+	sp := filepath.Join(dir, StepMetricsFile)
+	if _, err := os.Stat(sp); err == nil {
+		if run.Steps, err = ReadStepMetrics(sp); err != nil {
+			return nil, err
+		}
+	}
+	return run, nil
+}
+
+// ValidateRun checks a run folder like ReadRun does, streaming the token file
+// instead of holding it.
+func ValidateRun(dir string) error {
+	if _, err := ReadRunMeta(filepath.Join(dir, RunMetaFile)); err != nil {
+		return err
+	}
+	rp := filepath.Join(dir, RequestMetricsFile)
+	reqs, err := ReadRequestMetrics(rp)
+	if err != nil {
+		return err
+	}
+	tp := filepath.Join(dir, TokenMetricsFile)
+	states, err := scanTokens(tp, nil)
+	if err != nil {
+		return err
+	}
+	if err := checkRunTokens(rp, tp, reqs, states); err != nil {
+		return err
+	}
+	sp := filepath.Join(dir, StepMetricsFile)
+	if _, err := os.Stat(sp); err == nil {
+		if _, err := ReadStepMetrics(sp); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkRunTokens ties request_metrics.csv to token_metrics.csv: every token
+// belongs to a listed request; each request's token count equals
+// num_decode_tokens_actual; for ok requests token 0's time is
+// first_token_time_ns and the last token's time is completion_time_ns; for
+// failed requests the recorded first token, when there is one, matches too.
+func checkRunTokens(reqFile, tokFile string, reqs []RequestMetric, states map[int64]tokenState) error {
+	listed := make(map[int64]bool, len(reqs))
+	for i := range reqs {
+		m := &reqs[i]
+		row := i + 1
+		listed[m.RequestID] = true
+		st := states[m.RequestID]
+		if st.count != m.NumDecodeTokensActual {
+			return rowErr(reqFile, row, "num_decode_tokens_actual", "%d for request %d, but %s has %d tokens for it (expected equal)",
+				m.NumDecodeTokensActual, m.RequestID, filepath.Base(tokFile), st.count)
+		}
+		if st.count == 0 {
+			continue
+		}
+		if m.Status == StatusOK || m.FirstTokenTimeNs >= 0 {
+			if st.first != m.FirstTokenTimeNs {
+				return rowErr(reqFile, row, "first_token_time_ns", "%d for request %d, but its token 0 in %s (row %d) is at %d (expected equal)",
+					m.FirstTokenTimeNs, m.RequestID, filepath.Base(tokFile), st.firstRow, st.first)
+			}
+		}
+		if m.Status == StatusOK && st.last != m.CompletionTimeNs {
+			return rowErr(reqFile, row, "completion_time_ns", "%d for request %d, but its last token in %s is at %d (expected equal)",
+				m.CompletionTimeNs, m.RequestID, filepath.Base(tokFile), st.last)
+		}
+	}
+	// Report the earliest orphan row so the message does not depend on map order.
+	bad, badRow := int64(0), 0
+	for id, st := range states {
+		if !listed[id] && (badRow == 0 || st.firstRow < badRow) {
+			bad, badRow = id, st.firstRow
+		}
+	}
+	if badRow > 0 {
+		return rowErr(tokFile, badRow, "request_id", "%d is not in %s (expected tokens only for listed requests)", bad, filepath.Base(reqFile))
+	}
+	return nil
+}

@@ -1,0 +1,91 @@
+package schema
+
+import (
+	"io"
+	"strconv"
+)
+
+// StepMetricsWriter streams step_metrics.csv.
+type StepMetricsWriter struct{ iw intWriter }
+
+// NewStepMetricsWriter returns a buffered writer; call Flush at the end.
+func NewStepMetricsWriter(w io.Writer) *StepMetricsWriter {
+	return &StepMetricsWriter{iw: newIntWriter(w, StepMetricsColumns)}
+}
+
+// Write appends one row.
+func (s *StepMetricsWriter) Write(m StepMetric) error {
+	iw := &s.iw
+	iw.writeHeader()
+	if iw.err != nil {
+		return iw.err
+	}
+	b := iw.buf[:0]
+	for i, v := range [...]int64{m.Step, m.StartNs, m.EndNs, m.NumPrefillTokens, m.NumDecodeTokens,
+		m.NumRequests, m.NumPrefillRequests, m.NumDecodeRequests, m.NumContextTokens} {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, v, 10)
+	}
+	b = append(b, '\n')
+	iw.buf = b
+	_, iw.err = iw.w.Write(b)
+	return iw.err
+}
+
+// Flush writes the header if nothing was written and flushes the buffer.
+func (s *StepMetricsWriter) Flush() error { return s.iw.flush() }
+
+// WriteStepMetrics writes rows to path.
+func WriteStepMetrics(path string, rows []StepMetric) error {
+	return writeFileWith(path, func(w io.Writer) error {
+		sw := NewStepMetricsWriter(w)
+		for _, r := range rows {
+			if err := sw.Write(r); err != nil {
+				return err
+			}
+		}
+		return sw.Flush()
+	})
+}
+
+// ReadStepMetrics reads and checks step_metrics.csv: values non-negative,
+// steps strictly increasing, start <= end, starts non-decreasing, and the
+// request counts consistent (a request is prefill or decode in a step, so
+// num_requests lies between the larger part and their sum).
+func ReadStepMetrics(path string) ([]StepMetric, error) {
+	var rows []StepMetric
+	var prev StepMetric
+	err := scanInts(path, StepMetricsColumns, func(row int, v []int64) error {
+		for i, x := range v {
+			if x < 0 {
+				return rowErr(path, row, StepMetricsColumns[i], "%d is negative (expected >= 0)", x)
+			}
+		}
+		m := StepMetric{Step: v[0], StartNs: v[1], EndNs: v[2], NumPrefillTokens: v[3], NumDecodeTokens: v[4],
+			NumRequests: v[5], NumPrefillRequests: v[6], NumDecodeRequests: v[7], NumContextTokens: v[8]}
+		if row > 1 {
+			if m.Step <= prev.Step {
+				return rowErr(path, row, "step", "%d after step %d (expected strictly increasing step numbers)", m.Step, prev.Step)
+			}
+			if m.StartNs < prev.StartNs {
+				return rowErr(path, row, "start_ns", "%d is before the previous step's start %d (expected steps in time order)", m.StartNs, prev.StartNs)
+			}
+		}
+		if m.EndNs < m.StartNs {
+			return rowErr(path, row, "end_ns", "%d is before start_ns %d (expected end_ns >= start_ns)", m.EndNs, m.StartNs)
+		}
+		if big := max(m.NumPrefillRequests, m.NumDecodeRequests); m.NumRequests < big || m.NumRequests > m.NumPrefillRequests+m.NumDecodeRequests {
+			return rowErr(path, row, "num_requests", "%d with %d prefill and %d decode requests (expected between %d and %d)",
+				m.NumRequests, m.NumPrefillRequests, m.NumDecodeRequests, big, m.NumPrefillRequests+m.NumDecodeRequests)
+		}
+		rows = append(rows, m)
+		prev = m
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rows, nil
+}

@@ -1,0 +1,175 @@
+package schema
+
+import (
+	"io"
+	"os"
+	"strconv"
+)
+
+// TokenMetricsWriter streams token_metrics.csv. The header is written with
+// the first row (or by Flush for an empty file).
+type TokenMetricsWriter struct{ iw intWriter }
+
+// NewTokenMetricsWriter returns a buffered writer; call Flush at the end.
+func NewTokenMetricsWriter(w io.Writer) *TokenMetricsWriter {
+	return &TokenMetricsWriter{iw: newIntWriter(w, TokenMetricsColumns)}
+}
+
+// Write appends one row.
+func (t *TokenMetricsWriter) Write(m TokenMetric) error {
+	iw := &t.iw
+	iw.writeHeader()
+	if iw.err != nil {
+		return iw.err
+	}
+	b := iw.buf[:0]
+	b = strconv.AppendInt(b, m.RequestID, 10)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, m.TokenIndex, 10)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, m.TokenTimeNs, 10)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, m.TokenLatencyNs, 10)
+	b = append(b, '\n')
+	iw.buf = b
+	_, iw.err = iw.w.Write(b)
+	return iw.err
+}
+
+// Flush writes the header if nothing was written and flushes the buffer.
+func (t *TokenMetricsWriter) Flush() error { return t.iw.flush() }
+
+// WriteTokenMetrics writes rows to path.
+func WriteTokenMetrics(path string, rows []TokenMetric) error {
+	return writeFileWith(path, func(w io.Writer) error {
+		tw := NewTokenMetricsWriter(w)
+		for _, r := range rows {
+			if err := tw.Write(r); err != nil {
+				return err
+			}
+		}
+		return tw.Flush()
+	})
+}
+
+// tokenState is what the token file says about one request so far.
+type tokenState struct {
+	count    int64 // tokens seen; also the next expected token_index
+	first    int64 // token 0 time
+	last     int64 // latest token time
+	firstRow int   // row of token 0, for cross-check messages
+}
+
+// tokenSeq checks token rows as they stream by: per request, token_index runs
+// 0,1,2,... in file order (requests may interleave), times never go back, and
+// token_latency_ns is the gap to the previous token (0 for token 0). Rows of
+// one request usually come together, so the current request is kept out of
+// the map.
+type tokenSeq struct {
+	file   string
+	states map[int64]tokenState
+	curID  int64
+	cur    tokenState
+	hasCur bool
+}
+
+func newTokenSeq(file string) *tokenSeq {
+	return &tokenSeq{file: file, states: make(map[int64]tokenState)}
+}
+
+func (s *tokenSeq) add(row int, m TokenMetric) error {
+	switch {
+	case m.RequestID < 0:
+		return rowErr(s.file, row, "request_id", "%d is negative (expected a request id >= 0)", m.RequestID)
+	case m.TokenIndex < 0:
+		return rowErr(s.file, row, "token_index", "%d is negative (expected >= 0)", m.TokenIndex)
+	case m.TokenTimeNs < 0:
+		return rowErr(s.file, row, "token_time_ns", "%d is negative (expected ns since run start, >= 0)", m.TokenTimeNs)
+	}
+	if !s.hasCur || m.RequestID != s.curID {
+		if s.hasCur {
+			s.states[s.curID] = s.cur
+		}
+		s.curID, s.hasCur = m.RequestID, true
+		s.cur = s.states[m.RequestID]
+	}
+	st := &s.cur
+	if m.TokenIndex != st.count {
+		return rowErr(s.file, row, "token_index", "%d for request %d (expected %d: indexes run 0,1,2,... per request in file order)",
+			m.TokenIndex, m.RequestID, st.count)
+	}
+	if st.count == 0 {
+		if m.TokenLatencyNs != 0 {
+			return rowErr(s.file, row, "token_latency_ns", "%d for token 0 of request %d (expected 0)", m.TokenLatencyNs, m.RequestID)
+		}
+		st.first, st.last, st.firstRow = m.TokenTimeNs, m.TokenTimeNs, row
+	} else {
+		if m.TokenTimeNs < st.last {
+			return rowErr(s.file, row, "token_time_ns", "%d is before the previous token of request %d at %d (expected non-decreasing times)",
+				m.TokenTimeNs, m.RequestID, st.last)
+		}
+		if want := m.TokenTimeNs - st.last; m.TokenLatencyNs != want {
+			return rowErr(s.file, row, "token_latency_ns", "%d for request %d token %d (expected %d = token_time_ns - previous token's)",
+				m.TokenLatencyNs, m.RequestID, m.TokenIndex, want)
+		}
+		st.last = m.TokenTimeNs
+	}
+	st.count++
+	return nil
+}
+
+// done returns the per-request summary.
+func (s *tokenSeq) done() map[int64]tokenState {
+	if s.hasCur {
+		s.states[s.curID] = s.cur
+		s.hasCur = false
+	}
+	return s.states
+}
+
+// ScanTokenMetrics streams token_metrics.csv through fn, checking each row
+// and each request's token sequence on the way.
+func ScanTokenMetrics(path string, fn func(TokenMetric) error) error {
+	_, err := scanTokens(path, fn)
+	return err
+}
+
+func scanTokens(path string, fn func(TokenMetric) error) (map[int64]tokenState, error) {
+	seq := newTokenSeq(path)
+	err := scanInts(path, TokenMetricsColumns, func(row int, v []int64) error {
+		m := TokenMetric{RequestID: v[0], TokenIndex: v[1], TokenTimeNs: v[2], TokenLatencyNs: v[3]}
+		if err := seq.add(row, m); err != nil {
+			return err
+		}
+		if fn != nil {
+			return fn(m)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return seq.done(), nil
+}
+
+// ReadTokenMetrics reads and checks token_metrics.csv.
+func ReadTokenMetrics(path string) ([]TokenMetric, error) {
+	rows, _, err := readTokens(path)
+	return rows, err
+}
+
+func readTokens(path string) ([]TokenMetric, map[int64]tokenState, error) {
+	var rows []TokenMetric
+	if st, err := os.Stat(path); err == nil {
+		// A token row is 25-45 bytes; reserving by size avoids regrowing.
+		rows = make([]TokenMetric, 0, st.Size()/24+1)
+	}
+	states, err := scanTokens(path, func(m TokenMetric) error {
+		rows = append(rows, m)
+		return nil
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	return rows, states, nil
+}
