@@ -4,12 +4,13 @@
 package kinds
 
 import (
+	"github.com/gsim-dev/gsim/pkg/shell"
 	"github.com/gsim-dev/gsim/pkg/stage"
 )
 
 // Registry returns a registry holding every built-in kind.
 func Registry() *stage.Registry {
 	return stage.NewRegistry(
-	// One kind per line, e.g. shell.Kind{},
+		shell.Kind{},
 	)
 }
