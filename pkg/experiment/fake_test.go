@@ -1,0 +1,75 @@
+package experiment_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/gsim-dev/gsim/pkg/stage"
+)
+
+// fakeKind stands in for real kinds, which this package must not depend on.
+type fakeKind struct {
+	stage.Base
+	name  string
+	check func(map[string]any) error
+}
+
+func (k fakeKind) Name() string    { return k.name }
+func (k fakeKind) Version() string { return "test" }
+func (k fakeKind) Run(context.Context, *stage.Spec, stage.Env) error {
+	return errors.New("fake kinds do not run")
+}
+func (k fakeKind) CheckParams(p map[string]any) error {
+	if k.check == nil {
+		return nil
+	}
+	return k.check(p)
+}
+
+// benchParams is what the strict "checked" kind accepts.
+type benchParams struct {
+	Rate    float64 `json:"rate"`
+	Arrival struct {
+		Process string  `json:"process"`
+		Rate    float64 `json:"rate"`
+	} `json:"arrival"`
+	Models []struct {
+		Name string `json:"name"`
+	} `json:"models"`
+}
+
+func checkBench(params map[string]any) error {
+	var p benchParams
+	if err := stage.DecodeParams(params, &p); err != nil {
+		return err
+	}
+	var errs []error
+	if _, ok := params["rate"]; !ok {
+		errs = append(errs, &stage.ParamError{Path: "rate", Msg: "required: set the request rate in requests/s"})
+	} else if p.Rate <= 0 {
+		errs = append(errs, &stage.ParamError{Path: "rate", Msg: fmt.Sprintf("must be > 0, got %v", p.Rate)})
+	}
+	if p.Arrival.Process != "" && p.Arrival.Process != "poisson" && p.Arrival.Process != "gamma" {
+		errs = append(errs, &stage.ParamError{Path: "arrival.process", Msg: fmt.Sprintf("unknown process %q: use poisson or gamma", p.Arrival.Process)})
+	}
+	for i, m := range p.Models {
+		if m.Name == "" {
+			errs = append(errs, &stage.ParamError{Path: fmt.Sprintf("models.%d.name", i), Msg: "required"})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func testRegistry() *stage.Registry {
+	return stage.NewRegistry(
+		fakeKind{name: "workload"},
+		fakeKind{name: "real-bench"},
+		fakeKind{name: "sim"},
+		fakeKind{name: "profile"},
+		fakeKind{name: "compare"},
+		fakeKind{name: "report"},
+		fakeKind{name: "shell"},
+		fakeKind{name: "checked", check: checkBench},
+	)
+}

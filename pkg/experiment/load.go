@@ -1,0 +1,469 @@
+package experiment
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/gsim-dev/gsim/pkg/plan"
+	"github.com/gsim-dev/gsim/pkg/stage"
+)
+
+// Options change how an experiment is loaded.
+type Options struct {
+	// Sets are "--set path=value" overrides, applied before expansion, e.g.
+	// "stages.bench.with.rate=4" or "matrix.rate=[1,2]".
+	Sets []string
+	// Registry checks `uses:` kinds and each instance's params. Nil skips
+	// both (for tools that only draw the graph).
+	Registry *stage.Registry
+}
+
+// Load reads, overrides, validates and expands the experiment at path.
+// Every problem found is returned at once, each an *Error, sorted by
+// position and joined with errors.Join.
+func Load(path string, opt Options) (*plan.Plan, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read experiment: %w", err)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("experiment %s: %w", path, err)
+	}
+	root, err := parseYAML(path, data)
+	if err != nil {
+		return nil, err
+	}
+	p := &problems{file: path}
+	for _, s := range opt.Sets {
+		applySet(p, root, s)
+	}
+	if p.any() {
+		return nil, p.err()
+	}
+	f := decodeFile(p, path, root)
+	decodeOK := !p.any()
+	refs := check(p, f, opt.Registry, decodeOK)
+	if p.any() {
+		return nil, p.err()
+	}
+	pl, err := expand(f, refs)
+	if err != nil {
+		return nil, err
+	}
+	pl.File = abs
+	pl.BaseDir = filepath.Dir(abs)
+	if opt.Registry != nil {
+		checkParams(p, f, pl, opt.Registry)
+		if p.any() {
+			return nil, p.err()
+		}
+	}
+	return pl, nil
+}
+
+// check runs the semantic checks. Cross-stage checks (needs, cycles, unused
+// variables) only run on a file that decoded cleanly, as a half-decoded file
+// would produce misleading follow-on errors. It returns the matrix variables
+// each stage's own params use.
+func check(p *problems, f *File, reg *stage.Registry, crossStage bool) map[string]map[string]bool {
+	defined := map[string]bool{}
+	for _, v := range f.Matrix {
+		defined[v.Name] = true
+	}
+	byName := map[string]*Stage{}
+	var names []string
+	for _, s := range f.Stages {
+		byName[s.Name] = s
+		names = append(names, s.Name)
+	}
+	refs := map[string]map[string]bool{}
+	usedAny := map[string]bool{}
+	for _, s := range f.Stages {
+		if reg != nil && s.Uses != "" {
+			if _, ok := reg.Lookup(s.Uses); !ok {
+				p.add(s.UsesPos, "stages.%s.uses: unknown stage kind %q%s; known kinds: %s", s.Name, s.Uses, didYouMean(s.Uses, reg.Names()), quoteList(reg.Names()))
+			}
+		}
+		used := map[string]bool{}
+		if s.With != nil {
+			scanRefs(p, "stages."+s.Name+".with", s.With, defined, used)
+		}
+		refs[s.Name] = used
+		for v := range used {
+			usedAny[v] = true
+		}
+		seen := map[string]bool{}
+		for _, n := range s.Needs {
+			if n.Stage == s.Name {
+				p.add(n.Pos, "stages.%s.needs: a stage cannot need itself; remove %q from its needs", s.Name, n.Stage)
+				continue
+			}
+			if seen[n.Stage] {
+				p.add(n.Pos, "stages.%s.needs: %q is listed twice; list each stage once", s.Name, n.Stage)
+				continue
+			}
+			seen[n.Stage] = true
+			if crossStage && byName[n.Stage] == nil {
+				others := without(names, s.Name)
+				p.add(n.Pos, "stages.%s.needs: unknown stage %q%s; stages: %s", s.Name, n.Stage, didYouMean(n.Stage, others), quoteList(others))
+			}
+		}
+	}
+	if !crossStage {
+		return refs
+	}
+	for _, v := range f.Matrix {
+		if !usedAny[v.Name] {
+			p.add(v.Pos, "unused matrix variable %s: use it in a stage's with: as ${{ matrix.%s }} or remove it", v.Name, v.Name)
+		}
+	}
+	checkCycles(p, f, byName)
+	return refs
+}
+
+func without(list []string, drop string) []string {
+	var out []string
+	for _, s := range list {
+		if s != drop {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// checkCycles reports each cycle once, as a path, at the need that closes
+// the cycle's first edge (from the earliest declared stage on it).
+func checkCycles(p *problems, f *File, byName map[string]*Stage) {
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := map[string]int{}
+	var stack []string
+	var visit func(s *Stage)
+	visit = func(s *Stage) {
+		color[s.Name] = grey
+		stack = append(stack, s.Name)
+		for _, n := range s.Needs {
+			up := byName[n.Stage]
+			if up == nil || up == s {
+				continue
+			}
+			switch color[up.Name] {
+			case white:
+				visit(up)
+			case grey:
+				// The cycle is the stack from up to s, closed by s -> up.
+				i := len(stack) - 1
+				for stack[i] != up.Name {
+					i--
+				}
+				cyc := append([]string(nil), stack[i:]...)
+				// Report it from the earliest declared stage on it, following
+				// needs, so the text does not depend on where the walk began.
+				start := 0
+				for j, name := range cyc {
+					if f.index(name) < f.index(cyc[start]) {
+						start = j
+					}
+				}
+				rot := append(append([]string(nil), cyc[start:]...), cyc[:start]...)
+				first := byName[rot[0]]
+				next := rot[(1)%len(rot)]
+				at := first.Pos
+				for _, nn := range first.Needs {
+					if nn.Stage == next {
+						at = nn.Pos
+					}
+				}
+				path := append(rot, rot[0])
+				p.add(at, "dependency cycle: %s needs %s; break the cycle by removing one of these needs", path[0], strings.Join(path[1:], " needs "))
+			}
+		}
+		stack = stack[:len(stack)-1]
+		color[s.Name] = black
+	}
+	for _, s := range f.Stages {
+		if color[s.Name] == white {
+			visit(s)
+		}
+	}
+}
+
+func (f *File) index(name string) int {
+	for i, s := range f.Stages {
+		if s.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// stageOrder is a topological order of stages with declaration order as the
+// tie-break: repeatedly take the earliest declared stage whose needs are
+// placed. The file must be acyclic.
+func stageOrder(f *File) []*Stage {
+	placed := map[string]bool{}
+	var out []*Stage
+	for len(out) < len(f.Stages) {
+		progressed := false
+		for _, s := range f.Stages {
+			if placed[s.Name] {
+				continue
+			}
+			ready := true
+			for _, n := range s.Needs {
+				if !placed[n.Stage] {
+					ready = false
+					break
+				}
+			}
+			if ready {
+				placed[s.Name] = true
+				out = append(out, s)
+				progressed = true
+				break
+			}
+		}
+		if !progressed {
+			panic("experiment: stageOrder on a cyclic file")
+		}
+	}
+	return out
+}
+
+// expand turns stages into instances, one per cell of the matrix variables
+// each stage depends on.
+func expand(f *File, refs map[string]map[string]bool) (*plan.Plan, error) {
+	pl := &plan.Plan{Name: f.Name, Description: f.Description}
+	order := map[string]int{}
+	values := map[string][]any{}
+	for i, v := range f.Matrix {
+		pl.MatrixOrder = append(pl.MatrixOrder, v.Name)
+		order[v.Name] = i
+		values[v.Name] = v.Values
+	}
+	dims := map[string][]string{}
+	instances := map[string][]*plan.Instance{}
+	for _, s := range stageOrder(f) {
+		set := map[string]bool{}
+		for v := range refs[s.Name] {
+			set[v] = true
+		}
+		for _, n := range s.Needs {
+			if !n.All {
+				for _, d := range dims[n.Stage] {
+					set[d] = true
+				}
+			}
+		}
+		d := sortedBy(set, order)
+		dims[s.Name] = d
+		for _, cell := range cells(d, values) {
+			in := &plan.Instance{
+				ID:    InstanceID(s.Name, d, cell),
+				Stage: s.Name,
+				Kind:  s.Uses,
+				Cell:  cell,
+				Line:  s.Pos.Line,
+				Col:   s.Pos.Col,
+			}
+			params := map[string]any{}
+			if s.With != nil {
+				v, err := resolve(s.With, cell, f.Name)
+				if err != nil {
+					return nil, &Error{File: f.Path, Line: s.WithPos.Line, Col: s.WithPos.Col, Msg: fmt.Sprintf("stages.%s.with: %v", s.Name, err)}
+				}
+				params = v.(map[string]any)
+			}
+			in.Params = params
+			for _, n := range s.Needs {
+				dep := plan.Dep{Stage: n.Stage, FanIn: n.All}
+				for _, up := range instances[n.Stage] {
+					if agrees(up.Cell, cell) {
+						dep.Instances = append(dep.Instances, up.ID)
+					}
+				}
+				if !n.All && len(dep.Instances) != 1 {
+					return nil, fmt.Errorf("experiment: %s: need %s resolved to %d instances", in.ID, n.Stage, len(dep.Instances))
+				}
+				in.Needs = append(in.Needs, dep)
+			}
+			instances[s.Name] = append(instances[s.Name], in)
+			pl.Instances = append(pl.Instances, in)
+		}
+	}
+	return pl, nil
+}
+
+// agrees reports whether two cells have the same value on every dimension
+// both have. For an ordinary need the upstream dims are a subset, so this
+// picks the restriction of the cell; for a fan-in it picks every upstream
+// cell compatible with this one (all of them when this stage has none of
+// the upstream's dims).
+func agrees(up, cell map[string]any) bool {
+	for k, v := range up {
+		if w, ok := cell[k]; ok && Format(w) != Format(v) {
+			return false
+		}
+	}
+	return true
+}
+
+func sortedBy(set map[string]bool, order map[string]int) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool { return order[out[i]] < order[out[j]] })
+	return out
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// cells is the cartesian product of the dims' values, the first dim varying
+// slowest, values in declaration order.
+func cells(dims []string, values map[string][]any) []map[string]any {
+	out := []map[string]any{{}}
+	for _, d := range dims {
+		var next []map[string]any
+		for _, c := range out {
+			for _, v := range values[d] {
+				nc := make(map[string]any, len(c)+1)
+				for k, x := range c {
+					nc[k] = x
+				}
+				nc[d] = v
+				next = append(next, nc)
+			}
+		}
+		out = next
+	}
+	return out
+}
+
+// InstanceID names an instance: "stage" or "stage[rate=4,policy=vllm]" with
+// dims in matrix declaration order and values formatted canonically.
+func InstanceID(stageName string, dims []string, cell map[string]any) string {
+	if len(dims) == 0 {
+		return stageName
+	}
+	parts := make([]string, len(dims))
+	for i, d := range dims {
+		parts[i] = d + "=" + Format(cell[d])
+	}
+	return stageName + "[" + strings.Join(parts, ",") + "]"
+}
+
+// checkParams lets each kind check each instance's resolved params, mapping
+// *stage.ParamError paths back to the YAML. The same complaint about several
+// instances of a stage is reported once, naming them.
+func checkParams(p *problems, f *File, pl *plan.Plan, reg *stage.Registry) {
+	byName := map[string]*Stage{}
+	for _, s := range f.Stages {
+		byName[s.Name] = s
+	}
+	type complaint struct {
+		at  Pos
+		msg string
+	}
+	var order []complaint
+	who := map[complaint][]string{}
+	count := map[string]int{}
+	for _, in := range pl.Instances {
+		count[in.Stage]++
+		k, ok := reg.Lookup(in.Kind)
+		if !ok {
+			continue
+		}
+		s := byName[in.Stage]
+		for _, e := range flatten(k.CheckParams(in.Params)) {
+			c := complaint{at: s.WithPos, msg: e.Error()}
+			var pe *stage.ParamError
+			if errors.As(e, &pe) {
+				c.at = paramPos(s, pe.Path)
+			}
+			if _, seen := who[c]; !seen {
+				order = append(order, c)
+			}
+			who[c] = append(who[c], in.ID)
+		}
+	}
+	for _, c := range order {
+		ids := who[c]
+		stageName := pl.Lookup(ids[0]).Stage
+		var subject string
+		switch {
+		case len(ids) == 1:
+			subject = ids[0]
+		case len(ids) == count[stageName]:
+			subject = fmt.Sprintf("%s (all %d instances)", stageName, len(ids))
+		default:
+			subject = strings.Join(ids, ", ")
+		}
+		p.add(c.at, "%s: %s", subject, c.msg)
+	}
+}
+
+// flatten unpacks errors.Join trees into their leaves.
+func flatten(err error) []error {
+	if err == nil {
+		return nil
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// paramPos finds a dotted param path (list indexes as numbers) in the stage's
+// with: tree and returns the position of the deepest part that exists, so a
+// missing required param points at its parent (or at with:).
+func paramPos(s *Stage, path string) Pos {
+	at := s.WithPos
+	if s.With == nil || path == "" {
+		return at
+	}
+	cur := s.With
+	for _, part := range strings.Split(path, ".") {
+		cur = deref(cur)
+		switch cur.Kind {
+		case yaml.MappingNode:
+			k, v := lookupEntry(cur, part)
+			if k == nil {
+				return at
+			}
+			at, cur = posOf(k), v
+		case yaml.SequenceNode:
+			i, err := strconv.Atoi(part)
+			if err != nil || i < 0 || i >= len(cur.Content) {
+				return at
+			}
+			cur = cur.Content[i]
+			at = posOf(cur)
+		default:
+			return at
+		}
+	}
+	return at
+}
