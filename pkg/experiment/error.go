@@ -119,7 +119,7 @@ func editDistance(a, b string) int {
 // didYouMean formats a suggestion suffix, or "" when nothing is close.
 func didYouMean(s string, candidates []string) string {
 	if c, ok := closest(s, candidates); ok {
-		return fmt.Sprintf("; did you mean %q?", c)
+		return fmt.Sprintf(" (did you mean %q?)", c)
 	}
 	return ""
 }

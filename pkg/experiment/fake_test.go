@@ -40,21 +40,25 @@ type benchParams struct {
 }
 
 func checkBench(params map[string]any) error {
+	var errs []error
 	var p benchParams
 	if err := stage.DecodeParams(params, &p); err != nil {
-		return err
+		errs = append(errs, err)
 	}
-	var errs []error
-	if _, ok := params["rate"]; !ok {
+	rate, ok := params["rate"]
+	if !ok {
 		errs = append(errs, &stage.ParamError{Path: "rate", Msg: "required: set the request rate in requests/s"})
-	} else if p.Rate <= 0 {
-		errs = append(errs, &stage.ParamError{Path: "rate", Msg: fmt.Sprintf("must be > 0, got %v", p.Rate)})
+	} else if r, isNum := rate.(int); isNum && r <= 0 {
+		errs = append(errs, &stage.ParamError{Path: "rate", Msg: fmt.Sprintf("must be > 0, got %v", r)})
 	}
-	if p.Arrival.Process != "" && p.Arrival.Process != "poisson" && p.Arrival.Process != "gamma" {
-		errs = append(errs, &stage.ParamError{Path: "arrival.process", Msg: fmt.Sprintf("unknown process %q: use poisson or gamma", p.Arrival.Process)})
+	if arr, ok := params["arrival"].(map[string]any); ok {
+		if proc, _ := arr["process"].(string); proc != "poisson" && proc != "gamma" {
+			errs = append(errs, &stage.ParamError{Path: "arrival.process", Msg: fmt.Sprintf("unknown process %q: use poisson or gamma", proc)})
+		}
 	}
-	for i, m := range p.Models {
-		if m.Name == "" {
+	models, _ := params["models"].([]any)
+	for i, m := range models {
+		if mm, _ := m.(map[string]any); mm["name"] == nil {
 			errs = append(errs, &stage.ParamError{Path: fmt.Sprintf("models.%d.name", i), Msg: "required"})
 		}
 	}

@@ -247,38 +247,33 @@ func decodeMatrix(p *problems, v *yaml.Node) []*MatrixVar {
 		}
 		mv := &MatrixVar{Name: name, Pos: posOf(k)}
 		seen := map[string]Pos{}
-		ok := true
 		for _, item := range list.Content {
 			item = deref(item)
 			if item.Kind != yaml.ScalarNode || item.ShortTag() == "!!null" {
 				p.add(posOf(item), "matrix.%s: values must be numbers, strings or booleans, got %s", name, describe(item))
-				ok = false
 				continue
 			}
 			val, err := scalarValue(item)
 			if err != nil {
 				p.add(posOf(item), "matrix.%s: %v", name, err)
-				ok = false
 				continue
 			}
 			text := Format(val)
 			if strings.ContainsAny(text, "/\\,=[]\"'") || strings.IndexFunc(text, isSpaceOrControl) >= 0 || text == "" {
 				p.add(posOf(item), "matrix.%s: value %q cannot name an instance folder; use a short name without spaces, quotes, '/', '\\', ',', '=', '[' or ']'", name, text)
-				ok = false
 				continue
 			}
 			if first, dup := seen[text]; dup {
 				p.add(posOf(item), "matrix.%s: duplicate value %s (first at line %d)", name, text, first.Line)
-				ok = false
 				continue
 			}
 			seen[text] = posOf(item)
 			mv.Values = append(mv.Values, val)
 			mv.ValuePos = append(mv.ValuePos, posOf(item))
 		}
-		if ok {
-			out = append(out, mv)
-		}
+		// A variable with a bad value is still defined, so uses of it do
+		// not add "undefined variable" noise; the error above stops loading.
+		out = append(out, mv)
 	})
 	return out
 }

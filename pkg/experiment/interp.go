@@ -90,8 +90,13 @@ func scanRefs(p *problems, where string, n *yaml.Node, defined map[string]bool, 
 				continue
 			}
 			if !defined[s.matrixVar] {
-				p.add(posOf(n), "%s: undefined matrix variable %q in ${{ matrix.%s }}; define it under matrix: (defined: %s)%s",
-					where, s.matrixVar, s.matrixVar, quoteList(sortedKeys(defined)), didYouMean(s.matrixVar, sortedKeys(defined)))
+				if len(defined) == 0 {
+					p.add(posOf(n), "%s: undefined matrix variable %q in ${{ matrix.%s }}: the experiment has no matrix:; add one (e.g. `matrix: {%s: [1, 2]}`)",
+						where, s.matrixVar, s.matrixVar, s.matrixVar)
+					continue
+				}
+				p.add(posOf(n), "%s: undefined matrix variable %q in ${{ matrix.%s }}%s; define it under matrix: (defined: %s)",
+					where, s.matrixVar, s.matrixVar, didYouMean(s.matrixVar, sortedKeys(defined)), quoteList(sortedKeys(defined)))
 				continue
 			}
 			used[s.matrixVar] = true

@@ -444,6 +444,18 @@ func paramPos(s *Stage, path string) Pos {
 	if s.With == nil || path == "" {
 		return at
 	}
+	// encoding/json names an unknown field by its leaf name only; when that
+	// name is not a top-level param, a unique key of that name anywhere in
+	// with: is the one meant.
+	if !strings.Contains(path, ".") {
+		if k, _ := lookupEntry(s.With, path); k == nil {
+			var found []*yaml.Node
+			findKeys(s.With, path, &found)
+			if len(found) == 1 {
+				return posOf(found[0])
+			}
+		}
+	}
 	cur := s.With
 	for _, part := range strings.Split(path, ".") {
 		cur = deref(cur)
@@ -466,4 +478,21 @@ func paramPos(s *Stage, path string) Pos {
 		}
 	}
 	return at
+}
+
+func findKeys(n *yaml.Node, key string, out *[]*yaml.Node) {
+	n = deref(n)
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				*out = append(*out, n.Content[i])
+			}
+			findKeys(n.Content[i+1], key, out)
+		}
+	case yaml.SequenceNode:
+		for _, c := range n.Content {
+			findKeys(c, key, out)
+		}
+	}
 }
