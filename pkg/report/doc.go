@@ -1,0 +1,183 @@
+package report
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"html/template"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// doc is a report as plain blocks, rendered into summary.md and report.html
+// from the same data so the two always say the same thing.
+type doc struct {
+	Title  string
+	Blocks []block
+}
+
+// block is one heading, paragraph, list, table or figure. Text may use
+// **bold** and `code`, the only markdown the HTML renderer converts.
+type block struct {
+	Heading string
+	Para    string
+	List    []string
+	Table   *table
+	Figure  *figure
+}
+
+func (d *doc) h(s string) { d.Blocks = append(d.Blocks, block{Heading: s}) }
+func (d *doc) p(format string, a ...any) {
+	d.Blocks = append(d.Blocks, block{Para: fmt.Sprintf(format, a...)})
+}
+func (d *doc) list(items []string) { d.Blocks = append(d.Blocks, block{List: items}) }
+func (d *doc) table(t table)       { d.Blocks = append(d.Blocks, block{Table: &t}) }
+func (d *doc) fig(f figure)        { d.Blocks = append(d.Blocks, block{Figure: &f}) }
+
+func (d *doc) markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# %s\n", d.Title)
+	for _, bl := range d.Blocks {
+		b.WriteString("\n")
+		switch {
+		case bl.Heading != "":
+			fmt.Fprintf(&b, "## %s\n", bl.Heading)
+		case bl.Para != "":
+			b.WriteString(bl.Para + "\n")
+		case bl.List != nil:
+			for _, it := range bl.List {
+				b.WriteString("- " + it + "\n")
+			}
+		case bl.Table != nil:
+			b.WriteString(bl.Table.markdown())
+		case bl.Figure != nil:
+			fmt.Fprintf(&b, "![%s](%s)\n", bl.Figure.Title, bl.Figure.File)
+		}
+	}
+	return b.String()
+}
+
+var (
+	boldRe = regexp.MustCompile(`\*\*([^*]+)\*\*`)
+	codeRe = regexp.MustCompile("`([^`]+)`")
+)
+
+func inline(s string) template.HTML {
+	e := template.HTMLEscapeString(s)
+	e = boldRe.ReplaceAllString(e, "<strong>$1</strong>")
+	e = codeRe.ReplaceAllString(e, "<code>$1</code>")
+	return template.HTML(e)
+}
+
+type htmlBlock struct {
+	Heading string
+	Para    template.HTML
+	List    []template.HTML
+	Head    []string
+	Rows    [][]template.HTML
+	IsTable bool
+	Img     template.URL
+	Alt     string
+	Caption string
+}
+
+const css = `body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
+h1{font-size:1.6em;border-bottom:2px solid #ddd;padding-bottom:.3em}h2{font-size:1.25em;margin-top:1.8em;border-bottom:1px solid #eee}
+table{border-collapse:collapse;margin:.8em 0;font-size:.9em}th,td{border:1px solid #ccc;padding:.25em .6em}th{background:#f4f4f4}
+td:not(:first-child){text-align:right;font-variant-numeric:tabular-nums}code{background:#f4f4f4;padding:0 .2em;border-radius:3px;font-size:.9em}
+figure{margin:1em 0}img{max-width:100%;border:1px solid #eee}figcaption{font-size:.85em;color:#555}`
+
+var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
+<title>{{.Title}}</title><style>{{.CSS}}</style></head>
+<body><h1>{{.Title}}</h1>
+{{range .Blocks}}{{if .Heading}}<h2>{{.Heading}}</h2>
+{{else if .Para}}<p>{{.Para}}</p>
+{{else if .List}}<ul>{{range .List}}<li>{{.}}</li>{{end}}</ul>
+{{else if .IsTable}}<table><thead><tr>{{range .Head}}<th>{{.}}</th>{{end}}</tr></thead><tbody>
+{{range .Rows}}<tr>{{range .}}<td>{{.}}</td>{{end}}</tr>
+{{end}}</tbody></table>
+{{else if .Img}}<figure><img src="{{.Img}}" alt="{{.Alt}}"><figcaption>{{.Caption}}</figcaption></figure>
+{{end}}{{end}}</body></html>
+`))
+
+// html renders a self-contained page: inline CSS, figures as base64 data
+// URIs read from outDir, no script and no external request.
+func (d *doc) html(outDir string) ([]byte, error) {
+	var blocks []htmlBlock
+	for _, bl := range d.Blocks {
+		var hb htmlBlock
+		switch {
+		case bl.Heading != "":
+			hb.Heading = bl.Heading
+		case bl.Para != "":
+			hb.Para = inline(bl.Para)
+		case bl.List != nil:
+			for _, it := range bl.List {
+				hb.List = append(hb.List, inline(it))
+			}
+		case bl.Table != nil:
+			hb.IsTable = true
+			hb.Head = bl.Table.Head
+			for _, r := range bl.Table.Rows {
+				cells := make([]template.HTML, len(r))
+				for i, c := range r {
+					cells[i] = inline(c)
+				}
+				hb.Rows = append(hb.Rows, cells)
+			}
+		case bl.Figure != nil:
+			png, err := os.ReadFile(filepath.Join(outDir, bl.Figure.File))
+			if err != nil {
+				return nil, fmt.Errorf("report.html: %w", err)
+			}
+			hb.Img = template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png))
+			hb.Alt = bl.Figure.Title
+			hb.Caption = bl.Figure.Title + ": " + bl.Figure.Caption
+		}
+		blocks = append(blocks, hb)
+	}
+	var buf bytes.Buffer
+	err := pageTmpl.Execute(&buf, struct {
+		Title  string
+		CSS    template.CSS
+		Blocks []htmlBlock
+	}{d.Title, template.CSS(css), blocks})
+	if err != nil {
+		return nil, fmt.Errorf("report.html: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// flatten turns nested run_meta maps into sorted dotted keys for the
+// provenance table.
+func flatten(prefix string, v any, out map[string]string) {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, x := range t {
+			p := k
+			if prefix != "" {
+				p = prefix + "." + k
+			}
+			flatten(p, x, out)
+		}
+	case nil:
+		if prefix != "" {
+			out[prefix] = "null"
+		}
+	default:
+		out[prefix] = fmt.Sprint(t)
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

@@ -1,0 +1,279 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+
+	"github.com/gsim-dev/gsim/pkg/analysis"
+	chart "github.com/wcharczuk/go-chart/v2"
+	"github.com/wcharczuk/go-chart/v2/drawing"
+)
+
+// maxCDFPoints bounds each CDF line so a 2.5M-token ITL figure renders in
+// milliseconds and stays a small PNG.
+const maxCDFPoints = 2000
+
+// logSpan is the max/min ratio (decades) above which an axis is drawn in
+// log10: a 5 ms ITL body next to a 2 s queueing tail is unreadable linearly.
+const logSpan = 100
+
+// palette is Okabe–Ito (distinguishable with colour-blindness), reference first.
+var palette = []drawing.Color{
+	{R: 0, G: 0, B: 0, A: 255},
+	{R: 0, G: 114, B: 178, A: 255},
+	{R: 230, G: 159, B: 0, A: 255},
+	{R: 0, G: 158, B: 115, A: 255},
+	{R: 204, G: 121, B: 167, A: 255},
+	{R: 213, G: 94, B: 0, A: 255},
+	{R: 86, G: 180, B: 233, A: 255},
+	{R: 240, G: 228, B: 66, A: 255},
+}
+
+func seriesStyle(i int) chart.Style {
+	return chart.Style{StrokeColor: palette[i%len(palette)], StrokeWidth: 2}
+}
+
+// axis maps data values onto a chart axis, linear or log10 with explicit
+// decade ticks (go-chart's own log range places ticks inaccurately).
+type axis struct {
+	log    bool
+	lo, hi float64 // in axis units
+	ticks  []chart.Tick
+}
+
+func (a axis) pos(v float64) float64 {
+	if !a.log {
+		return v
+	}
+	return math.Log10(max(v, math.Pow(10, a.lo)))
+}
+
+// newAxis picks the scale for values in [lo, hi] (data units).
+func newAxis(lo, hi float64) axis {
+	if math.IsNaN(lo) || math.IsNaN(hi) || math.IsInf(lo, 0) || math.IsInf(hi, 0) {
+		lo, hi = 0, 1
+	}
+	if lo > 0 && hi/lo > logSpan {
+		a := axis{log: true, lo: math.Floor(math.Log10(lo)), hi: math.Ceil(math.Log10(hi))}
+		for d := a.lo; d <= a.hi; d++ {
+			a.ticks = append(a.ticks, chart.Tick{Value: d, Label: formatNum(math.Pow(10, d))})
+		}
+		return a
+	}
+	if hi <= lo {
+		lo, hi = lo-1, hi+1
+	}
+	lo = min(lo, 0) // latency axes start at 0 so relative gaps read right
+	step := niceStep((hi - lo) / 6)
+	a := axis{lo: math.Floor(lo/step) * step, hi: math.Ceil(hi/step) * step}
+	for v := a.lo; v <= a.hi+step/2; v += step {
+		a.ticks = append(a.ticks, chart.Tick{Value: v, Label: formatNum(v)})
+	}
+	return a
+}
+
+func niceStep(raw float64) float64 {
+	if raw <= 0 {
+		return 1
+	}
+	p := math.Pow(10, math.Floor(math.Log10(raw)))
+	for _, m := range []float64{1, 2, 2.5, 5, 10} {
+		if raw <= m*p {
+			return m * p
+		}
+	}
+	return 10 * p
+}
+
+func formatNum(v float64) string {
+	if v == 0 {
+		return "0"
+	}
+	r := math.Round(v*1e6) / 1e6
+	return strconv.FormatFloat(r, 'g', 6, 64)
+}
+
+func (a axis) label(name, unit string) string {
+	if unit == "" {
+		return name
+	}
+	if a.log {
+		return fmt.Sprintf("%s (%s, log scale)", name, unit)
+	}
+	return fmt.Sprintf("%s (%s)", name, unit)
+}
+
+// CDFLine is one run's sample on a CDF figure.
+type CDFLine struct {
+	Label  string
+	Sorted []float64
+}
+
+// WriteCDF renders the empirical CDFs of lines, overlaid, as a PNG.
+func WriteCDF(w io.Writer, title string, m analysis.MetricInfo, lines []CDFLine) error {
+	lo, hi := math.Inf(1), math.Inf(-1)
+	posLo := math.Inf(1)
+	for _, l := range lines {
+		if len(l.Sorted) == 0 {
+			continue
+		}
+		lo, hi = min(lo, l.Sorted[0]), max(hi, l.Sorted[len(l.Sorted)-1])
+		for _, v := range l.Sorted {
+			if v > 0 {
+				posLo = min(posLo, v)
+				break
+			}
+		}
+	}
+	// Zero gaps (two tokens in one step) are real; a log axis pins them at
+	// its left edge rather than dropping them.
+	scaleLo := lo
+	if lo <= 0 && posLo < math.Inf(1) && hi/posLo > logSpan {
+		scaleLo = posLo
+	}
+	ax := newAxis(scaleLo, hi)
+	var series []chart.Series
+	for i, l := range lines {
+		if len(l.Sorted) == 0 {
+			continue
+		}
+		xs, ys := analysis.ECDFSteps(l.Sorted, maxCDFPoints)
+		for k := range xs {
+			xs[k] = ax.pos(xs[k])
+		}
+		series = append(series, chart.ContinuousSeries{
+			Name: fmt.Sprintf("%s (n=%d)", l.Label, len(l.Sorted)), XValues: xs, YValues: ys, Style: seriesStyle(i),
+		})
+	}
+	if len(series) == 0 {
+		return fmt.Errorf("figure %q: no data in any run", title)
+	}
+	yTicks := make([]chart.Tick, 0, 11)
+	for k := 0; k <= 10; k++ {
+		v := float64(k) / 10
+		yTicks = append(yTicks, chart.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', 1, 64)})
+	}
+	g := chart.Chart{
+		Title:      title,
+		Width:      900,
+		Height:     540,
+		Background: chart.Style{Padding: chart.Box{Top: 50, Left: 20, Right: 30, Bottom: 20}},
+		XAxis: chart.XAxis{
+			Name:           ax.label(m.Name, m.Unit),
+			Range:          &chart.ContinuousRange{Min: ax.lo, Max: ax.hi},
+			Ticks:          ax.ticks,
+			GridMajorStyle: chart.Style{StrokeColor: drawing.Color{R: 220, G: 220, B: 220, A: 255}, StrokeWidth: 1},
+		},
+		YAxis: chart.YAxis{
+			Name:  "fraction of samples ≤ x (ECDF)",
+			Range: &chart.ContinuousRange{Min: 0, Max: 1},
+			Ticks: yTicks,
+		},
+		Series: series,
+	}
+	g.Elements = []chart.Renderable{chart.Legend(&g)}
+	if err := g.Render(chart.PNG, w); err != nil {
+		return fmt.Errorf("figure %q: %w", title, err)
+	}
+	return nil
+}
+
+// XYLine is one run's values against the sweep variable.
+type XYLine struct {
+	Label string
+	X, Y  []float64
+}
+
+// WriteXY renders lines of y against x (the sweep report's P50/P99 figures).
+// xTicks label categorical x values; nil means numeric ticks.
+func WriteXY(w io.Writer, title, xName string, xTicks []chart.Tick, yInfo analysis.MetricInfo, yName string, lines []XYLine) error {
+	xlo, xhi := math.Inf(1), math.Inf(-1)
+	ylo, yhi := math.Inf(1), math.Inf(-1)
+	n := 0
+	for _, l := range lines {
+		for k := range l.X {
+			if math.IsNaN(l.Y[k]) {
+				continue
+			}
+			xlo, xhi = min(xlo, l.X[k]), max(xhi, l.X[k])
+			ylo, yhi = min(ylo, l.Y[k]), max(yhi, l.Y[k])
+			n++
+		}
+	}
+	if n == 0 {
+		return fmt.Errorf("figure %q: no data in any run", title)
+	}
+	var xa axis
+	switch {
+	case xTicks != nil:
+		xa = axis{lo: xlo - 0.5, hi: xhi + 0.5, ticks: xTicks}
+	case xlo > 0 && xhi/xlo > logSpan:
+		xa = newAxis(xlo, xhi)
+	default:
+		pad := (xhi - xlo) * 0.05
+		if pad == 0 {
+			pad = 0.5
+		}
+		xa = axis{lo: xlo - pad, hi: xhi + pad}
+		xa.ticks = xTicksFor(lines, xa)
+	}
+	ya := newAxis(ylo, yhi)
+	var series []chart.Series
+	for i, l := range lines {
+		var xs, ys []float64
+		for k := range l.X {
+			if math.IsNaN(l.Y[k]) {
+				continue
+			}
+			xs = append(xs, xa.pos(l.X[k]))
+			ys = append(ys, ya.pos(l.Y[k]))
+		}
+		if len(xs) == 0 {
+			continue
+		}
+		st := seriesStyle(i)
+		st.DotWidth = 4
+		st.DotColor = st.StrokeColor
+		series = append(series, chart.ContinuousSeries{Name: l.Label, XValues: xs, YValues: ys, Style: st})
+	}
+	g := chart.Chart{
+		Title:      title,
+		Width:      900,
+		Height:     540,
+		Background: chart.Style{Padding: chart.Box{Top: 50, Left: 20, Right: 30, Bottom: 20}},
+		XAxis:      chart.XAxis{Name: xName, Range: &chart.ContinuousRange{Min: xa.lo, Max: xa.hi}, Ticks: xa.ticks},
+		YAxis:      chart.YAxis{Name: ya.label(yName, yInfo.Unit), Range: &chart.ContinuousRange{Min: ya.lo, Max: ya.hi}, Ticks: ya.ticks},
+		Series:     series,
+	}
+	g.Elements = []chart.Renderable{chart.Legend(&g)}
+	if err := g.Render(chart.PNG, w); err != nil {
+		return fmt.Errorf("figure %q: %w", title, err)
+	}
+	return nil
+}
+
+// xTicksFor labels each distinct x of a linear sweep axis.
+func xTicksFor(lines []XYLine, xa axis) []chart.Tick {
+	seen := map[float64]bool{}
+	var ticks []chart.Tick
+	for _, l := range lines {
+		for _, x := range l.X {
+			if !seen[x] {
+				seen[x] = true
+				ticks = append(ticks, chart.Tick{Value: xa.pos(x), Label: formatNum(x)})
+			}
+		}
+	}
+	sortTicks(ticks)
+	return ticks
+}
+
+func sortTicks(t []chart.Tick) {
+	for i := 1; i < len(t); i++ {
+		for j := i; j > 0 && t[j].Value < t[j-1].Value; j-- {
+			t[j], t[j-1] = t[j-1], t[j]
+		}
+	}
+}

@@ -1,0 +1,118 @@
+package report
+
+import (
+	"github.com/gsim-dev/gsim/pkg/analysis"
+)
+
+// CompareFile is the machine-readable output of a compare stage; the sweep
+// report reads it instead of the markdown.
+const CompareFile = "compare.json"
+
+// ResultVersion is compare.json's schema_version.
+const ResultVersion = 1
+
+// Result is compare.json.
+type Result struct {
+	SchemaVersion int    `json:"schema_version"`
+	Title         string `json:"title"`
+	// Instance and Key identify the compare stage instance that wrote it.
+	Instance string         `json:"instance,omitempty"`
+	Key      string         `json:"key,omitempty"`
+	Matrix   map[string]any `json:"matrix,omitempty"`
+	// Reference is the need name of the reference run; Runs[0] is it.
+	Reference      string                `json:"reference"`
+	Workload       *WorkloadInfo         `json:"workload,omitempty"`
+	WorkloadDigest string                `json:"workload_digest"`
+	QuantileMethod string                `json:"quantile_method"`
+	Definitions    []analysis.MetricInfo `json:"definitions"`
+	// HasSteps is true when every run has step_metrics.csv and the batch
+	// metrics are compared.
+	HasSteps   bool        `json:"has_steps"`
+	Runs       []RunResult `json:"runs"`
+	Candidates []Candidate `json:"candidates"`
+}
+
+// WorkloadInfo describes the workload folder the runs were checked against.
+type WorkloadInfo struct {
+	ID          string `json:"id"`
+	Model       string `json:"model"`
+	Dir         string `json:"dir"`
+	Key         string `json:"key,omitempty"`
+	NumRequests int    `json:"num_requests"`
+}
+
+// RunResult is one run's provenance and statistics.
+type RunResult struct {
+	Name      string         `json:"name"`
+	Label     string         `json:"label"`
+	Dir       string         `json:"dir"`
+	Key       string         `json:"key,omitempty"`
+	Instance  string         `json:"instance,omitempty"`
+	RunID     string         `json:"run_id"`
+	RunType   string         `json:"run_type"`
+	Model     string         `json:"model"`
+	Hardware  map[string]any `json:"hardware,omitempty"`
+	Engine    map[string]any `json:"engine,omitempty"`
+	Extra     map[string]any `json:"extra,omitempty"`
+	StartedAt string         `json:"started_at,omitempty"`
+	EndedAt   string         `json:"ended_at,omitempty"`
+
+	NumRequests  int               `json:"num_requests"`
+	NumFailed    int               `json:"num_failed"`
+	TPOTExcluded int               `json:"tpot_excluded"`
+	Failed       []analysis.Failed `json:"failed"`
+	// Stats maps a metric key to its summary (latencies in ms).
+	Stats map[string]analysis.Summary `json:"stats"`
+}
+
+// Candidate is one candidate run measured against the reference.
+type Candidate struct {
+	Name  string `json:"name"`
+	Label string `json:"label"`
+	// RelErrors maps metric → stat → (cand-ref)/ref.
+	RelErrors map[string]map[string]analysis.Num `json:"rel_errors"`
+	// Distances maps metric → KS and W1 (W1 in the metric's unit).
+	Distances map[string]analysis.Distance `json:"distances"`
+}
+
+// Run returns the run result named name.
+func (r *Result) Run(name string) *RunResult {
+	for i := range r.Runs {
+		if r.Runs[i].Name == name {
+			return &r.Runs[i]
+		}
+	}
+	return nil
+}
+
+// metrics lists the metric keys this result compares, in report order.
+func (r *Result) metrics() []analysis.MetricInfo {
+	out := append([]analysis.MetricInfo{}, analysis.LatencyMetrics...)
+	if r.HasSteps {
+		out = append(out, analysis.StepMetrics...)
+	}
+	return out
+}
+
+// gpuName digs the GPU's name out of run_meta hardware, whose shape differs
+// between engines.
+func gpuName(h map[string]any) string {
+	for _, k := range []string{"gpu_name", "gpu", "device_name", "device", "name"} {
+		if v, ok := h[k]; ok {
+			switch t := v.(type) {
+			case string:
+				return t
+			case map[string]any:
+				if s := gpuName(t); s != "" {
+					return s
+				}
+			}
+		}
+	}
+	if gs, ok := h["gpus"].([]any); ok && len(gs) > 0 {
+		if m, ok := gs[0].(map[string]any); ok {
+			return gpuName(m)
+		}
+	}
+	return ""
+}
