@@ -6,11 +6,13 @@ package kinds
 import (
 	"github.com/gsim-dev/gsim/pkg/shell"
 	"github.com/gsim-dev/gsim/pkg/stage"
+	"github.com/gsim-dev/gsim/pkg/workload"
 )
 
 // Registry returns a registry holding every built-in kind.
 func Registry() *stage.Registry {
 	return stage.NewRegistry(
 		shell.Kind{},
+		workload.Kind{},
 	)
 }
