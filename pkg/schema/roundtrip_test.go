@@ -1,9 +1,12 @@
 package schema
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"testing"
 )
 
@@ -118,3 +121,10 @@ func TestRunRoundTrip(t *testing.T) {
 		t.Fatalf("steps = %v, err = %v", got.Steps, err)
 	}
 }
+
+func sha256Hex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

@@ -1,0 +1,69 @@
+package schema
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// writeBigTokens writes 10k requests x 256 tokens = 2.56M rows, the size of
+// a long real run, with request rows interleaved in pairs the way a
+// continuous-batching engine emits them.
+func writeBigTokens(b *testing.B) string {
+	b.Helper()
+	path := filepath.Join(b.TempDir(), TokenMetricsFile)
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := NewTokenMetricsWriter(f)
+	for r := int64(0); r < 10000; r += 2 {
+		base := r * 1_000_000_000
+		for i := int64(0); i < 256; i++ {
+			for _, id := range []int64{r, r + 1} {
+				lat := int64(12_345_678)
+				if i == 0 {
+					lat = 0
+				}
+				if err := w.Write(TokenMetric{id, i, base + i*12_345_678, lat}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	return path
+}
+
+func BenchmarkReadTokenMetrics2560k(b *testing.B) {
+	path := writeBigTokens(b)
+	st, _ := os.Stat(path)
+	b.SetBytes(st.Size())
+	b.ResetTimer()
+	for b.Loop() {
+		rows, err := ReadTokenMetrics(path)
+		if err != nil || len(rows) != 2_560_000 {
+			b.Fatalf("%d rows, %v", len(rows), err)
+		}
+	}
+}
+
+func BenchmarkScanTokenMetrics2560k(b *testing.B) {
+	path := writeBigTokens(b)
+	b.ResetTimer()
+	for b.Loop() {
+		n := 0
+		if err := ScanTokenMetrics(path, func(TokenMetric) error { n++; return nil }); err != nil || n != 2_560_000 {
+			b.Fatalf("%d rows, %v", n, err)
+		}
+	}
+}
+
+func BenchmarkWriteTokenMetrics2560k(b *testing.B) {
+	for b.Loop() {
+		writeBigTokens(b)
+	}
+}
