@@ -136,9 +136,9 @@ func TestRunErrors(t *testing.T) {
 
 func TestRunFilesAccepted(t *testing.T) {
 	for name, files := range map[string]map[string]string{
-		"baseline":         {},
-		"crlf and bom":     {TokenMetricsFile: "\ufeff" + strings.ReplaceAll(goodToks, "\n", "\r\n")},
-		"no final newline": {TokenMetricsFile: strings.TrimSuffix(goodToks, "\n")},
+		"baseline":                 {},
+		"crlf and bom":             {TokenMetricsFile: "\ufeff" + strings.ReplaceAll(goodToks, "\n", "\r\n")},
+		"no final newline":         {TokenMetricsFile: strings.TrimSuffix(goodToks, "\n")},
 		"error columns on ok rows": {RequestMetricsFile: reqErrHdr + "\n0,0,100,100,300,12,3,3,ok,,\n1,250,260,10,290,7,2,2,ok,,\n"},
 		"extra meta keys":          {RunMetaFile: strings.Replace(goodMeta, "{", `{"gpu_note":"x",`, 1)},
 	} {
