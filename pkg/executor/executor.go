@@ -1,0 +1,289 @@
+// Package executor runs a plan on this machine: instances in dependency
+// order, up to Jobs at once, within resource slots (so GPU stages never
+// overlap), skipping every instance whose keyed output is already complete.
+//
+// Guarantees: an instance starts only after all its inputs are complete
+// objects; nothing of a failed or cancelled attempt is adopted; a key runs
+// at most once at a time across processes sharing the store (per-key lock);
+// dependents of a failed instance never start.
+package executor
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gsim-dev/gsim/pkg/plan"
+	"github.com/gsim-dev/gsim/pkg/progress"
+	"github.com/gsim-dev/gsim/pkg/stage"
+	"github.com/gsim-dev/gsim/pkg/store"
+)
+
+// Options configure a run, a dry run or a status.
+type Options struct {
+	Store    *store.Store
+	Registry *stage.Registry
+	// Jobs is the most instances running at once (default: CPU count).
+	Jobs int
+	// Slots are resource capacities; "gpu" defaults to 1 and any other
+	// resource a kind asks for defaults to 1.
+	Slots map[string]int
+	// Force lists stage names whose instances run even if up to date, or "all".
+	Force []string
+	// Only restricts the run to these stages and their ancestors.
+	Only []string
+	// KeepGoing lets independent branches finish after a failure.
+	KeepGoing bool
+	// Verify rehashes complete outputs and reruns corrupt ones.
+	Verify bool
+	// Display gets progress events; nil discards them.
+	Display progress.Display
+	// GsimVersion is recorded in manifests.
+	GsimVersion string
+	// Gsim is the gsim binary, for kinds that re-invoke it and for Subprocess.
+	Gsim string
+	// Subprocess runs each stage as `gsim stage exec spec.json` instead of
+	// in-process, the way a batch-system executor would.
+	Subprocess bool
+}
+
+// UsageError is a problem with the request itself (unknown stage in --only,
+// a kind missing from the registry, impossible resources): exit code 2.
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
+
+// ErrStagesFailed is wrapped by the error Run returns when any stage failed.
+var ErrStagesFailed = errors.New("stages failed")
+
+func (o *Options) jobs() int {
+	if o.Jobs > 0 {
+		return o.Jobs
+	}
+	return runtime.NumCPU()
+}
+
+func (o *Options) capacity(res string) int {
+	if n, ok := o.Slots[res]; ok {
+		return n
+	}
+	return 1
+}
+
+func (o *Options) display() progress.Display {
+	if o.Display == nil {
+		return progress.NewPlain(io.Discard, time.Now, time.Hour)
+	}
+	return o.Display
+}
+
+// node is an instance with what the executor learns about it.
+type node struct {
+	inst      *plan.Instance
+	kind      stage.Kind
+	resources map[string]int
+	forced    bool
+	selected  bool
+
+	key    string
+	keyIn  store.KeyInput
+	digest string // output digest once complete
+	state  state
+	// root is the failed instance that made this one skip.
+	root string
+}
+
+type state int
+
+const (
+	pending state = iota
+	running
+	done
+	failed
+	skipped
+)
+
+type graph struct {
+	p     *plan.Plan
+	nodes []*node
+	byID  map[string]*node
+	fp    map[string]map[string]string
+}
+
+func newGraph(p *plan.Plan, opt *Options) (*graph, error) {
+	g := &graph{p: p, byID: map[string]*node{}, fp: map[string]map[string]string{}}
+	stages := map[string]bool{}
+	for _, in := range p.Instances {
+		stages[in.Stage] = true
+	}
+	if err := checkStageNames("--only", opt.Only, stages, false); err != nil {
+		return nil, err
+	}
+	if err := checkStageNames("--force", opt.Force, stages, true); err != nil {
+		return nil, err
+	}
+	forceAll := contains(opt.Force, "all")
+	var errs []error
+	for _, in := range p.Instances {
+		k, ok := opt.Registry.Lookup(in.Kind)
+		if !ok {
+			errs = append(errs, &UsageError{fmt.Sprintf("%s: unknown kind %q (known: %s)", in.ID, in.Kind, strings.Join(opt.Registry.Names(), ", "))})
+			continue
+		}
+		n := &node{inst: in, kind: k, resources: k.Resources(in.Params), forced: forceAll || contains(opt.Force, in.Stage)}
+		for res, need := range n.resources {
+			if c := opt.capacity(res); need > c {
+				errs = append(errs, &UsageError{fmt.Sprintf("%s needs %d %s but only %d are available; raise it (e.g. --gpus %d)", in.ID, need, res, c, need)})
+			}
+		}
+		g.nodes = append(g.nodes, n)
+		g.byID[in.ID] = n
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	for _, n := range g.nodes {
+		for _, d := range n.inst.Needs {
+			for _, id := range d.Instances {
+				if g.byID[id] == nil {
+					return nil, &UsageError{fmt.Sprintf("%s needs %s, which is not in the plan", n.inst.ID, id)}
+				}
+			}
+		}
+	}
+	g.selectOnly(opt.Only)
+	return g, nil
+}
+
+func checkStageNames(flag string, names []string, stages map[string]bool, allowAll bool) error {
+	for _, s := range names {
+		if allowAll && s == "all" || stages[s] {
+			continue
+		}
+		known := make([]string, 0, len(stages))
+		for k := range stages {
+			known = append(known, k)
+		}
+		sort.Strings(known)
+		return &UsageError{fmt.Sprintf("%s %s: no such stage (stages: %s)", flag, s, strings.Join(known, ", "))}
+	}
+	return nil
+}
+
+// selectOnly marks the instances of the named stages and all their ancestors.
+func (g *graph) selectOnly(only []string) {
+	if len(only) == 0 {
+		for _, n := range g.nodes {
+			n.selected = true
+		}
+		return
+	}
+	// Instances are topologically ordered, so walking backwards marks every
+	// ancestor before it is visited.
+	for i := len(g.nodes) - 1; i >= 0; i-- {
+		n := g.nodes[i]
+		if contains(only, n.inst.Stage) {
+			n.selected = true
+		}
+		if !n.selected {
+			continue
+		}
+		for _, d := range n.inst.Needs {
+			for _, id := range d.Instances {
+				g.byID[id].selected = true
+			}
+		}
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// computeKey fills n.key from its kind, params, fingerprint and the output
+// digests of its inputs, which must all be done.
+func (g *graph) computeKey(n *node) error {
+	fp, err := g.fingerprint(n)
+	if err != nil {
+		return err
+	}
+	in := store.KeyInput{Kind: n.kind.Name(), Version: n.kind.Version(), Fingerprint: fp, Params: n.inst.Params}
+	for _, d := range n.inst.Needs {
+		for _, id := range d.Instances {
+			up := g.byID[id]
+			in.Inputs = append(in.Inputs, store.InputRef{Need: d.Stage, Instance: id, Key: up.key, Digest: up.digest})
+		}
+	}
+	key, err := store.Key(in)
+	if err != nil {
+		return fmt.Errorf("%s: %w", n.inst.ID, err)
+	}
+	n.key, n.keyIn = key, in
+	return nil
+}
+
+// fingerprint is memoised per kind and params: kinds hash runner folders and
+// named files, and a matrix repeats the same params many times.
+func (g *graph) fingerprint(n *node) (map[string]string, error) {
+	pj, err := store.CanonicalJSON(n.inst.Params)
+	if err != nil {
+		return nil, fmt.Errorf("%s: params: %w", n.inst.ID, err)
+	}
+	ck := n.kind.Name() + "\x00" + string(pj)
+	if fp, ok := g.fp[ck]; ok {
+		return fp, nil
+	}
+	fp, err := n.kind.Fingerprint(n.inst.Params, g.p.BaseDir)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", n.inst.ID, err)
+	}
+	g.fp[ck] = fp
+	return fp, nil
+}
+
+// upstreamPending returns the first input that is not done.
+func (g *graph) upstreamPending(n *node) *node {
+	for _, d := range n.inst.Needs {
+		for _, id := range d.Instances {
+			if up := g.byID[id]; up.state != done {
+				return up
+			}
+		}
+	}
+	return nil
+}
+
+func (g *graph) spec(n *node, st *store.Store, outDir string) *stage.Spec {
+	s := &stage.Spec{
+		SchemaVersion:  stage.SpecVersion,
+		Experiment:     g.p.Name,
+		ExperimentFile: g.p.File,
+		BaseDir:        g.p.BaseDir,
+		Stage:          n.inst.Stage,
+		Instance:       n.inst.ID,
+		Kind:           n.inst.Kind,
+		Key:            n.key,
+		Params:         n.inst.Params,
+		Matrix:         n.inst.Cell,
+		Inputs:         map[string][]stage.Input{},
+		OutDir:         outDir,
+	}
+	for _, d := range n.inst.Needs {
+		for _, id := range d.Instances {
+			up := g.byID[id]
+			s.Inputs[d.Stage] = append(s.Inputs[d.Stage], stage.Input{
+				Instance: id, Kind: up.inst.Kind, Key: up.key, Dir: st.ObjectDir(up.key), Matrix: up.inst.Cell,
+			})
+		}
+	}
+	return s
+}

@@ -1,0 +1,255 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gsim-dev/gsim/pkg/plan"
+	"github.com/gsim-dev/gsim/pkg/stage"
+	"github.com/gsim-dev/gsim/pkg/store"
+)
+
+// fake writes "<value>" to out.txt after sleeping params.sleep_ms; it fails
+// when params.fail is true and records each run's interval.
+type fake struct {
+	stage.Base
+	mu    sync.Mutex
+	spans map[string][2]time.Time
+	runs  map[string]int
+}
+
+func newFake() *fake { return &fake{spans: map[string][2]time.Time{}, runs: map[string]int{}} }
+
+func (*fake) Name() string    { return "fake" }
+func (*fake) Version() string { return "1" }
+func (*fake) Resources(p map[string]any) map[string]int {
+	if g, ok := p["gpu"].(int); ok {
+		return map[string]int{"gpu": g}
+	}
+	return nil
+}
+func (f *fake) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
+	start := time.Now()
+	if ms, ok := spec.Params["sleep_ms"].(int); ok {
+		select {
+		case <-time.After(time.Duration(ms) * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	f.mu.Lock()
+	f.spans[spec.Instance] = [2]time.Time{start, time.Now()}
+	f.runs[spec.Instance]++
+	f.mu.Unlock()
+	if spec.Params["fail"] == true {
+		fmt.Fprintln(env.Log, "something broke")
+		return errors.New("boom")
+	}
+	var in []string
+	for _, ins := range spec.Inputs {
+		for _, i := range ins {
+			b, _ := os.ReadFile(filepath.Join(i.Dir, "out.txt"))
+			in = append(in, string(b))
+		}
+	}
+	return os.WriteFile(filepath.Join(spec.OutDir, "out.txt"), []byte(fmt.Sprint(spec.Params["value"], in)), 0o644)
+}
+
+func (f *fake) count(id string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.runs[id]
+}
+
+func inst(id string, params map[string]any, needs ...string) *plan.Instance {
+	in := &plan.Instance{ID: id, Stage: strings.Split(id, "[")[0], Kind: "fake", Params: params}
+	for _, n := range needs {
+		in.Needs = append(in.Needs, plan.Dep{Stage: strings.Split(n, "[")[0], Instances: []string{n}})
+	}
+	return in
+}
+
+func setup(t *testing.T) (*fake, Options) {
+	f := newFake()
+	st, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f, Options{Store: st, Registry: stage.NewRegistry(f), Jobs: 4}
+}
+
+func TestGPUSlotsNeverOverlap(t *testing.T) {
+	f, opt := setup(t)
+	p := &plan.Plan{Name: "e", Instances: []*plan.Instance{
+		inst("a", map[string]any{"gpu": 1, "sleep_ms": 60, "value": 1}),
+		inst("b", map[string]any{"gpu": 1, "sleep_ms": 60, "value": 2}),
+		inst("c", map[string]any{"gpu": 1, "sleep_ms": 60, "value": 3}),
+		inst("cpu", map[string]any{"sleep_ms": 60, "value": 4}),
+	}}
+	if _, err := Run(context.Background(), p, opt); err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{"a", "b", "c"}
+	for i, x := range ids {
+		for _, y := range ids[i+1:] {
+			sx, sy := f.spans[x], f.spans[y]
+			if sx[0].Before(sy[1]) && sy[0].Before(sx[1]) {
+				t.Errorf("gpu stages %s and %s overlapped", x, y)
+			}
+		}
+	}
+	// The CPU stage is not held back by GPU slots.
+	if c, a := f.spans["cpu"], f.spans["a"]; !(c[0].Before(a[1]) && a[0].Before(c[1])) {
+		t.Log("cpu stage did not overlap the first gpu stage (allowed, but unexpected)")
+	}
+	opt.Slots = map[string]int{"gpu": 2}
+	opt.Force = []string{"all"}
+	f.spans = map[string][2]time.Time{}
+	if _, err := Run(context.Background(), p, opt); err != nil {
+		t.Fatal(err)
+	}
+	overlaps := 0
+	for i, x := range ids {
+		for _, y := range ids[i+1:] {
+			sx, sy := f.spans[x], f.spans[y]
+			if sx[0].Before(sy[1]) && sy[0].Before(sx[1]) {
+				overlaps++
+			}
+		}
+	}
+	if overlaps == 0 {
+		t.Error("with 2 gpu slots no two gpu stages overlapped")
+	}
+}
+
+func TestResourceOverCapacityIsUsageError(t *testing.T) {
+	_, opt := setup(t)
+	p := &plan.Plan{Name: "e", Instances: []*plan.Instance{inst("a", map[string]any{"gpu": 2})}}
+	_, err := Run(context.Background(), p, opt)
+	var ue *UsageError
+	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "--gpus 2") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func diamond() *plan.Plan {
+	return &plan.Plan{Name: "e", Instances: []*plan.Instance{
+		inst("w", map[string]any{"value": "w"}),
+		inst("x", map[string]any{"value": "x"}, "w"),
+		inst("y", map[string]any{"value": "y"}, "w"),
+		inst("z", map[string]any{"value": "z"}, "y"),
+	}}
+}
+
+func TestSkipUpToDateAndStale(t *testing.T) {
+	f, opt := setup(t)
+	p := diamond()
+	sum, err := Run(context.Background(), p, opt)
+	if err != nil || sum.Count(Ran) != 4 {
+		t.Fatalf("first run: %v %+v", err, sum)
+	}
+	sum, err = Run(context.Background(), p, opt)
+	if err != nil || sum.Count(Ran) != 0 || sum.Count(UpToDateRun) != 4 {
+		t.Fatalf("second run: %v %+v", err, sum)
+	}
+	p.Instances[2].Params = map[string]any{"value": "y2"}
+	ds, err := Explain(p, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, d := range ds {
+		got[d.ID] = d.DryRunLine() + " | " + d.StatusLine()
+	}
+	want := map[string]string{
+		"w": "skip (up to date) | up-to-date",
+		"x": "skip (up to date) | up-to-date",
+		"y": "run (stale: param with.value y → y2) | stale (param with.value y → y2)",
+		"z": "run (after upstream) | stale (upstream y is not up to date)",
+	}
+	for id, w := range want {
+		if got[id] != w {
+			t.Errorf("%s: %q, want %q", id, got[id], w)
+		}
+	}
+	sum, err = Run(context.Background(), p, opt)
+	if err != nil || sum.Count(Ran) != 2 || f.count("y") != 2 || f.count("z") != 2 || f.count("x") != 1 {
+		t.Fatalf("after change: %v %+v", err, sum)
+	}
+	// --only x runs x and its ancestor only.
+	opt.Only, opt.Force = []string{"x"}, []string{"all"}
+	sum, _ = Run(context.Background(), p, opt)
+	if len(sum.Entries) != 2 || f.count("x") != 2 || f.count("w") != 2 || f.count("z") != 2 {
+		t.Errorf("--only x: %+v", sum.Entries)
+	}
+}
+
+func TestFailureStopsDependents(t *testing.T) {
+	for _, keepGoing := range []bool{false, true} {
+		t.Run(fmt.Sprint("keepGoing=", keepGoing), func(t *testing.T) {
+			f, opt := setup(t)
+			opt.KeepGoing, opt.Jobs = keepGoing, 1
+			p := diamond()
+			p.Instances[1].Params = map[string]any{"fail": true} // x fails
+			p.Instances = append(p.Instances, inst("v", map[string]any{"value": "v"}, "x"))
+			sum, err := Run(context.Background(), p, opt)
+			if !errors.Is(err, ErrStagesFailed) {
+				t.Fatalf("err = %v", err)
+			}
+			var se *StageError
+			if !errors.As(err, &se) || se.Instance != "x" || !strings.Contains(err.Error(), "something broke") ||
+				!strings.Contains(err.Error(), "failed/") {
+				t.Errorf("error lacks instance, log path or tail: %v", err)
+			}
+			if f.count("v") != 0 {
+				t.Error("dependent of a failed stage ran")
+			}
+			out := map[string]Outcome{}
+			for _, e := range sum.Entries {
+				out[e.ID] = e.Outcome
+			}
+			if out["v"] != Skipped {
+				t.Errorf("v: %s", out["v"])
+			}
+			ranZ := f.count("z") == 1
+			if keepGoing != ranZ {
+				t.Errorf("keepGoing=%v but z ran=%v (%v)", keepGoing, ranZ, out)
+			}
+			if _, err := os.Stat(opt.Store.FailedLog(se.keyOf(sum))); err != nil {
+				t.Errorf("failed log kept: %v", err)
+			}
+		})
+	}
+}
+
+func (e *StageError) keyOf(s *Summary) string {
+	for _, en := range s.Entries {
+		if en.ID == e.Instance {
+			return en.Key
+		}
+	}
+	return ""
+}
+
+func TestStaleReasons(t *testing.T) {
+	old := &store.Manifest{Kind: "k", Version: "1",
+		Fingerprint: map[string]string{"runner:x": "a", "file:t.csv": "1"},
+		Params:      map[string]any{"arrival": map[string]any{"rate": 2.0}, "n": 1.0},
+		Inputs:      []store.InputRef{{Need: "workload", Instance: "workload", Digest: "d1"}}}
+	cur := store.KeyInput{Kind: "k", Version: "2",
+		Fingerprint: map[string]string{"runner:x": "b", "file:t.csv": "2"},
+		Params:      map[string]any{"arrival": map[string]any{"rate": 4}, "n": 1},
+		Inputs:      []store.InputRef{{Need: "workload", Instance: "workload", Digest: "d2"}}}
+	got := strings.Join(staleReasons(cur, old), "; ")
+	want := "runner code changed; file:t.csv changed; param with.arrival.rate 2 → 4; input workload changed"
+	if got != want {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}
