@@ -23,7 +23,6 @@ const (
 	NotRun        Outcome = "not-run"
 )
 
-
 // Entry is one instance's outcome.
 type Entry struct {
 	ID       string
