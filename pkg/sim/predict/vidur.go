@@ -2,13 +2,9 @@ package predict
 
 import (
 	"fmt"
-	"io/fs"
 	"math"
-	"os"
-	"path/filepath"
-	"sort"
-	"strings"
 
+	"github.com/gsim-dev/gsim/pkg/profile"
 	"github.com/gsim-dev/gsim/pkg/sim/sched"
 )
 
@@ -54,199 +50,86 @@ type VidurProfile struct {
 	prefill grid2 // (kv_cache_size, prefill_chunk_size²) → ms
 	decode  grid2 // (batch_size, kv_cache_size) → ms
 	cpu     map[string]line
-	files   []string
+	device  string
+	model   string
 	gqa     bool
 }
 
-// FindProfile locates mlp.csv and attention.csv under a profile folder
-// (Vidur's profiling/compute/<device>/<org>/<model>/ layout, or flat). When
-// several devices are present, hardware picks the one whose path contains
-// it.
-func FindProfile(root, hardware string) (mlp, attention, cpu string, err error) {
-	var mlps []string
-	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if !d.IsDir() && d.Name() == "mlp.csv" {
-			mlps = append(mlps, p)
-		}
-		return nil
-	})
-	if err != nil {
-		return "", "", "", fmt.Errorf("profile %s: %w", root, err)
-	}
-	sort.Strings(mlps)
-	var pick []string
-	for _, p := range mlps {
-		if hardware == "" || strings.Contains(strings.ToLower(p), strings.ToLower(hardware)) {
-			pick = append(pick, p)
-		}
-	}
-	if len(pick) == 0 && len(mlps) == 1 {
-		pick = mlps
-	}
-	switch {
-	case len(pick) == 0:
-		return "", "", "", fmt.Errorf("profile %s: no mlp.csv for hardware %q (found %d); profile that device or set hardware to one of the profiled ones", root, hardware, len(mlps))
-	case len(pick) > 1:
-		return "", "", "", fmt.Errorf("profile %s: %d mlp.csv files match hardware %q (%s); name the device more exactly", root, len(pick), hardware, strings.Join(pick, ", "))
-	}
-	dir := filepath.Dir(pick[0])
-	attention = filepath.Join(dir, "attention.csv")
-	if _, err := os.Stat(attention); err != nil {
-		return "", "", "", fmt.Errorf("profile %s: %s has no attention.csv beside it", root, pick[0])
-	}
-	cpu = filepath.Join(dir, "cpu_overhead.csv")
-	if _, err := os.Stat(cpu); err != nil {
-		cpu = ""
-	}
-	return pick[0], attention, cpu, nil
-}
-
-// NewVidurProfile reads the profile files. cpuPath may be empty; it is only
-// read when o.CPUOverhead is set.
-func NewVidurProfile(mlpPath, attnPath, cpuPath string, m VidurModel, o VidurOptions) (*VidurProfile, error) {
+// NewVidurProfile builds the predictor from a profile read by
+// profile.Read. Vidur's CPU overhead terms (schedule, sampler_e2e,
+// prepare_inputs_e2e, process_model_outputs, ray_comm_time by batch size)
+// are added only when o.CPUOverhead is set, as Vidur's
+// skip_cpu_overhead_modeling defaults to skipping them; the profile must
+// then hold them.
+func NewVidurProfile(prof *profile.Profile, m VidurModel, o VidurOptions) (*VidurProfile, error) {
 	if o.KVGranularity <= 0 {
 		o.KVGranularity = 64
 	}
-	p := &VidurProfile{m: m, o: o, ops: map[string]line{}, files: []string{mlpPath, attnPath},
+	p := &VidurProfile{m: m, o: o, ops: map[string]line{}, device: prof.Device, model: prof.Model,
 		gqa: m.NumQHeads > m.NumKVHeads}
-	mt, err := readTable(mlpPath)
-	if err != nil {
-		return nil, fmt.Errorf("profile: %w", err)
+	var mlp []profile.MLPRow
+	for _, r := range prof.MLP {
+		if int64(r.NHead) == m.NumQHeads && int64(r.NKVHead) == m.NumKVHeads && int64(r.NEmbd) == m.Hidden &&
+			r.NumTensorParallelWorkers == 1 {
+			mlp = append(mlp, r)
+		}
 	}
-	if err := mt.require("num_tokens", "time_stats.mlp_up_proj.median", "time_stats.attn_pre_proj.median"); err != nil {
-		return nil, err
-	}
-	keep := rowFilter(mt, map[string]int64{"n_head": m.NumQHeads, "n_kv_head": m.NumKVHeads,
-		"n_embd": m.Hidden, "num_tensor_parallel_workers": 1})
-	if len(keep) == 0 {
-		return nil, fmt.Errorf("%s: no rows for this model (n_head=%d, n_kv_head=%d, n_embd=%d, tensor parallel 1); was it profiled with the same model config?",
-			mlpPath, m.NumQHeads, m.NumKVHeads, m.Hidden)
+	if len(mlp) == 0 {
+		return nil, fmt.Errorf("profile %s/%s: no mlp.csv rows for this model (n_head=%d, n_kv_head=%d, n_embd=%d, tensor parallel 1); profile the same model config",
+			prof.Device, prof.Model, m.NumQHeads, m.NumKVHeads, m.Hidden)
 	}
 	for _, op := range computeOps {
-		var xs, ys []float64
-		for _, i := range keep {
-			x, err := mt.num(i, "num_tokens", 0)
-			if err != nil {
-				return nil, err
-			}
-			y, err := mt.num(i, "time_stats."+op+".median", 0)
-			if err != nil {
-				return nil, err
-			}
-			xs, ys = append(xs, x), append(ys, y)
+		xs, ys := make([]float64, len(mlp)), make([]float64, len(mlp))
+		for i, r := range mlp {
+			xs[i], ys[i] = float64(r.NumTokens), r.TimeMs[op]
 		}
 		p.ops[op] = newLine(xs, ys)
 	}
-	at, err := readTable(attnPath)
-	if err != nil {
-		return nil, fmt.Errorf("profile: %w", err)
-	}
-	if err := at.require("batch_size", "prefill_chunk_size", "kv_cache_size",
-		"time_stats.attn_prefill.median", "time_stats.attn_decode.median"); err != nil {
-		return nil, err
-	}
-	akeep := rowFilter(at, map[string]int64{"n_q_head": m.NumQHeads, "n_kv_head": m.NumKVHeads,
-		"n_embd": m.Hidden, "num_tensor_parallel_workers": 1})
 	var kvX, kvY, pa, pb, py, da, db, dy []float64
-	for _, i := range akeep {
-		bs, _ := at.num(i, "batch_size", 0)
-		chunk, err := at.num(i, "prefill_chunk_size", 0)
-		if err != nil {
-			return nil, err
+	for _, r := range prof.Attention {
+		if int64(r.NQHead) != m.NumQHeads || int64(r.NKVHead) != m.NumKVHeads || int64(r.NEmbd) != m.Hidden ||
+			r.NumTensorParallelWorkers != 1 {
+			continue
 		}
-		kvs, err := at.num(i, "kv_cache_size", 0)
-		if err != nil {
-			return nil, err
-		}
-		save, err := at.num(i, "time_stats.attn_kv_cache_save.median", 0)
-		if err != nil {
-			return nil, err
-		}
-		kvX, kvY = append(kvX, math.Max(chunk, bs)), append(kvY, save)
-		if chunk == 0 {
-			y, err := at.num(i, "time_stats.attn_decode.median", 0)
-			if err != nil {
-				return nil, err
-			}
-			da, db, dy = append(da, bs), append(db, kvs), append(dy, y)
+		chunk, bs, kvs := float64(r.PrefillChunkSize), float64(r.BatchSize), float64(r.KVCacheSize)
+		kvX, kvY = append(kvX, math.Max(chunk, bs)), append(kvY, r.TimeMs["attn_kv_cache_save"])
+		if r.PrefillChunkSize == 0 {
+			da, db, dy = append(da, bs), append(db, kvs), append(dy, r.TimeMs["attn_decode"])
 		} else {
-			y, err := at.num(i, "time_stats.attn_prefill.median", 0)
-			if err != nil {
-				return nil, err
-			}
-			pa, pb, py = append(pa, kvs), append(pb, chunk*chunk), append(py, y)
+			pa, pb, py = append(pa, kvs), append(pb, chunk*chunk), append(py, r.TimeMs["attn_prefill"])
 		}
 	}
 	if len(pa) == 0 || len(da) == 0 {
-		return nil, fmt.Errorf("%s: needs both prefill rows (prefill_chunk_size > 0) and decode rows (prefill_chunk_size = 0) for this model", attnPath)
+		return nil, fmt.Errorf("profile %s/%s: attention.csv needs prefill rows (prefill_chunk_size > 0) and decode rows (prefill_chunk_size = 0) for this model",
+			prof.Device, prof.Model)
 	}
 	p.kvSave = newLine(kvX, kvY)
 	p.prefill = newGrid2(pa, pb, py)
 	p.decode = newGrid2(da, db, dy)
 	if o.CPUOverhead {
-		if cpuPath == "" {
-			return nil, fmt.Errorf("profile: cpu_overhead is on but the profile has no cpu_overhead.csv beside %s; profile CPU overheads or turn it off (Vidur's default)", mlpPath)
-		}
-		ct, err := readTable(cpuPath)
-		if err != nil {
-			return nil, fmt.Errorf("profile: %w", err)
-		}
 		p.cpu = map[string]line{}
 		for _, op := range cpuOps {
-			col := op + "_median"
-			if op == "ray_comm_time" {
-				col = "ray_comm_time_mean"
-			}
 			var xs, ys []float64
-			for i := range ct.rows {
-				x, err := ct.num(i, "batch_size", 0)
-				if err != nil {
-					return nil, err
+			for _, r := range prof.CPURows {
+				if r.Name == op {
+					xs, ys = append(xs, float64(r.BatchSize)), append(ys, r.Stat.Median)
 				}
-				y, err := ct.num(i, col, 0)
-				if err != nil {
-					return nil, err
-				}
-				xs, ys = append(xs, x), append(ys, y)
+			}
+			if len(xs) == 0 {
+				return nil, fmt.Errorf("profile %s/%s: cpu_overhead is on but cpu_overhead.csv has no %q rows; profile Vidur's CPU overheads or turn cpu_overhead off (Vidur's default)",
+					prof.Device, prof.Model, op)
 			}
 			p.cpu[op] = newLine(xs, ys)
 		}
-		p.files = append(p.files, cpuPath)
 	}
 	return p, nil
-}
-
-// rowFilter keeps rows whose listed columns (where present) equal the
-// wanted values.
-func rowFilter(t *table, want map[string]int64) []int {
-	var keep []int
-	for i := range t.rows {
-		ok := true
-		for col, v := range want {
-			if !t.has(col) {
-				continue
-			}
-			got, err := t.num(i, col, float64(v))
-			if err != nil || int64(got) != v {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			keep = append(keep, i)
-		}
-	}
-	return keep
 }
 
 func (p *VidurProfile) Name() string { return "vidur-profile" }
 func (p *VidurProfile) GapNs() int64 { return p.o.GapNs }
 
 func (p *VidurProfile) Describe() map[string]any {
-	return map[string]any{"name": p.Name(), "files": p.files, "kv_cache_prediction_granularity": p.o.KVGranularity,
+	return map[string]any{"name": p.Name(), "device": p.device, "model": p.model, "kv_cache_prediction_granularity": p.o.KVGranularity,
 		"cpu_overhead": p.o.CPUOverhead, "interpolation": "linear over the profiled grid"}
 }
 

@@ -66,9 +66,14 @@ func (r *Request) CacheLen() int64 {
 }
 
 // restart is Vidur's recompute preemption: everything computed so far becomes
-// the prompt of a new prefill.
+// the prompt of a new prefill. A request preempted in the middle of its
+// prefill recomputes its whole prompt; Vidur would instead shrink the prompt
+// to the part computed and emit a first token early, which loses prompt
+// tokens.
 func (r *Request) restart() {
-	r.PrefillTarget = r.Processed
+	if r.PrefillDone {
+		r.PrefillTarget = r.Processed
+	}
 	r.Processed = 0
 	r.PrefillDone = false
 	r.Restarts++
@@ -128,9 +133,10 @@ func (b *Batch) Shape() Shape {
 }
 
 // Apply records an iteration that ended at now: it advances every request
-// and calls emit for each output token produced (index from 0). It returns
-// nothing; completed requests have Done set.
-func (b *Batch) Apply(now int64, emit func(r *Request, tokenIndex int64)) {
+// and calls emit for each output token produced (index from 0, with the
+// time of the request's previous token, -1 for the first). Completed
+// requests have Done set.
+func (b *Batch) Apply(now int64, emit func(r *Request, tokenIndex, prevTokenNs int64)) {
 	for i := range b.Entries {
 		e := &b.Entries[i]
 		r := e.Req
@@ -154,8 +160,9 @@ func (b *Batch) Apply(now int64, emit func(r *Request, tokenIndex int64)) {
 			if r.FirstTokenNs < 0 {
 				r.FirstTokenNs = now
 			}
+			prev := r.LastTokenNs
 			r.LastTokenNs = now
-			emit(r, idx)
+			emit(r, idx, prev)
 		}
 		if r.Processed == total {
 			r.Done = true
