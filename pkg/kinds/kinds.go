@@ -4,6 +4,7 @@
 package kinds
 
 import (
+	"github.com/gsim-dev/gsim/pkg/report"
 	"github.com/gsim-dev/gsim/pkg/shell"
 	"github.com/gsim-dev/gsim/pkg/stage"
 	"github.com/gsim-dev/gsim/pkg/workload"
@@ -14,5 +15,6 @@ func Registry() *stage.Registry {
 	return stage.NewRegistry(
 		shell.Kind{},
 		workload.Kind{},
+		report.CompareKind{},
 	)
 }

@@ -202,7 +202,7 @@ func verdict(res *Result) []string {
 			for _, st := range []string{analysis.StatP50, analysis.StatP99} {
 				e := float64(c.RelErrors[m.Key][st])
 				ps = append(ps, fmt.Sprintf("%s %s", strings.ToUpper(st), fmtSignedPct(e)))
-				if !math.IsNaN(e) && math.Abs(e) > math.Abs(worst) {
+				if !math.IsNaN(e) && (worstName == "" || math.Abs(e) > math.Abs(worst)) {
 					worst, worstName = e, strings.ToUpper(st)+" "+m.Name
 				}
 			}

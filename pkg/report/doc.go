@@ -77,6 +77,7 @@ type htmlBlock struct {
 	Para    template.HTML
 	List    []template.HTML
 	Head    []string
+	Num     []bool
 	Rows    [][]template.HTML
 	IsTable bool
 	Img     template.URL
@@ -87,7 +88,7 @@ type htmlBlock struct {
 const css = `body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
 h1{font-size:1.6em;border-bottom:2px solid #ddd;padding-bottom:.3em}h2{font-size:1.25em;margin-top:1.8em;border-bottom:1px solid #eee}
 table{border-collapse:collapse;margin:.8em 0;font-size:.9em}th,td{border:1px solid #ccc;padding:.25em .6em}th{background:#f4f4f4}
-td:not(:first-child){text-align:right;font-variant-numeric:tabular-nums}code{background:#f4f4f4;padding:0 .2em;border-radius:3px;font-size:.9em}
+td.n{text-align:right;font-variant-numeric:tabular-nums}code{background:#f4f4f4;padding:0 .2em;border-radius:3px;font-size:.9em}
 figure{margin:1em 0}img{max-width:100%;border:1px solid #eee}figcaption{font-size:.85em;color:#555}`
 
 var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>
@@ -97,8 +98,8 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 {{range .Blocks}}{{if .Heading}}<h2>{{.Heading}}</h2>
 {{else if .Para}}<p>{{.Para}}</p>
 {{else if .List}}<ul>{{range .List}}<li>{{.}}</li>{{end}}</ul>
-{{else if .IsTable}}<table><thead><tr>{{range .Head}}<th>{{.}}</th>{{end}}</tr></thead><tbody>
-{{range .Rows}}<tr>{{range .}}<td>{{.}}</td>{{end}}</tr>
+{{else if .IsTable}}{{$num := .Num}}<table><thead><tr>{{range .Head}}<th>{{.}}</th>{{end}}</tr></thead><tbody>
+{{range .Rows}}<tr>{{range $i, $c := .}}<td{{if index $num $i}} class="n"{{end}}>{{$c}}</td>{{end}}</tr>
 {{end}}</tbody></table>
 {{else if .Img}}<figure><img src="{{.Img}}" alt="{{.Alt}}"><figcaption>{{.Caption}}</figcaption></figure>
 {{end}}{{end}}</body></html>
@@ -122,6 +123,9 @@ func (d *doc) html(outDir string) ([]byte, error) {
 		case bl.Table != nil:
 			hb.IsTable = true
 			hb.Head = bl.Table.Head
+			for i := range hb.Head {
+				hb.Num = append(hb.Num, bl.Table.numeric(i))
+			}
 			for _, r := range bl.Table.Rows {
 				cells := make([]template.HTML, len(r))
 				for i, c := range r {

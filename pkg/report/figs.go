@@ -51,7 +51,7 @@ func (a axis) pos(v float64) float64 {
 }
 
 // newAxis picks the scale for values in [lo, hi] (data units).
-func newAxis(lo, hi float64) axis {
+func newAxis(lo, hi float64, fromZero bool) axis {
 	if math.IsNaN(lo) || math.IsNaN(hi) || math.IsInf(lo, 0) || math.IsInf(hi, 0) {
 		lo, hi = 0, 1
 	}
@@ -65,7 +65,10 @@ func newAxis(lo, hi float64) axis {
 	if hi <= lo {
 		lo, hi = lo-1, hi+1
 	}
-	lo = min(lo, 0) // latency axes start at 0 so relative gaps read right
+	if fromZero {
+		// Latency-vs-load axes start at 0 so relative gaps read right.
+		lo = min(lo, 0)
+	}
 	step := niceStep((hi - lo) / 6)
 	a := axis{lo: math.Floor(lo/step) * step, hi: math.Ceil(hi/step) * step}
 	for v := a.lo; v <= a.hi+step/2; v += step {
@@ -133,7 +136,7 @@ func WriteCDF(w io.Writer, title string, m analysis.MetricInfo, lines []CDFLine)
 	if lo <= 0 && posLo < math.Inf(1) && hi/posLo > logSpan {
 		scaleLo = posLo
 	}
-	ax := newAxis(scaleLo, hi)
+	ax := newAxis(scaleLo, hi, false)
 	var series []chart.Series
 	for i, l := range lines {
 		if len(l.Sorted) == 0 {
@@ -210,7 +213,7 @@ func WriteXY(w io.Writer, title, xName string, xTicks []chart.Tick, yInfo analys
 	case xTicks != nil:
 		xa = axis{lo: xlo - 0.5, hi: xhi + 0.5, ticks: xTicks}
 	case xlo > 0 && xhi/xlo > logSpan:
-		xa = newAxis(xlo, xhi)
+		xa = newAxis(xlo, xhi, false)
 	default:
 		pad := (xhi - xlo) * 0.05
 		if pad == 0 {
@@ -219,7 +222,7 @@ func WriteXY(w io.Writer, title, xName string, xTicks []chart.Tick, yInfo analys
 		xa = axis{lo: xlo - pad, hi: xhi + pad}
 		xa.ticks = xTicksFor(lines, xa)
 	}
-	ya := newAxis(ylo, yhi)
+	ya := newAxis(ylo, yhi, true)
 	var series []chart.Series
 	for i, l := range lines {
 		var xs, ys []float64

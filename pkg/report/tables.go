@@ -33,7 +33,7 @@ func (t table) markdown() string {
 	sep := make([]string, len(t.Head))
 	for i := range sep {
 		sep[i] = "---"
-		if i > 0 {
+		if t.numeric(i) {
 			sep[i] = "---:"
 		}
 	}
@@ -42,6 +42,26 @@ func (t table) markdown() string {
 		row(r)
 	}
 	return b.String()
+}
+
+// numeric reports whether column i holds only numbers (or blanks and
+// dashes), which are right-aligned.
+func (t table) numeric(i int) bool {
+	any := false
+	for _, r := range t.Rows {
+		if i >= len(r) {
+			continue
+		}
+		c := strings.TrimSuffix(strings.TrimPrefix(r[i], "+"), "%")
+		if c == "" || c == "—" {
+			continue
+		}
+		if _, err := strconv.ParseFloat(c, 64); err != nil {
+			return false
+		}
+		any = true
+	}
+	return any
 }
 
 // writeCSV writes rows under header into path, creating its folder.

@@ -1,0 +1,163 @@
+package report
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/gsim-dev/gsim/pkg/stage"
+)
+
+// CompareKind is the `compare` stage: a reference run and candidate runs of
+// one workload → summary.md, report.html, compare.json, tables/, figs/.
+type CompareKind struct{ stage.Base }
+
+// CompareParams are the `with:` of a compare stage.
+type CompareParams struct {
+	// Reference is the need whose run is the ground truth.
+	Reference string `json:"reference"`
+	// Workload is the need holding the workload folder; optional, but
+	// when given every run is checked against it.
+	Workload string `json:"workload,omitempty"`
+	// Labels maps need names to display names.
+	Labels map[string]string `json:"labels,omitempty"`
+	Title  string            `json:"title,omitempty"`
+}
+
+func (CompareKind) Name() string    { return "compare" }
+func (CompareKind) Version() string { return "1" }
+
+func decodeCompare(params map[string]any) (*CompareParams, error) {
+	var p CompareParams
+	if err := stage.DecodeParams(params, &p); err != nil {
+		return nil, err
+	}
+	if p.Reference == "" {
+		return nil, &stage.ParamError{Path: "reference", Msg: "required: name the need whose run is the reference (for example the real GPU bench)"}
+	}
+	if p.Workload != "" && p.Workload == p.Reference {
+		return nil, &stage.ParamError{Path: "workload", Msg: fmt.Sprintf("%q is also the reference; name the need that holds the workload folder", p.Workload)}
+	}
+	return &p, nil
+}
+
+// CheckParams validates `with:`.
+func (CompareKind) CheckParams(params map[string]any) error {
+	_, err := decodeCompare(params)
+	return err
+}
+
+// compareInput maps a spec onto a CompareInput: candidates are every need
+// other than the reference and the workload, in name order.
+func compareInput(spec *stage.Spec) (CompareInput, error) {
+	p, err := decodeCompare(spec.Params)
+	if err != nil {
+		return CompareInput{}, err
+	}
+	one := func(need string) (stage.Input, error) {
+		ins, ok := spec.Inputs[need]
+		if !ok {
+			return stage.Input{}, fmt.Errorf("compare %s: %q is not among the stage's needs (%s); add it to needs: or fix with.reference/with.workload",
+				spec.Instance, need, strings.Join(sortedKeys(spec.Inputs), ", "))
+		}
+		if len(ins) != 1 {
+			return stage.Input{}, fmt.Errorf("compare %s: need %q has %d inputs; compare takes one run per need (use the sweep `report` kind for fan-in)", spec.Instance, need, len(ins))
+		}
+		return ins[0], nil
+	}
+	runInput := func(need string, in stage.Input) RunInput {
+		return RunInput{Name: need, Label: p.Labels[need], Dir: in.Dir, Key: in.Key, Instance: in.Instance}
+	}
+	ci := CompareInput{Title: p.Title, Instance: spec.Instance, Key: spec.Key, Matrix: spec.Matrix}
+	ref, err := one(p.Reference)
+	if err != nil {
+		return ci, err
+	}
+	ci.Reference = runInput(p.Reference, ref)
+	if p.Workload != "" {
+		w, err := one(p.Workload)
+		if err != nil {
+			return ci, err
+		}
+		ci.WorkloadDir, ci.WorkloadKey = w.Dir, w.Key
+	}
+	names := sortedKeys(spec.Inputs)
+	for _, n := range names {
+		if n == p.Reference || n == p.Workload {
+			continue
+		}
+		in, err := one(n)
+		if err != nil {
+			return ci, err
+		}
+		ci.Candidates = append(ci.Candidates, runInput(n, in))
+	}
+	if len(ci.Candidates) == 0 {
+		return ci, fmt.Errorf("compare %s: no candidate runs: needs are %s; add the simulator stages to needs:", spec.Instance, strings.Join(names, ", "))
+	}
+	var unknown []string
+	for n := range p.Labels {
+		if _, ok := spec.Inputs[n]; !ok {
+			unknown = append(unknown, n)
+		}
+	}
+	if len(unknown) > 0 {
+		sort.Strings(unknown)
+		return ci, &stage.ParamError{Path: "labels", Msg: fmt.Sprintf("%s not among the needs (%s)", strings.Join(unknown, ", "), strings.Join(names, ", "))}
+	}
+	return ci, nil
+}
+
+// Run compares the runs.
+func (CompareKind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
+	in, err := compareInput(spec)
+	if err != nil {
+		return err
+	}
+	env.Report(0, 1, "comparing")
+	_, err = Compare(ctx, in, spec.OutDir, env.Log)
+	if err != nil {
+		return err
+	}
+	env.Report(1, 1, "done")
+	return nil
+}
+
+// compareFiles are the outputs every comparison has.
+var compareFiles = []string{
+	"summary.md", "report.html", CompareFile,
+	"tables/stats.csv", "tables/errors.csv", "tables/distances.csv", "tables/failed.csv",
+	"figs/ttft_cdf.png", "figs/itl_cdf.png", "figs/tpot_cdf.png", "figs/e2e_cdf.png",
+}
+
+// Validate checks every output is present and non-empty (failed.csv holds
+// at least its header).
+func (CompareKind) Validate(spec *stage.Spec) error {
+	files := append([]string{}, compareFiles...)
+	res, err := ReadResult(spec.OutDir)
+	if err != nil {
+		return err
+	}
+	if res.HasSteps {
+		files = append(files, "tables/batch.csv", "figs/batch_size_cdf.png")
+	}
+	return nonEmpty(spec.OutDir, files)
+}
+
+func nonEmpty(dir string, files []string) error {
+	var errs []error
+	for _, f := range files {
+		st, err := os.Stat(filepath.Join(dir, f))
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("output %s missing: %w", f, err))
+		case st.Size() == 0:
+			errs = append(errs, fmt.Errorf("output %s is empty", f))
+		}
+	}
+	return errors.Join(errs...)
+}
