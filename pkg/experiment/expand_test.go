@@ -346,3 +346,72 @@ stages:
 		t.Errorf("values %#v", f.Matrix[0].Values)
 	}
 }
+
+func TestAnchorsAndMergeKeys(t *testing.T) {
+	p, err := load(t, `
+name: anchors
+x-sched: &sched
+  max_batch_tokens: 2048
+  block_size: 16
+matrix: {rate: [2]}
+stages:
+  sim:
+    uses: sim
+    with:
+      <<: *sched
+      block_size: 32
+      rate: "${{ matrix.rate }}"
+  vidur:
+    uses: sim
+    with: {<<: [*sched, {extra: "r${{ matrix.rate }}"}], engine: vidur}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[string]any{
+		"sim[rate=2]":   {"max_batch_tokens": 2048, "block_size": 32, "rate": 2},
+		"vidur[rate=2]": {"max_batch_tokens": 2048, "block_size": 16, "extra": "r2", "engine": "vidur"},
+	}
+	for id, w := range want {
+		in := p.Lookup(id)
+		if in == nil {
+			t.Fatalf("no %s in %q", id, shape(p))
+		}
+		if !reflect.DeepEqual(in.Params, w) {
+			t.Errorf("%s params %#v, want %#v", id, in.Params, w)
+		}
+	}
+}
+
+func BenchmarkLoadSweep(b *testing.B) {
+	// 3 variables x 10 values: 1,000 cells, ~3,000 instances.
+	src := `
+name: big
+matrix:
+  a: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+  b: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+  c: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+stages:
+  workload: {uses: workload, with: {rate: "${{ matrix.a }}", seed: "${{ matrix.b }}"}}
+  profile: {uses: profile}
+  sim: {uses: sim, needs: [workload, profile], with: {policy: "p${{ matrix.c }}"}}
+  bench: {uses: real-bench, needs: [workload]}
+  compare: {uses: compare, needs: [bench, sim]}
+  report: {uses: report, needs: [{stage: compare, all: true}]}
+`
+	path := filepath.Join(b.TempDir(), "big.yaml")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	reg := testRegistry()
+	b.ResetTimer()
+	for b.Loop() {
+		p, err := experiment.Load(path, experiment.Options{Registry: reg})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(p.Instances) != 100+1+1000+100+1000+1 {
+			b.Fatalf("%d instances", len(p.Instances))
+		}
+	}
+}

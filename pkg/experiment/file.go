@@ -201,7 +201,11 @@ func decodeFile(p *problems, path string, root *yaml.Node) *File {
 			f.StagesPos = posOf(k)
 			f.Stages = decodeStages(p, k, v)
 		default:
-			p.add(posOf(k), "unknown key %q%s; allowed top-level keys: %s", key, didYouMean(key, topKeys), quoteList(topKeys))
+			// x- keys hold YAML anchors to reuse in stages, as in compose files.
+			if strings.HasPrefix(key, "x-") {
+				return
+			}
+			p.add(posOf(k), "unknown key %q%s; allowed top-level keys: %s (or x-NAME for anchors)", key, didYouMean(key, topKeys), quoteList(topKeys))
 		}
 	})
 	if !nameSeen {
@@ -239,10 +243,12 @@ func decodeMatrix(p *problems, v *yaml.Node) []*MatrixVar {
 		}
 		if list.Kind != yaml.SequenceNode {
 			p.add(posOf(list), "matrix.%s: expected a list of values (e.g. [1, 2, 4]), got %s", name, describe(list))
+			out = append(out, &MatrixVar{Name: name, Pos: posOf(k)}) // still defined: no "undefined" noise
 			return
 		}
 		if len(list.Content) == 0 {
 			p.add(posOf(k), "matrix.%s: the list is empty; give at least one value or remove the variable", name)
+			out = append(out, &MatrixVar{Name: name, Pos: posOf(k)})
 			return
 		}
 		mv := &MatrixVar{Name: name, Pos: posOf(k)}

@@ -114,12 +114,41 @@ func resolve(n *yaml.Node, cell map[string]any, expName string) (any, error) {
 	switch n.Kind {
 	case yaml.MappingNode:
 		m := make(map[string]any, len(n.Content)/2)
+		var merges []*yaml.Node
 		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].ShortTag() == "!!merge" {
+				merges = append(merges, n.Content[i+1])
+				continue
+			}
 			v, err := resolve(n.Content[i+1], cell, expName)
 			if err != nil {
 				return nil, err
 			}
 			m[n.Content[i].Value] = v
+		}
+		// YAML merge keys (<<: *anchor, or a list of anchors): explicit keys
+		// win, then earlier merged mappings win over later ones.
+		for _, mn := range merges {
+			mn = deref(mn)
+			list := []*yaml.Node{mn}
+			if mn.Kind == yaml.SequenceNode {
+				list = mn.Content
+			}
+			for _, src := range list {
+				v, err := resolve(src, cell, expName)
+				if err != nil {
+					return nil, err
+				}
+				sm, ok := v.(map[string]any)
+				if !ok {
+					return nil, fmt.Errorf("a merge key (<<) must refer to a mapping or a list of mappings")
+				}
+				for k, x := range sm {
+					if _, set := m[k]; !set {
+						m[k] = x
+					}
+				}
+			}
 		}
 		return m, nil
 	case yaml.SequenceNode:

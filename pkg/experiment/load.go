@@ -42,11 +42,10 @@ func Load(path string, opt Options) (*plan.Plan, error) {
 		return nil, err
 	}
 	p := &problems{file: path}
+	// A failed override leaves the tree as it was, so decoding goes on and
+	// reports the file's own problems in the same pass.
 	for _, s := range opt.Sets {
 		applySet(p, root, s)
-	}
-	if p.any() {
-		return nil, p.err()
 	}
 	f := decodeFile(p, path, root)
 	decodeOK := !p.any()
@@ -254,6 +253,7 @@ func expand(f *File, refs map[string]map[string]bool) (*plan.Plan, error) {
 	}
 	dims := map[string][]string{}
 	instances := map[string][]*plan.Instance{}
+	known := map[string]bool{}
 	for _, s := range stageOrder(f) {
 		set := map[string]bool{}
 		for v := range refs[s.Name] {
@@ -288,16 +288,24 @@ func expand(f *File, refs map[string]map[string]bool) (*plan.Plan, error) {
 			in.Params = params
 			for _, n := range s.Needs {
 				dep := plan.Dep{Stage: n.Stage, FanIn: n.All}
-				for _, up := range instances[n.Stage] {
-					if agrees(up.Cell, cell) {
-						dep.Instances = append(dep.Instances, up.ID)
+				if n.All {
+					for _, up := range instances[n.Stage] {
+						if agrees(up.Cell, cell) {
+							dep.Instances = append(dep.Instances, up.ID)
+						}
 					}
-				}
-				if !n.All && len(dep.Instances) != 1 {
-					return nil, fmt.Errorf("experiment: %s: need %s resolved to %d instances", in.ID, n.Stage, len(dep.Instances))
+				} else {
+					// The upstream dims are a subset of this stage's, so the
+					// upstream instance is the one named by this cell.
+					id := InstanceID(n.Stage, dims[n.Stage], cell)
+					if !known[id] {
+						return nil, fmt.Errorf("experiment: %s: need %s resolved to missing instance %s", in.ID, n.Stage, id)
+					}
+					dep.Instances = []string{id}
 				}
 				in.Needs = append(in.Needs, dep)
 			}
+			known[in.ID] = true
 			instances[s.Name] = append(instances[s.Name], in)
 			pl.Instances = append(pl.Instances, in)
 		}
@@ -306,10 +314,8 @@ func expand(f *File, refs map[string]map[string]bool) (*plan.Plan, error) {
 }
 
 // agrees reports whether two cells have the same value on every dimension
-// both have. For an ordinary need the upstream dims are a subset, so this
-// picks the restriction of the cell; for a fan-in it picks every upstream
-// cell compatible with this one (all of them when this stage has none of
-// the upstream's dims).
+// both have. For a fan-in it picks every upstream cell compatible with this
+// one: all of them when this stage has none of the upstream's dims.
 func agrees(up, cell map[string]any) bool {
 	for k, v := range up {
 		if w, ok := cell[k]; ok && Format(w) != Format(v) {
