@@ -247,6 +247,11 @@ func paramDiff(cur, old map[string]any) []string {
 		if !okx {
 			x = "(unset)"
 		}
+		if len(x) > 40 || len(y) > 40 {
+			// Scripts and long strings do not fit a status line.
+			out = append(out, fmt.Sprintf("param with.%s changed", p))
+			continue
+		}
 		out = append(out, fmt.Sprintf("param with.%s %s → %s", p, y, x))
 	}
 	return out

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"text/tabwriter"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/gsim-dev/gsim/pkg/dag"
+	"github.com/gsim-dev/gsim/pkg/executor"
+	"github.com/gsim-dev/gsim/pkg/experiment"
+	"github.com/gsim-dev/gsim/pkg/kinds"
+	"github.com/gsim-dev/gsim/pkg/progress"
+	"github.com/gsim-dev/gsim/pkg/stage"
+	"github.com/gsim-dev/gsim/pkg/store"
+)
+
+func oneArg(c *cli.Context, what string) (string, error) {
+	if c.NArg() != 1 {
+		return "", usageError{fmt.Errorf("%s: want exactly one %s argument, got %d (see gsim %s --help)", c.Command.Name, what, c.NArg(), c.Command.Name)}
+	}
+	arg := c.Args().First()
+	if _, err := os.Stat(arg); err != nil {
+		return "", usageError{fmt.Errorf("%s: %w", c.Command.Name, err)}
+	}
+	return arg, nil
+}
+
+func options(c *cli.Context, reg *stage.Registry) (executor.Options, error) {
+	st, err := store.Open(c.String("store"))
+	if err != nil {
+		return executor.Options{}, err
+	}
+	self, _ := os.Executable()
+	return executor.Options{Store: st, Registry: reg, GsimVersion: version(), Gsim: self}, nil
+}
+
+func runCmd(c *cli.Context) error {
+	path, err := oneArg(c, "EXPERIMENT.yaml")
+	if err != nil {
+		return err
+	}
+	reg := kinds.Registry()
+	p, err := experiment.Load(path, experiment.Options{Sets: c.StringSlice("set"), Registry: reg})
+	if err != nil {
+		return err
+	}
+	opt, err := options(c, reg)
+	if err != nil {
+		return err
+	}
+	opt.Jobs = c.Int("jobs")
+	opt.Slots = map[string]int{"gpu": c.Int("gpus")}
+	opt.Force = c.StringSlice("force")
+	opt.Only = c.StringSlice("only")
+	opt.KeepGoing = c.Bool("keep-going")
+	opt.Verify = c.Bool("verify")
+	opt.Subprocess = c.Bool("subprocess")
+	out := c.App.Writer
+	if c.Bool("dry-run") {
+		ds, err := executor.Explain(p, opt)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+		for _, d := range ds {
+			fmt.Fprintf(tw, "%s\t%s\n", d.ID, d.DryRunLine())
+		}
+		return tw.Flush()
+	}
+	disp := progress.New(os.Stderr)
+	opt.Display = disp
+	sum, err := executor.Run(c.Context, p, opt)
+	disp.Close()
+	if sum != nil {
+		sum.Print(out)
+		fmt.Fprintf(out, "outputs: %s\n", opt.Store.LinkDir(p.Name))
+	}
+	return err
+}
+
+func statusCmd(c *cli.Context) error {
+	path, err := oneArg(c, "EXPERIMENT.yaml")
+	if err != nil {
+		return err
+	}
+	reg := kinds.Registry()
+	p, err := experiment.Load(path, experiment.Options{Sets: c.StringSlice("set"), Registry: reg})
+	if err != nil {
+		return err
+	}
+	opt, err := options(c, reg)
+	if err != nil {
+		return err
+	}
+	opt.Verify = c.Bool("verify")
+	ds, err := executor.Explain(p, opt)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+	corrupt := 0
+	for _, d := range ds {
+		fmt.Fprintf(tw, "%s\t%s\n", d.ID, d.StatusLine())
+		if d.State == executor.Corrupt {
+			corrupt++
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if corrupt > 0 {
+		return cli.Exit(fmt.Sprintf("%d corrupt outputs; `gsim run --verify %s` reruns them", corrupt, path), exitFailure)
+	}
+	return nil
+}
+
+func dagCmd(c *cli.Context) error {
+	path, err := oneArg(c, "EXPERIMENT.yaml")
+	if err != nil {
+		return err
+	}
+	p, err := experiment.Load(path, experiment.Options{Sets: c.StringSlice("set")})
+	if err != nil {
+		return err
+	}
+	switch f := c.String("format"); f {
+	case "text", "dot", "mermaid":
+		return dag.Render(p, f, c.App.Writer)
+	default:
+		return usageError{fmt.Errorf("dag --format %s: want text, dot or mermaid", f)}
+	}
+}
+
+func validateCmd(c *cli.Context) error {
+	path, err := oneArg(c, "EXPERIMENT.yaml")
+	if err != nil {
+		return err
+	}
+	p, err := experiment.Load(path, experiment.Options{Sets: c.StringSlice("set"), Registry: kinds.Registry()})
+	if err != nil {
+		return err
+	}
+	if _, err := dag.Build(p); err != nil {
+		return usageError{err}
+	}
+	fmt.Fprintf(c.App.Writer, "%s: ok (experiment %s, %d stage instances)\n", path, p.Name, len(p.Instances))
+	return nil
+}
+
+func cleanCmd(c *cli.Context) error {
+	if c.NArg() != 0 {
+		return usageError{errors.New("clean takes no arguments; it cleans the whole store (--store)")}
+	}
+	st, err := store.Open(c.String("store"))
+	if err != nil {
+		return err
+	}
+	dry := c.Bool("dry-run")
+	rep, err := st.Clean(dry)
+	if err != nil {
+		return err
+	}
+	verb := "removed"
+	if dry {
+		verb = "would remove"
+	}
+	for _, it := range rep.Items {
+		rel, _ := filepath.Rel(st.Root, it.Path)
+		fmt.Fprintf(c.App.Writer, "%s %s (%s, %s)\n", verb, rel, it.Why, bytes(it.Bytes))
+	}
+	fmt.Fprintf(c.App.Writer, "%s %d items, %s\n", verb, len(rep.Items), bytes(rep.Bytes))
+	return nil
+}
+
+func stageExecCmd(c *cli.Context) error {
+	spec, err := oneArg(c, "SPEC.json")
+	if err != nil {
+		return err
+	}
+	self, _ := os.Executable()
+	return executor.ExecSpec(c.Context, kinds.Registry(), spec, os.Stdout, self)
+}
+
+func bytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// version is the module version and VCS revision the binary was built from.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	v := bi.Main.Version
+	var rev, modified string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				modified = "+dirty"
+			}
+		}
+	}
+	if rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		v += " (" + rev + modified + ")"
+	}
+	return v
+}
