@@ -118,6 +118,7 @@ func traceArrivals(path string, n int, durNs int64) ([]int64, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: reading header: %w", path, err)
 	}
+	header = slices.Clone(header) // the reader reuses its record
 	col, inNs := -1, false
 	for i, h := range header {
 		switch strings.TrimSpace(h) {
