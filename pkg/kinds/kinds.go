@@ -16,5 +16,6 @@ func Registry() *stage.Registry {
 		shell.Kind{},
 		workload.Kind{},
 		report.CompareKind{},
+		report.SweepKind{},
 	)
 }

@@ -116,8 +116,8 @@ func writeFixtureRun(t testing.TB, dir string, w *schema.Workload, digest string
 		digest = e.digest
 	}
 	meta := &schema.RunMeta{SchemaVersion: schema.Version, RunID: e.runType + "-fixture", RunType: e.runType, Model: "Qwen/Qwen3-0.6B",
-		Hardware: map[string]any{"gpu_name": "NVIDIA H100 80GB HBM3", "driver": "550.54.15", "cuda": "12.4"},
-		Engine:   map[string]any{"name": e.runType + "-engine", "scheduler": "fifo", "max_batch_size": 8},
+		Hardware:       map[string]any{"gpu_name": "NVIDIA H100 80GB HBM3", "driver": "550.54.15", "cuda": "12.4"},
+		Engine:         map[string]any{"name": e.runType + "-engine", "scheduler": "fifo", "max_batch_size": 8},
 		WorkloadDigest: digest, StartedAt: "2026-01-01T00:00:00Z", EndedAt: "2026-01-01T00:01:00Z"}
 	if err := schema.WriteRunMeta(filepath.Join(dir, schema.RunMetaFile), meta); err != nil {
 		t.Fatal(err)
