@@ -1,0 +1,231 @@
+#!/usr/bin/env python3
+"""Run real Vidur (microsoft/vidur) for gsim without editing Vidur's files.
+
+gsim's `sim` kind with `engine: vidur` writes the trace and the flags, then runs
+
+    python3 vidur_shim.py --vidur <checkout> [--stubs <dir>] \
+        [--hf-config <config.json> --model-name <org/name>] \
+        [--total-memory-gb N] --result <result.json> -- <vidur flags...>
+
+What the shim adds to `python -m vidur.main`:
+- registers a model config built from a Hugging Face config.json when Vidur does
+  not know the model (Qwen3-0.6B), with the model's true head_dim: Vidur derives
+  head_dim = embedding_dim / num_q_heads (64 for Qwen3-0.6B, whose real head_dim
+  is 128), which halves KV-cache bytes and projection sizes. The classes that
+  derive it are patched at run time to use the config's head_dim;
+- optionally overrides the device's memory size (Vidur hard-codes it per SKU);
+- writes the outputs itself instead of from Vidur's atexit hook, so a failure
+  to write is an exit code, and records what Vidur derived (num_blocks, max
+  batch size, output folder, timings) in result.json for gsim.
+"""
+
+import argparse
+import atexit
+import json
+import os
+import sys
+import time
+from dataclasses import field, make_dataclass
+from typing import Any, Dict, Optional
+
+PROGRESS = "##gsim progress"
+
+
+def progress(done, total, msg):
+    print(f"{PROGRESS} {done} {total} {msg}", flush=True)
+
+
+def parse_args(argv):
+    if "--" in argv:
+        i = argv.index("--")
+        own, vidur_args = argv[:i], argv[i + 1 :]
+    else:
+        own, vidur_args = argv, []
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--vidur", required=True, help="microsoft/vidur checkout")
+    p.add_argument("--stubs", default="", help="folder of stand-in modules (wandb, ...)")
+    p.add_argument("--hf-config", default="", help="Hugging Face config.json of the model")
+    p.add_argument("--model-name", default="", help="name Vidur looks the model up by")
+    p.add_argument("--total-memory-gb", type=float, default=0)
+    p.add_argument("--result", required=True)
+    return p.parse_args(own), vidur_args
+
+
+def import_vidur(vidur_dir, stubs):
+    # Stubs go first so Vidur's optional imports (wandb, kaleido, ddsketch)
+    # resolve to them; the checkout after them.
+    for d in [vidur_dir] + ([stubs] if stubs else []):
+        if d not in sys.path:
+            sys.path.insert(0, d)
+    os.environ.setdefault("WANDB_MODE", "disabled")
+    try:
+        import vidur.main  # noqa: F401
+    except Exception as e:  # any import failure means "no usable Vidur here"
+        sys.stderr.write(
+            f"gsim: cannot import Vidur from {vidur_dir!r}: {type(e).__name__}: {e}\n"
+            "gsim: Vidur needs a checkout of github.com/microsoft/vidur and its Python\n"
+            "gsim: dependencies; on Debian: apt-get install python3-numpy python3-pandas\n"
+            "gsim: python3-sklearn python3-yaml python3-matplotlib python3-seaborn\n"
+            "gsim: python3-tqdm python3-plotly python3-fasteners, plus stand-ins for\n"
+            "gsim: wandb, kaleido, plotly_express and ddsketch (GSIM_VIDUR_STUBS).\n"
+            "gsim: Or use `engine: embedded`. See docs/vidur.md.\n"
+        )
+        sys.exit(3)
+
+
+def model_fields_from_hf(hf: Dict[str, Any]) -> Dict[str, Any]:
+    """Vidur BaseModelConfig fields (plus head_dim) from a HF Llama/Qwen config."""
+    from vidur.types import ActivationType, NormType
+
+    act = hf.get("hidden_act", "silu")
+    if act not in ("silu", "gelu"):
+        raise SystemExit(f"gsim: hidden_act {act!r} has no Vidur activation type")
+    heads = hf["num_attention_heads"]
+    return {
+        "num_layers": hf["num_hidden_layers"],
+        "num_q_heads": heads,
+        "num_kv_heads": hf.get("num_key_value_heads", heads),
+        "embedding_dim": hf["hidden_size"],
+        "mlp_hidden_dim": hf["intermediate_size"],
+        "max_position_embeddings": hf["max_position_embeddings"],
+        "use_gated_mlp": True,
+        "use_bias": False,
+        "use_qkv_bias": bool(hf.get("attention_bias", False)),
+        "activation": ActivationType.SILU if act == "silu" else ActivationType.GELU,
+        "norm": NormType.RMS_NORM,
+        "post_attn_norm": True,
+        "vocab_size": hf["vocab_size"],
+        "is_neox_style": True,
+        "rope_theta": hf.get("rope_theta"),
+        "rope_scaling": hf.get("rope_scaling"),
+        "partial_rotary_factor": 1.0,
+        "no_tensor_parallel": False,
+        "head_dim": hf.get("head_dim") or hf["hidden_size"] // heads,
+    }
+
+
+_REGISTERED = []
+
+
+def register_model(name: str, values: Dict[str, Any]):
+    from vidur.config.model_config import BaseModelConfig
+    from vidur.config.utils import get_all_subclasses
+
+    for sub in get_all_subclasses(BaseModelConfig):
+        if getattr(sub, "get_name", None) and sub.get_name() == name:
+            return  # Vidur already knows it; keep Vidur's definition.
+    types = {f: Any for f in values}
+    types["head_dim"] = Optional[int]
+    cls = make_dataclass(
+        "GsimModelConfig_" + "".join(c if c.isalnum() else "_" for c in name),
+        [(k, types[k], field(default=v)) for k, v in values.items()],
+        bases=(BaseModelConfig,),
+    )
+    cls.get_name = staticmethod(lambda: name)
+    # type.__subclasses__ holds weak references: keep the class alive.
+    _REGISTERED.append(cls)
+
+
+def head_dim_of(model_config) -> int:
+    hd = getattr(model_config, "head_dim", None)
+    return hd or model_config.embedding_dim // model_config.num_q_heads
+
+
+def patch_head_dim():
+    """Make every place that derives head_dim use the model's own."""
+    from vidur.entities.replica import Replica
+    from vidur.utils.mfu_calculator import MFUCalculator
+    from vidur.utils.param_counter import ParamCounter
+
+    Replica.attention_head_dim = property(lambda self: head_dim_of(self._model_config))
+
+    pc_init = ParamCounter.__init__
+
+    def param_counter_init(self, replica_config):
+        pc_init(self, replica_config)
+        self._attention_head_dim = head_dim_of(replica_config.model_config)
+
+    ParamCounter.__init__ = param_counter_init
+
+    mfu_init = MFUCalculator.__init__
+
+    def mfu_calculator_init(self, replica_config):
+        mfu_init(self, replica_config)
+        self._head_dimension = head_dim_of(replica_config.model_config)
+
+    MFUCalculator.__init__ = mfu_calculator_init
+
+
+def patch_total_memory(gb: float):
+    from vidur.config.config import ReplicaConfig
+
+    post = ReplicaConfig.__post_init__
+
+    def replica_post_init(self):
+        post(self)
+        self.device_config.total_memory_gb = gb
+
+    ReplicaConfig.__post_init__ = replica_post_init
+
+
+def main(argv):
+    args, vidur_args = parse_args(argv)
+    import_vidur(os.path.abspath(args.vidur), os.path.abspath(args.stubs) if args.stubs else "")
+    if args.hf_config:
+        if not args.model_name:
+            raise SystemExit("gsim: --hf-config needs --model-name")
+        with open(args.hf_config) as f:
+            register_model(args.model_name, model_fields_from_hf(json.load(f)))
+    patch_head_dim()
+    if args.total_memory_gb > 0:
+        patch_total_memory(args.total_memory_gb)
+
+    from vidur.config import SimulationConfig
+    from vidur.simulator import Simulator
+    from vidur.utils.random import set_seeds
+
+    sys.argv = ["vidur.main"] + vidur_args
+    t0 = time.monotonic()
+    progress(0, 3, "configuring Vidur")
+    config = SimulationConfig.create_from_cli_args()
+    set_seeds(config.seed)
+    progress(0, 3, "training or loading the execution-time predictor")
+    sim = Simulator(config)
+    # Vidur writes its outputs from an atexit hook, where errors do not change
+    # the exit code; write them here instead and drop the hook.
+    atexit.unregister(sim._write_output)
+    t1 = time.monotonic()
+    progress(1, 3, "simulating")
+    sim.run()
+    t2 = time.monotonic()
+    progress(2, 3, "writing Vidur's outputs")
+    sim._write_output()
+    t3 = time.monotonic()
+
+    rsched = sim.scheduler.get_replica_scheduler(0)
+    replica_config = config.cluster_config.replica_config
+    result = {
+        "output_dir": os.path.abspath(config.metrics_config.output_dir),
+        "model_name": replica_config.model_name,
+        "head_dim": head_dim_of(replica_config.model_config),
+        "derived_head_dim": replica_config.model_config.embedding_dim
+        // replica_config.model_config.num_q_heads,
+        "total_memory_gb": replica_config.device_config.total_memory_gb,
+        "num_blocks": rsched._config.num_blocks,
+        "max_batch_size": rsched._max_batch_size,
+        "block_size": rsched._config.block_size,
+        "seconds": {
+            "predictor": round(t1 - t0, 3),
+            "simulate": round(t2 - t1, 3),
+            "write": round(t3 - t2, 3),
+        },
+        "python": sys.version.split()[0],
+    }
+    with open(args.result, "w") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+    progress(3, 3, "done")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
