@@ -4,6 +4,7 @@
 //
 //	<root>/profiling/compute/<device>/<org>/<model>/mlp.csv
 //	<root>/profiling/compute/<device>/<org>/<model>/attention.csv
+//	<root>/extra_ops.csv         (optional, gsim's own: ops Vidur has no column for)
 //	<root>/cpu_overhead.csv      (optional, gsim's own; see docs/profile.md)
 //	<root>/profile_meta.json     (optional, how the profile was measured)
 //
@@ -23,6 +24,7 @@ const (
 	MLPFile         = "mlp.csv"
 	AttentionFile   = "attention.csv"
 	CPUOverheadFile = "cpu_overhead.csv"
+	ExtraOpsFile    = "extra_ops.csv"
 	MetaFile        = "profile_meta.json"
 	// ComputeDir is the folder under root that holds <device>/<org>/<model>.
 	ComputeDir = "profiling/compute"
@@ -63,6 +65,22 @@ var AttentionShapeColumns = []string{
 
 // CPUOverheadColumns is the header of cpu_overhead.csv.
 var CPUOverheadColumns = []string{"name", "batch_size", "samples", "median_ms", "mean_ms", "min_ms", "max_ms", "std_ms"}
+
+// ExtraOpsColumns is the header of extra_ops.csv.
+var ExtraOpsColumns = []string{"op", "num_tokens", "kv_tokens", "samples", "median_ms", "mean_ms", "min_ms", "max_ms", "std_ms"}
+
+// Ops of extra_ops.csv. Per forward, not per layer: rotary_emb and
+// final_norm over all tokens of the step; lm_head (with the float cast) and
+// sample_argmax over one row per request (num_tokens = requests). Per layer:
+// attn_packed is the whole attention of one step (every attention.csv op
+// summed) for num_tokens packed queries over kv_tokens packed keys.
+const (
+	OpRotaryEmb    = "rotary_emb"
+	OpFinalNorm    = "final_norm"
+	OpLMHead       = "lm_head"
+	OpSampleArgmax = "sample_argmax"
+	OpAttnPacked   = "attn_packed"
+)
 
 // MLPColumns is mlp.csv's exact header.
 func MLPColumns() []string { return append(statColumns(MLPOps), MLPShapeColumns...) }
@@ -128,6 +146,15 @@ type CPUOverhead struct {
 	Stat      Stat
 }
 
+// ExtraOp is one row of extra_ops.csv.
+type ExtraOp struct {
+	Op        string
+	NumTokens int
+	KVTokens  int
+	Samples   int
+	Stat      Stat
+}
+
 // Profile is one device's profile of one model.
 type Profile struct {
 	// Device is Vidur's device name (a100, h100, h200); Model is "org/name".
@@ -139,6 +166,19 @@ type Profile struct {
 	CPU map[string]float64
 	// CPURows are cpu_overhead.csv's rows in file order.
 	CPURows []CPUOverhead
+	// Extra are extra_ops.csv's rows in file order; nil when absent.
+	Extra []ExtraOp
+}
+
+// ExtraOps returns the rows of one extra op, in file order.
+func (p *Profile) ExtraOps(op string) []ExtraOp {
+	var out []ExtraOp
+	for _, r := range p.Extra {
+		if r.Op == op {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // DeviceForGPU maps a GPU name as CUDA reports it ("NVIDIA H100 80GB HBM3")

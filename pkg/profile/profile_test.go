@@ -32,6 +32,10 @@ func synthetic() *Profile {
 		return r
 	}
 	p.Attention = []AttentionRow{attn(true, 1, 64, 0), attn(true, 1, 64, 64), attn(false, 1, 0, 64), attn(false, 4, 0, 128)}
+	p.Extra = []ExtraOp{
+		{Op: OpLMHead, NumTokens: 1, Samples: 20, Stat: Stat{Min: 0.1, Max: 0.2, Mean: 0.15, Median: 0.14, Std: 0.01}},
+		{Op: OpAttnPacked, NumTokens: 4, KVTokens: 256, Samples: 10, Stat: Stat{Min: 0.1, Max: 0.2, Mean: 0.15, Median: 0.14, Std: 0.01}},
+	}
 	p.CPURows = []CPUOverhead{{Name: "step_overhead", BatchSize: 1, Samples: 10, Stat: Stat{Min: -0.01, Max: 0.5, Mean: 0.2, Median: 0.21, Std: 0.1}}}
 	return p
 }
@@ -78,6 +82,9 @@ func TestWriteReadRoundTrip(t *testing.T) {
 	}
 	if got := p.CPU["step_overhead"]; got != 0.21 {
 		t.Errorf("CPU[step_overhead] = %v", got)
+	}
+	if x := p.ExtraOps(OpAttnPacked); len(x) != 1 || x[0].KVTokens != 256 || x[0].Stat.Median != 0.14 {
+		t.Errorf("ExtraOps(attn_packed) = %+v", x)
 	}
 	if r, ok := p.MLPAt(4); !ok || r.NumTokens != 4 {
 		t.Errorf("MLPAt(4) = %+v, %v", r, ok)
@@ -153,7 +160,7 @@ func TestValidateErrors(t *testing.T) {
 	set := func(file string, row, col int, v string) func(root, dir string) {
 		return func(root, dir string) {
 			p := filepath.Join(dir, file)
-			if file == CPUOverheadFile {
+			if file == CPUOverheadFile || file == ExtraOpsFile {
 				p = filepath.Join(root, file)
 			}
 			edit(t, p, replaceCell(row, col)("", v))
@@ -238,6 +245,14 @@ func TestValidateErrors(t *testing.T) {
 		{"cpu number", set(CPUOverheadFile, 2, 4, "x"), "not a finite number", 2, 4},
 		{"cpu name", set(CPUOverheadFile, 2, 1, ""), "empty name", 2, 1},
 		{"cpu median", set(CPUOverheadFile, 2, 4, "7"), "median 7 is outside", 2, 4},
+		{"extra header", set(ExtraOpsFile, 1, 2, "tokens"), `header has "tokens"`, 1, 2},
+		{"extra negative", set(ExtraOpsFile, 2, 5, "-0.1"), "negative time", 2, 5},
+		{"extra op", set(ExtraOpsFile, 2, 1, ""), "empty op name", 2, 1},
+		{"extra duplicate", func(root, dir string) {
+			set(ExtraOpsFile, 3, 1, OpLMHead)(root, dir)
+			set(ExtraOpsFile, 3, 2, "1")(root, dir)
+			set(ExtraOpsFile, 3, 3, "0")(root, dir)
+		}, "same (op, num_tokens, kv_tokens) as row 2", 3, 2},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

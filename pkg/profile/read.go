@@ -124,6 +124,12 @@ func parse(root string) (*Profile, []error) {
 			p.CPU[cpuKey(r.Name, r.BatchSize)] = r.Stat.Median
 		}
 	}
+	extraPath := filepath.Join(root, ExtraOpsFile)
+	if _, err := os.Stat(extraPath); err == nil {
+		var xerrs []error
+		p.Extra, xerrs = parseExtra(extraPath)
+		errs = append(errs, xerrs...)
+	}
 	sortRows(p)
 	return p, errs
 }
@@ -443,6 +449,61 @@ func parseAttention(path string) ([]AttentionRow, []error) {
 	return rows, errs
 }
 
+// msStats reads the five *_ms statistic cells of gsim's own files.
+func (c *cells) msStats(nonNegative bool) Stat {
+	var v [5]float64
+	for j, name := range []string{"min_ms", "max_ms", "mean_ms", "median_ms", "std_ms"} {
+		s := c.raw(name)
+		f, err := strconv.ParseFloat(s, 64)
+		switch {
+		case err != nil || math.IsNaN(f) || math.IsInf(f, 0):
+			c.fail(name, fmt.Sprintf("not a finite number: %q", s))
+		case nonNegative && f < 0:
+			c.fail(name, fmt.Sprintf("negative time %v ms", f))
+		}
+		v[j] = f
+	}
+	st := Stat{Min: v[0], Max: v[1], Mean: v[2], Median: v[3], Std: v[4]}
+	if len(c.errs) == 0 && (st.Median < st.Min || st.Median > st.Max) {
+		c.fail("median_ms", fmt.Sprintf("median %v is outside [min %v, max %v]", st.Median, st.Min, st.Max))
+	}
+	return st
+}
+
+func parseExtra(path string) ([]ExtraOp, []error) {
+	t := readTable(path, ExtraOpsColumns)
+	if len(t.errs) > 0 {
+		return nil, t.errs
+	}
+	col := colIndex(t.header)
+	var rows []ExtraOp
+	var errs []error
+	type key struct {
+		op   string
+		n, k int
+	}
+	seen := map[key]int{}
+	for i, rec := range t.rows {
+		c := &cells{t: t, row: i, rec: rec, col: col}
+		r := ExtraOp{Op: c.raw("op")}
+		if r.Op == "" {
+			c.fail("op", "empty op name")
+		}
+		r.NumTokens = c.int("num_tokens", 1)
+		r.KVTokens = c.int("kv_tokens", 0)
+		r.Samples = c.int("samples", 1)
+		r.Stat = c.msStats(true)
+		k := key{r.Op, r.NumTokens, r.KVTokens}
+		if prev, dup := seen[k]; dup && len(c.errs) == 0 {
+			c.fail("num_tokens", fmt.Sprintf("same (op, num_tokens, kv_tokens) as row %d", prev))
+		}
+		seen[k] = i + 2
+		errs = append(errs, c.errs...)
+		rows = append(rows, r)
+	}
+	return rows, errs
+}
+
 func parseCPU(path string) ([]CPUOverhead, []error) {
 	t := readTable(path, CPUOverheadColumns)
 	if len(t.errs) > 0 {
@@ -459,21 +520,9 @@ func parseCPU(path string) ([]CPUOverhead, []error) {
 		}
 		r.BatchSize = c.int("batch_size", 1)
 		r.Samples = c.int("samples", 1)
-		var v [5]float64
-		for j, name := range []string{"min_ms", "max_ms", "mean_ms", "median_ms", "std_ms"} {
-			s := c.raw(name)
-			f, err := strconv.ParseFloat(s, 64)
-			if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-				c.fail(name, fmt.Sprintf("not a finite number: %q", s))
-			}
-			v[j] = f
-		}
-		// Overheads are differences of two timers and may dip below zero
-		// on one sample; the median must not.
-		r.Stat = Stat{Min: v[0], Max: v[1], Mean: v[2], Median: v[3], Std: v[4]}
-		if len(c.errs) == 0 && (r.Stat.Median < r.Stat.Min || r.Stat.Median > r.Stat.Max) {
-			c.fail("median_ms", fmt.Sprintf("median %v is outside [min %v, max %v]", r.Stat.Median, r.Stat.Min, r.Stat.Max))
-		}
+		// Overheads are differences of two timers, so one sample may dip
+		// below zero; the median must still lie within [min, max].
+		r.Stat = c.msStats(false)
 		errs = append(errs, c.errs...)
 		rows = append(rows, r)
 	}

@@ -10,7 +10,7 @@ import (
 )
 
 // Write writes p under root in Vidur's layout (mlp.csv, attention.csv) and,
-// when p has CPU rows, cpu_overhead.csv. An op with TimeMs but no Stats is
+// when p has them, cpu_overhead.csv and extra_ops.csv. An op with TimeMs but no Stats is
 // written with all five statistics equal to its median and std 0.
 func Write(root string, p *Profile) error {
 	if p.Device == "" || strings.Count(p.Model, "/") != 1 {
@@ -53,6 +53,16 @@ func Write(root string, p *Profile) error {
 				ftoa(r.Stat.Median), ftoa(r.Stat.Mean), ftoa(r.Stat.Min), ftoa(r.Stat.Max), ftoa(r.Stat.Std)})
 		}
 		if err := writeCSV(filepath.Join(root, CPUOverheadFile), cpu); err != nil {
+			return err
+		}
+	}
+	if len(p.Extra) > 0 {
+		x := [][]string{ExtraOpsColumns}
+		for _, r := range p.Extra {
+			x = append(x, []string{r.Op, itoa(r.NumTokens), itoa(r.KVTokens), itoa(r.Samples),
+				ftoa(r.Stat.Median), ftoa(r.Stat.Mean), ftoa(r.Stat.Min), ftoa(r.Stat.Max), ftoa(r.Stat.Std)})
+		}
+		if err := writeCSV(filepath.Join(root, ExtraOpsFile), x); err != nil {
 			return err
 		}
 	}
