@@ -6,6 +6,7 @@ package kinds
 import (
 	"github.com/gsim-dev/gsim/pkg/report"
 	"github.com/gsim-dev/gsim/pkg/shell"
+	"github.com/gsim-dev/gsim/pkg/sim"
 	"github.com/gsim-dev/gsim/pkg/stage"
 	"github.com/gsim-dev/gsim/pkg/workload"
 )
@@ -15,6 +16,10 @@ func Registry() *stage.Registry {
 	return stage.NewRegistry(
 		shell.Kind{},
 		workload.Kind{},
+		// nil until pkg/vidur exposes its stage.Kind: engine: vidur then
+		// fails with a clear error.
+		sim.NewKind(nil),
+		sim.NewFitKind(),
 		report.CompareKind{},
 		report.SweepKind{},
 	)

@@ -29,6 +29,9 @@ type Options struct {
 	// Progress, when set, is called every ProgressEvery completed requests.
 	Progress      func(done, total int)
 	ProgressEvery int
+	// Interrupt, when set, is polled every few thousand events; a non-nil
+	// error stops the run with that error.
+	Interrupt func() error
 }
 
 // Result summarises a run.
@@ -88,10 +91,16 @@ func Run(reqs []schema.Request, s sched.Scheduler, p predict.Predictor, sink Sin
 		res.TokensOut++
 		emitErr = sink.Token(r, idx, q.Now(), lat)
 	}
+	var polls int
 	for {
 		e, ok := q.Pop()
 		if !ok {
 			break
+		}
+		if polls++; opt.Interrupt != nil && polls&4095 == 0 {
+			if err := opt.Interrupt(); err != nil {
+				return res, err
+			}
 		}
 		now := e.Time
 		switch e.Class {

@@ -273,6 +273,9 @@ func (m *StepModel) raw(s sched.Shape) float64 {
 	return t
 }
 
+// PredictStep is the model's time for a recorded step's composition.
+func (m *StepModel) PredictStep(s Step) int64 { return m.PredictShape(s.shape()) }
+
 // PredictShape is the model's step time for a batch shape.
 func (m *StepModel) PredictShape(s sched.Shape) int64 {
 	return max(int64(math.Round(m.raw(s))), m.MinStepNs)

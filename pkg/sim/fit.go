@@ -1,0 +1,229 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/gsim-dev/gsim/pkg/schema"
+	"github.com/gsim-dev/gsim/pkg/sim/predict"
+	"github.com/gsim-dev/gsim/pkg/stage"
+)
+
+// Files the fit stage writes.
+const (
+	StepModelFile = "step_model.json"
+	FitReportFile = "fit.md"
+)
+
+// FitVersion is the fit kind's runner identity.
+const FitVersion = "1"
+
+// FitKind is the `fit` stage kind: it fits the step-model predictor to the
+// step_metrics.csv of real runs (a fan-in over a bench stage), on the cells
+// `train` selects; the others are held out for the fidelity check.
+type FitKind struct{ stage.Base }
+
+// NewFitKind returns the fit kind.
+func NewFitKind() stage.Kind { return FitKind{} }
+
+// FitParams are the `with:` of a fit stage.
+type FitParams struct {
+	// Train maps a matrix variable to the values whose cells are trained
+	// on, e.g. {rate: [1, 4, 16]}. Empty: every input cell.
+	Train map[string][]any `json:"train"`
+	// Features is the model form (see predict.AllFeatures); empty: the
+	// default form.
+	Features []string `json:"features"`
+}
+
+func decodeFitParams(raw map[string]any) (*FitParams, error) {
+	var p FitParams
+	if err := stage.DecodeParams(raw, &p); err != nil {
+		return nil, err
+	}
+	var errs []error
+	for _, f := range p.Features {
+		if !slices.Contains(predict.AllFeatures, f) {
+			errs = append(errs, &stage.ParamError{Path: "features", Msg: fmt.Sprintf("unknown feature %q; use some of %v", f, predict.AllFeatures)})
+		}
+	}
+	for k, vs := range p.Train {
+		if len(vs) == 0 {
+			errs = append(errs, &stage.ParamError{Path: "train." + k, Msg: "empty list; name the matrix values to train on"})
+		}
+	}
+	return &p, errors.Join(errs...)
+}
+
+func (FitKind) Name() string    { return "fit" }
+func (FitKind) Version() string { return FitVersion }
+
+func (FitKind) CheckParams(params map[string]any) error {
+	_, err := decodeFitParams(params)
+	return err
+}
+
+// sameValue compares matrix values from YAML (ints and floats mix freely).
+func sameValue(a, b any) bool {
+	fa, okA := toFloat(a)
+	fb, okB := toFloat(b)
+	if okA && okB {
+		return fa == fb
+	}
+	return fmt.Sprint(a) == fmt.Sprint(b)
+}
+
+func toFloat(v any) (float64, bool) {
+	switch x := v.(type) {
+	case int:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	case float64:
+		return x, true
+	case float32:
+		return float64(x), true
+	}
+	return 0, false
+}
+
+// Selected reports whether a cell is in the training set.
+func (p *FitParams) Selected(cell map[string]any) bool {
+	for k, vs := range p.Train {
+		v, ok := cell[k]
+		if !ok {
+			return false
+		}
+		if !slices.ContainsFunc(vs, func(x any) bool { return sameValue(x, v) }) {
+			return false
+		}
+	}
+	return true
+}
+
+type fitCell struct {
+	in    stage.Input
+	steps []predict.Step
+	train bool
+}
+
+func (FitKind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
+	p, err := decodeFitParams(spec.Params)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for n := range spec.Inputs {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	var cells []fitCell
+	for _, n := range names {
+		for _, in := range spec.Inputs[n] {
+			path := filepath.Join(in.Dir, schema.StepMetricsFile)
+			if _, err := os.Stat(path); err != nil {
+				return fmt.Errorf("fit %s: input %s has no %s; fit needs real runs that record engine steps", spec.Instance, in.Instance, schema.StepMetricsFile)
+			}
+			rows, err := schema.ReadStepMetrics(path)
+			if err != nil {
+				return fmt.Errorf("fit %s: %w", spec.Instance, err)
+			}
+			c := fitCell{in: in, train: p.Selected(in.Matrix)}
+			for _, r := range rows {
+				c.steps = append(c.steps, predict.Step{StartNs: r.StartNs, EndNs: r.EndNs, PrefillTokens: r.NumPrefillTokens,
+					DecodeTokens: r.NumDecodeTokens, Requests: r.NumRequests, PrefillRequests: r.NumPrefillRequests,
+					DecodeRequests: r.NumDecodeRequests, ContextTokens: r.NumContextTokens})
+			}
+			cells = append(cells, c)
+		}
+	}
+	var runs [][]predict.Step
+	var training []predict.TrainingCell
+	var seen []string
+	for _, c := range cells {
+		seen = append(seen, fmt.Sprintf("%s %v", c.in.Instance, c.in.Matrix))
+		if !c.train {
+			continue
+		}
+		runs = append(runs, c.steps)
+		training = append(training, predict.TrainingCell{Instance: c.in.Instance, Matrix: c.in.Matrix, Steps: len(c.steps)})
+	}
+	if len(runs) == 0 {
+		return fmt.Errorf("fit %s: with.train %v selects none of the %d input cells (%s); name matrix values the inputs have",
+			spec.Instance, p.Train, len(cells), strings.Join(seen, "; "))
+	}
+	m, err := predict.Fit(runs, p.Features)
+	if err != nil {
+		return fmt.Errorf("fit %s: %w", spec.Instance, err)
+	}
+	m.Training = training
+	if err := m.Write(filepath.Join(spec.OutDir, StepModelFile)); err != nil {
+		return fmt.Errorf("fit %s: %w", spec.Instance, err)
+	}
+	if err := os.WriteFile(filepath.Join(spec.OutDir, FitReportFile), []byte(fitReport(m, cells)), 0o644); err != nil {
+		return fmt.Errorf("fit %s: %w", spec.Instance, err)
+	}
+	if env.Log != nil {
+		fmt.Fprintf(env.Log, "fitted %d coefficients on %d steps of %d runs: R² %.4f, MAPE %.2f%%\n",
+			len(m.Coef), m.NumSteps, len(runs), m.R2, 100*m.Residual.MAPE)
+	}
+	return nil
+}
+
+// stepErrors is the mean and P90 absolute relative error of the model on
+// one run's steps.
+func stepErrors(m *predict.StepModel, steps []predict.Step) (mape, p90 float64) {
+	var rel []float64
+	for _, s := range steps {
+		d := float64(s.EndNs - s.StartNs)
+		if d <= 0 {
+			continue
+		}
+		pr := float64(m.PredictStep(s))
+		rel = append(rel, math.Abs(pr-d)/d)
+	}
+	if len(rel) == 0 {
+		return 0, 0
+	}
+	slices.Sort(rel)
+	for _, r := range rel {
+		mape += r
+	}
+	return mape / float64(len(rel)), rel[int(0.9*float64(len(rel)-1))]
+}
+
+func fitReport(m *predict.StepModel, cells []fitCell) string {
+	var b strings.Builder
+	b.WriteString("# Step-model fit\n\n")
+	b.WriteString("Iteration wall time (ns) as a linear function of the batch composition, fitted by least squares\n")
+	b.WriteString("to the real engine's step_metrics.csv. The next iteration starts gap_ns after the previous one ends.\n\n")
+	b.WriteString("| feature | coefficient (ns) |\n| --- | ---: |\n")
+	for i, f := range m.Features {
+		fmt.Fprintf(&b, "| %s | %.6g |\n", f, m.Coef[i])
+	}
+	fmt.Fprintf(&b, "\n- steps fitted: %d\n- R²: %.4f\n- residual mean %.0f ns, std %.0f ns\n", m.NumSteps, m.R2, m.Residual.MeanNs, m.Residual.StdNs)
+	fmt.Fprintf(&b, "- |relative error| per step: mean %.2f%%, P50 %.2f%%, P90 %.2f%%, P99 %.2f%%\n",
+		100*m.Residual.MAPE, 100*m.Residual.AbsRelP50, 100*m.Residual.AbsRelP90, 100*m.Residual.AbsRelP99)
+	fmt.Fprintf(&b, "- gap between back-to-back steps: median %d ns, P90 %d ns (%d gaps)\n\n", m.Residual.GapMedianNs, m.Residual.GapP90Ns, m.Residual.GapsCounted)
+	b.WriteString("| cell | role | steps | step MAPE | step P90 |rel err| |\n| --- | --- | ---: | ---: | ---: |\n")
+	for _, c := range cells {
+		role := "held out"
+		if c.train {
+			role = "train"
+		}
+		mape, p90 := stepErrors(m, c.steps)
+		fmt.Fprintf(&b, "| %s | %s | %d | %.2f%% | %.2f%% |\n", c.in.Instance, role, len(c.steps), 100*mape, 100*p90)
+	}
+	return b.String()
+}
+
+func (FitKind) Validate(spec *stage.Spec) error {
+	_, err := predict.ReadStepModel(filepath.Join(spec.OutDir, StepModelFile))
+	return err
+}

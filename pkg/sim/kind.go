@@ -1,0 +1,308 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"time"
+
+	"github.com/gsim-dev/gsim/pkg/profile"
+	"github.com/gsim-dev/gsim/pkg/schema"
+	"github.com/gsim-dev/gsim/pkg/sim/engine"
+	"github.com/gsim-dev/gsim/pkg/sim/kv"
+	"github.com/gsim-dev/gsim/pkg/sim/predict"
+	"github.com/gsim-dev/gsim/pkg/sim/sched"
+	"github.com/gsim-dev/gsim/pkg/stage"
+)
+
+// Version is the embedded simulator's runner identity: bump it whenever the
+// same params and inputs could give different outputs.
+const Version = "1"
+
+// Kind is the `sim` stage kind. With engine: vidur it hands every call to
+// the Vidur kind it was built with.
+type Kind struct {
+	vidur stage.Kind
+}
+
+// NewKind returns the sim kind; vidur may be nil when this build has no
+// Vidur engine.
+func NewKind(vidur stage.Kind) stage.Kind { return &Kind{vidur: vidur} }
+
+// ErrNoVidur is returned for engine: vidur in a build without it.
+var ErrNoVidur = errors.New("engine vidur is not available in this build")
+
+func (k *Kind) Name() string { return "sim" }
+
+func (k *Kind) Version() string { return Version }
+
+// delegate returns the Vidur kind when params ask for engine: vidur.
+func (k *Kind) delegate(params map[string]any) (stage.Kind, bool, error) {
+	if e, _ := params["engine"].(string); e != EngineVidur {
+		return nil, false, nil
+	}
+	if k.vidur == nil {
+		return nil, true, &stage.ParamError{Path: "engine", Msg: ErrNoVidur.Error()}
+	}
+	return k.vidur, true, nil
+}
+
+func (k *Kind) CheckParams(params map[string]any) error {
+	if v, ok, err := k.delegate(params); ok {
+		if err != nil {
+			return err
+		}
+		return v.CheckParams(params)
+	}
+	_, err := decodeParams(params)
+	return err
+}
+
+func (k *Kind) Fingerprint(params map[string]any, baseDir string) (map[string]string, error) {
+	if v, ok, err := k.delegate(params); ok {
+		if err != nil {
+			return nil, err
+		}
+		return v.Fingerprint(params, baseDir)
+	}
+	p, err := decodeParams(params)
+	if err != nil {
+		return nil, err
+	}
+	fp := map[string]string{}
+	for _, f := range []struct{ field, path string }{{"model_config", p.ModelConfig}, {"step_model", p.StepModel}} {
+		if f.path == "" {
+			continue
+		}
+		d, err := stage.FileDigest(resolve(baseDir, f.path))
+		if err != nil {
+			return nil, &stage.ParamError{Path: f.field, Msg: fmt.Sprintf("cannot read %s: %v", f.path, err)}
+		}
+		fp["file:"+filepath.ToSlash(f.path)] = d
+	}
+	if p.Profile != "" {
+		d, err := stage.DirDigest(resolve(baseDir, p.Profile))
+		if err != nil {
+			return nil, &stage.ParamError{Path: "profile", Msg: err.Error()}
+		}
+		fp["dir:"+filepath.ToSlash(p.Profile)] = d
+	}
+	return fp, nil
+}
+
+func (k *Kind) Resources(params map[string]any) map[string]int {
+	if v, ok, err := k.delegate(params); ok && err == nil {
+		return v.Resources(params)
+	}
+	return nil
+}
+
+func (k *Kind) Validate(spec *stage.Spec) error {
+	if v, ok, err := k.delegate(spec.Params); ok {
+		if err != nil {
+			return err
+		}
+		return v.Validate(spec)
+	}
+	return schema.ValidateRun(spec.OutDir)
+}
+
+func (k *Kind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
+	if v, ok, err := k.delegate(spec.Params); ok {
+		if err != nil {
+			return err
+		}
+		return v.Run(ctx, spec, env)
+	}
+	p, err := decodeParams(spec.Params)
+	if err != nil {
+		return err
+	}
+	wdir, ok := inputDir(spec, "workload")
+	if !ok {
+		return fmt.Errorf("sim %s: needs a workload stage; add it under needs:", spec.Instance)
+	}
+	w, err := schema.ReadWorkload(wdir)
+	if err != nil {
+		return fmt.Errorf("sim %s: %w", spec.Instance, err)
+	}
+	digest, err := schema.WorkloadDigest(wdir)
+	if err != nil {
+		return fmt.Errorf("sim %s: %w", spec.Instance, err)
+	}
+	setup, err := prepare(p, spec, w)
+	if err != nil {
+		return fmt.Errorf("sim %s: %w", spec.Instance, err)
+	}
+	started := time.Now().UTC()
+	sink, err := engine.NewFolderSink(spec.OutDir, p.tokens())
+	if err != nil {
+		return fmt.Errorf("sim %s: %w", spec.Instance, err)
+	}
+	n := len(w.Requests)
+	every := max(1, n/100)
+	res, runErr := engine.Run(w.Requests, setup.sched, setup.pred, sink, engine.Options{
+		ProgressEvery: every,
+		Progress: func(done, total int) {
+			env.Report(float64(done), float64(total), "requests")
+		},
+		Interrupt: ctx.Err,
+	})
+	if err := sink.Close(); err != nil && runErr == nil {
+		runErr = err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if runErr != nil {
+		return fmt.Errorf("sim %s: %w", spec.Instance, runErr)
+	}
+	ended := time.Now().UTC()
+	meta := &schema.RunMeta{
+		RunID:          spec.Key,
+		RunType:        schema.RunSim,
+		Model:          setup.model,
+		Hardware:       map[string]any{"name": p.Hardware, "simulated": true},
+		Engine:         setup.engineMeta(p, res),
+		WorkloadDigest: digest,
+		StartedAt:      started.Format(time.RFC3339Nano),
+		EndedAt:        ended.Format(time.RFC3339Nano),
+	}
+	if meta.RunID == "" {
+		meta.RunID = spec.Instance
+	}
+	if err := schema.WriteRunMeta(filepath.Join(spec.OutDir, schema.RunMetaFile), meta); err != nil {
+		return fmt.Errorf("sim %s: %w", spec.Instance, err)
+	}
+	if env.Log != nil {
+		fmt.Fprintf(env.Log, "simulated %d requests in %d iterations, %.3f s of simulated time (%s, %s), %s wall\n",
+			n, res.Steps, float64(res.EndNs)/1e9, setup.sched.Name(), setup.pred.Name(), ended.Sub(started).Round(time.Millisecond))
+	}
+	return nil
+}
+
+// setup is everything a run needs besides the workload.
+type setup struct {
+	model     string
+	modelCfg  *kv.Model
+	numBlocks int64
+	derived   bool
+	sched     sched.Scheduler
+	pred      predict.Predictor
+}
+
+func (s *setup) engineMeta(p *Params, res engine.Result) map[string]any {
+	return map[string]any{
+		"name":               "gsim-embedded",
+		"version":            Version,
+		"scheduler":          s.sched.Name(),
+		"predictor":          s.pred.Describe(),
+		"block_size":         p.BlockSize,
+		"num_blocks":         s.numBlocks,
+		"num_blocks_derived": s.derived,
+		"max_batch_tokens":   p.MaxBatchTokens,
+		"batch_size_cap":     p.BatchSizeCap,
+		"chunk_size":         p.ChunkSize,
+		"watermark":          *p.Watermark,
+		"safety_margin":      *p.SafetyMargin,
+		"max_tokens":         p.MaxTokens,
+		"gpu_memory_gb":      p.GPUMemoryGB,
+		"memory_utilization": p.MemoryUtilization,
+		"steps":              res.Steps,
+		"restarts":           res.Restarts,
+		"peak_kv_blocks":     res.PeakBlocks,
+		"simulated_end_ns":   res.EndNs,
+	}
+}
+
+// prepare resolves the model, the block pool, the policy and the predictor.
+func prepare(p *Params, spec *stage.Spec, w *schema.Workload) (*setup, error) {
+	s := &setup{model: p.Model}
+	if s.model == "" {
+		s.model = w.Meta.Model
+	}
+	cfgPath := resolve(spec.BaseDir, p.ModelConfig)
+	if cfgPath == "" {
+		if s.model == "" {
+			return nil, errors.New("no model: the workload names none; set with.model or with.model_config")
+		}
+		dir, err := stage.RunnerDir("models", spec.BaseDir)
+		if err != nil {
+			return nil, fmt.Errorf("model %s: %w; or set with.model_config to its config.json", s.model, err)
+		}
+		cfgPath = filepath.Join(dir, path.Base(s.model), "config.json")
+		if _, err := os.Stat(cfgPath); err != nil {
+			return nil, fmt.Errorf("model %s: no %s; add its config.json under stages/models/ or set with.model_config", s.model, cfgPath)
+		}
+	}
+	m, err := kv.ReadModel(cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	s.modelCfg = m
+	s.numBlocks = p.NumBlocks
+	if s.numBlocks == 0 {
+		s.derived = true
+		s.numBlocks, err = kv.Sizing{GPUMemoryBytes: int64(p.GPUMemoryGB * (1 << 30)), MemoryUtilization: p.MemoryUtilization,
+			ActivationReserve: int64(p.ActivationReserveGB * (1 << 30)), BlockSize: p.BlockSize}.NumBlocks(m)
+		if err != nil {
+			return nil, err
+		}
+	}
+	s.sched, err = sched.New(p.Scheduler, p.schedConfig(s.numBlocks))
+	if err != nil {
+		return nil, err
+	}
+	pred := p.Predictor
+	fitDir, hasFit := inputDir(spec, "fit")
+	profDir, hasProf := inputDir(spec, "profile")
+	if pred == "" {
+		switch {
+		case hasFit || p.StepModel != "":
+			pred = PredictorStepModel
+		case hasProf || p.Profile != "":
+			pred = PredictorVidurProfile
+		default:
+			return nil, errors.New("no predictor input: add a `fit` stage (step-model) or a `profile` stage (vidur-profile) under needs:")
+		}
+	}
+	switch pred {
+	case PredictorStepModel:
+		file := resolve(spec.BaseDir, p.StepModel)
+		if file == "" {
+			if !hasFit {
+				return nil, errors.New("predictor step-model needs a `fit` stage under needs: or with.step_model")
+			}
+			file = filepath.Join(fitDir, StepModelFile)
+		}
+		sm, err := predict.ReadStepModel(file)
+		if err != nil {
+			return nil, err
+		}
+		s.pred = sm
+	case PredictorVidurProfile:
+		dir := resolve(spec.BaseDir, p.Profile)
+		if dir == "" {
+			if !hasProf {
+				return nil, errors.New("predictor vidur-profile needs a `profile` stage under needs: or with.profile")
+			}
+			dir = profDir
+		}
+		prof, err := profile.Read(dir)
+		if err != nil {
+			return nil, err
+		}
+		o := predict.NewVidurOptions()
+		o.CPUOverhead = p.CPUOverhead
+		vp, err := predict.NewVidurProfile(prof, predict.VidurModel{NumLayers: m.NumLayers, NumQHeads: m.NumHeads,
+			NumKVHeads: m.NumKVHeads, Hidden: m.HiddenSize, PostAttnNorm: true}, o)
+		if err != nil {
+			return nil, err
+		}
+		s.pred = vp
+	}
+	return s, nil
+}

@@ -1,0 +1,221 @@
+package sim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gsim-dev/gsim/pkg/schema"
+	"github.com/gsim-dev/gsim/pkg/sim/predict"
+	"github.com/gsim-dev/gsim/pkg/stage"
+)
+
+func writeWorkload(t *testing.T, dir string, n int, rate float64, seed uint64) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 2))
+	w := &schema.Workload{Meta: schema.WorkloadMeta{Model: "Qwen/Qwen3-0.6B", Seed: int64(seed)}}
+	var at int64
+	for i := 0; i < n; i++ {
+		gap := int64(rng.ExpFloat64() / rate * 1e9)
+		at += gap
+		w.Requests = append(w.Requests, schema.Request{ID: int64(i), PromptID: int64(i),
+			NumPrefillTokens: 1 + rng.Int64N(400), NumDecodeTokens: 1 + rng.Int64N(100), InterArrivalNs: gap, ArrivalTimeNs: at})
+	}
+	if err := schema.WriteWorkload(dir, w); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func repoRoot(t *testing.T) string {
+	abs, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
+
+func TestSimKindStepModel(t *testing.T) {
+	tmp := t.TempDir()
+	wdir := filepath.Join(tmp, "workload")
+	writeWorkload(t, wdir, 200, 4, 1)
+	fdir := filepath.Join(tmp, "fit")
+	os.MkdirAll(fdir, 0o755)
+	m := &predict.StepModel{SchemaVersion: 1, Features: []string{predict.FeatIntercept, predict.FeatPrefillTokens, predict.FeatRequests},
+		Coef: []float64{25e6, 10e3, 300e3}, InterStepGapNs: 2e6, MinStepNs: 1}
+	if err := m.Write(filepath.Join(fdir, StepModelFile)); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(tmp, "out")
+	os.MkdirAll(out, 0o755)
+	spec := &stage.Spec{Instance: "sim", Key: "k", BaseDir: repoRoot(t), OutDir: out,
+		Params: map[string]any{"scheduler": "hf-cb", "max_batch_tokens": 256},
+		Inputs: map[string][]stage.Input{
+			"workload": {{Instance: "workload", Kind: "workload", Dir: wdir}},
+			"fit":      {{Instance: "fit", Kind: "fit", Dir: fdir}},
+		}}
+	k := NewKind(nil)
+	if err := k.CheckParams(spec.Params); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Run(context.Background(), spec, stage.Env{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Validate(spec); err != nil {
+		t.Fatal(err)
+	}
+	run, err := schema.ReadRun(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.Meta.RunType != schema.RunSim || run.Meta.Engine["scheduler"] != "hf-cb" || len(run.Requests) != 200 {
+		t.Fatalf("meta %+v, %d requests", run.Meta, len(run.Requests))
+	}
+	d, _ := schema.WorkloadDigest(wdir)
+	if run.Meta.WorkloadDigest != d {
+		t.Fatal("workload digest not recorded")
+	}
+	// Every step is at least the model's intercept long.
+	for _, s := range run.Steps {
+		if s.EndNs-s.StartNs < 25e6 {
+			t.Fatalf("step %d lasted %d ns", s.Step, s.EndNs-s.StartNs)
+		}
+	}
+}
+
+func TestSimKindParams(t *testing.T) {
+	k := NewKind(nil)
+	for _, c := range []struct {
+		params map[string]any
+		want   string
+	}{
+		{map[string]any{"scheduler": "fcfs"}, "with.scheduler"},
+		{map[string]any{"watermark": 1.5}, "with.watermark"},
+		{map[string]any{"max_batch_token": 5}, "with.max_batch_token"},
+		{map[string]any{"engine": "vidur"}, "engine vidur is not available in this build"},
+	} {
+		err := k.CheckParams(c.params)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: err = %v, want it to mention %q", c.params, err, c.want)
+		}
+	}
+}
+
+// fakeVidur records that it was called.
+type fakeVidur struct {
+	stage.Base
+	ran bool
+}
+
+func (*fakeVidur) Name() string    { return "sim" }
+func (*fakeVidur) Version() string { return "v" }
+func (f *fakeVidur) Run(context.Context, *stage.Spec, stage.Env) error {
+	f.ran = true
+	return errors.New("vidur ran")
+}
+
+func TestSimKindDelegatesVidur(t *testing.T) {
+	v := &fakeVidur{}
+	k := NewKind(v)
+	err := k.Run(context.Background(), &stage.Spec{Params: map[string]any{"engine": "vidur"}}, stage.Env{})
+	if !v.ran || err == nil || err.Error() != "vidur ran" {
+		t.Fatalf("not delegated: ran=%v err=%v", v.ran, err)
+	}
+}
+
+// synthRun writes a run folder whose steps follow a known linear law.
+func synthRun(t *testing.T, dir string, seed uint64, n int) {
+	t.Helper()
+	os.MkdirAll(dir, 0o755)
+	rng := rand.New(rand.NewPCG(seed, 3))
+	var rows []schema.StepMetric
+	var at int64
+	for i := 0; i < n; i++ {
+		pre := int64(0)
+		if rng.IntN(4) == 0 {
+			pre = rng.Int64N(500)
+		}
+		dec := rng.Int64N(32)
+		reqs := dec
+		if pre > 0 {
+			reqs++
+		}
+		if reqs == 0 {
+			dec, reqs = 1, 1
+		}
+		ctx := dec*200 + pre
+		d := 20e6 + 12e3*float64(pre) + 40e3*float64(dec) + 30*float64(ctx) + 250e3*float64(reqs) + 0.2*float64(pre*pre)
+		d *= 1 + 0.01*rng.NormFloat64()
+		rows = append(rows, schema.StepMetric{Step: int64(i), StartNs: at, EndNs: at + int64(d), NumPrefillTokens: pre,
+			NumDecodeTokens: dec, NumRequests: reqs, NumPrefillRequests: min(pre, 1), NumDecodeRequests: dec, NumContextTokens: ctx})
+		at += int64(d) + 1_500_000
+	}
+	if err := schema.WriteStepMetrics(filepath.Join(dir, schema.StepMetricsFile), rows); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFitSelectsTrainingCells(t *testing.T) {
+	tmp := t.TempDir()
+	var inputs []stage.Input
+	for i, rate := range []any{1, 4, 16, 64} {
+		dir := filepath.Join(tmp, "bench", string(rune('a'+i)))
+		synthRun(t, dir, uint64(i), 800)
+		inputs = append(inputs, stage.Input{Instance: fmt.Sprintf("bench[rate=%v]", rate),
+			Kind: "real-bench", Dir: dir, Matrix: map[string]any{"rate": rate}})
+	}
+	out := filepath.Join(tmp, "out")
+	os.MkdirAll(out, 0o755)
+	spec := &stage.Spec{Instance: "fit", OutDir: out, Inputs: map[string][]stage.Input{"bench": inputs},
+		Params: map[string]any{"train": map[string]any{"rate": []any{1, 4.0, 16}}}}
+	k := NewFitKind()
+	if err := k.CheckParams(spec.Params); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Run(context.Background(), spec, stage.Env{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Validate(spec); err != nil {
+		t.Fatal(err)
+	}
+	m, err := predict.ReadStepModel(filepath.Join(out, StepModelFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Training) != 3 {
+		t.Fatalf("trained on %d cells, want 3", len(m.Training))
+	}
+	for _, c := range m.Training {
+		if v, _ := toFloat(c.Matrix["rate"]); v == 64 {
+			t.Fatal("held-out cell rate=64 was trained on")
+		}
+	}
+	if m.NumSteps != 3*800 {
+		t.Fatalf("fitted %d steps", m.NumSteps)
+	}
+	if m.R2 < 0.99 {
+		t.Fatalf("R² %.4f on a noiseless-ish linear law", m.R2)
+	}
+	if got := m.Coef[0]; math.Abs(got-20e6)/20e6 > 0.05 {
+		t.Fatalf("intercept %.0f, want about 20e6", got)
+	}
+	if m.GapNs() != 1_500_000 {
+		t.Fatalf("gap %d, want 1.5 ms", m.GapNs())
+	}
+	report, _ := os.ReadFile(filepath.Join(out, FitReportFile))
+	if !strings.Contains(string(report), "held out") {
+		t.Fatal("fit.md does not list the held-out cell")
+	}
+	// Selecting nothing is an error that names the cells.
+	spec.Params = map[string]any{"train": map[string]any{"rate": []any{2}}}
+	os.RemoveAll(out)
+	os.MkdirAll(out, 0o755)
+	if err := k.Run(context.Background(), spec, stage.Env{}); err == nil || !strings.Contains(err.Error(), "selects none") {
+		t.Fatalf("err = %v", err)
+	}
+}

@@ -1,0 +1,211 @@
+// Package sim is gsim's embedded simulator as stage kinds: `sim` runs a
+// workload through a scheduling policy and an iteration-time predictor
+// (pkg/sim/engine, sched, predict) and writes the canonical run folder;
+// `fit` fits the step-model predictor to real runs.
+package sim
+
+import (
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+
+	"github.com/gsim-dev/gsim/pkg/sim/sched"
+	"github.com/gsim-dev/gsim/pkg/stage"
+)
+
+// Engines a sim stage can run on.
+const (
+	EngineEmbedded = "embedded"
+	EngineVidur    = "vidur"
+)
+
+// Predictor names.
+const (
+	PredictorVidurProfile = "vidur-profile"
+	PredictorStepModel    = "step-model"
+)
+
+// Params are the `with:` of a sim stage. Knob names are shared with the
+// vidur engine's so one experiment can run both.
+type Params struct {
+	Engine    string `json:"engine"`
+	Scheduler string `json:"scheduler"`
+	Predictor string `json:"predictor"`
+
+	MaxBatchTokens int64    `json:"max_batch_tokens"`
+	BatchSizeCap   int64    `json:"batch_size_cap"`
+	ChunkSize      int64    `json:"chunk_size"`
+	BlockSize      int64    `json:"block_size"`
+	NumBlocks      int64    `json:"num_blocks"`
+	Watermark      *float64 `json:"watermark"`
+	SafetyMargin   *float64 `json:"safety_margin"`
+	MaxTokens      int64    `json:"max_tokens"`
+
+	GPUMemoryGB         float64 `json:"gpu_memory_gb"`
+	MemoryUtilization   float64 `json:"memory_utilization"`
+	ActivationReserveGB float64 `json:"activation_reserve_gb"`
+
+	Hardware    string `json:"hardware"`
+	Model       string `json:"model"`
+	ModelConfig string `json:"model_config"`
+	Seed        *int64 `json:"seed"`
+
+	// CPUOverhead adds Vidur's CPU overhead terms to vidur-profile (off by
+	// default, as in Vidur).
+	CPUOverhead bool `json:"cpu_overhead"`
+	// Profile and StepModel name a profile folder or a step_model.json to
+	// use instead of a `profile` or `fit` input.
+	Profile   string `json:"profile"`
+	StepModel string `json:"step_model"`
+	// TokenMetrics false writes token_metrics.csv with its header only.
+	TokenMetrics *bool `json:"token_metrics"`
+}
+
+// Defaults. hf-cb follows transformers' continuous batching (block_size 32,
+// the safety margin of its FIFO scheduler); the Vidur policies follow
+// Vidur's config defaults.
+const (
+	defaultHFBlockSize      = 32
+	defaultVidurBlockSize   = 16
+	defaultHFMaxTokens      = 2048
+	defaultVidurMaxTokens   = 4096
+	defaultBatchSizeCap     = 128
+	defaultChunkSize        = 512
+	defaultWatermark        = 0.01
+	defaultSafetyMargin     = 0.2
+	defaultRequestMaxTokens = 4096
+	defaultGPUMemoryGB      = 80
+	defaultMemUtilHF        = 0.8
+	defaultMemUtilVidur     = 0.9
+	defaultActivationGB     = 1
+)
+
+func isHF(s string) bool { return s == "hf-cb" || s == "hf-cb-fifo" || s == "hf-cb-prefill-first" }
+
+// decodeParams decodes and checks params, filling defaults.
+func decodeParams(raw map[string]any) (*Params, error) {
+	var p Params
+	if err := stage.DecodeParams(raw, &p); err != nil {
+		return nil, err
+	}
+	var errs []error
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, &stage.ParamError{Path: path, Msg: fmt.Sprintf(format, args...)})
+	}
+	if p.Engine == "" {
+		p.Engine = EngineEmbedded
+	}
+	if p.Engine != EngineEmbedded && p.Engine != EngineVidur {
+		bad("engine", "%q; use embedded or vidur", p.Engine)
+	}
+	if p.Scheduler == "" {
+		p.Scheduler = "hf-cb"
+	}
+	if !slices.Contains(sched.Names, p.Scheduler) && p.Scheduler != "hf-cb-fifo" {
+		bad("scheduler", "%q; use one of %v", p.Scheduler, sched.Names)
+	}
+	if p.Predictor != "" && p.Predictor != PredictorVidurProfile && p.Predictor != PredictorStepModel {
+		bad("predictor", "%q; use %s or %s", p.Predictor, PredictorVidurProfile, PredictorStepModel)
+	}
+	hf := isHF(p.Scheduler)
+	if p.BlockSize == 0 {
+		p.BlockSize = map[bool]int64{true: defaultHFBlockSize, false: defaultVidurBlockSize}[hf]
+	}
+	if p.MaxBatchTokens == 0 {
+		p.MaxBatchTokens = map[bool]int64{true: defaultHFMaxTokens, false: defaultVidurMaxTokens}[hf]
+	}
+	if p.BatchSizeCap == 0 && !hf {
+		p.BatchSizeCap = defaultBatchSizeCap
+	}
+	if p.ChunkSize == 0 {
+		p.ChunkSize = defaultChunkSize
+	}
+	if p.MaxTokens == 0 {
+		p.MaxTokens = defaultRequestMaxTokens
+	}
+	if p.Watermark == nil {
+		w := defaultWatermark
+		p.Watermark = &w
+	}
+	if p.SafetyMargin == nil {
+		s := defaultSafetyMargin
+		p.SafetyMargin = &s
+	}
+	if p.GPUMemoryGB == 0 {
+		p.GPUMemoryGB = defaultGPUMemoryGB
+	}
+	if p.MemoryUtilization == 0 {
+		p.MemoryUtilization = map[bool]float64{true: defaultMemUtilHF, false: defaultMemUtilVidur}[hf]
+	}
+	if p.ActivationReserveGB == 0 {
+		p.ActivationReserveGB = defaultActivationGB
+	}
+	for _, c := range []struct {
+		path string
+		v    int64
+	}{{"max_batch_tokens", p.MaxBatchTokens}, {"block_size", p.BlockSize}, {"chunk_size", p.ChunkSize},
+		{"max_tokens", p.MaxTokens}} {
+		if c.v <= 0 {
+			bad(c.path, "%d; must be positive", c.v)
+		}
+	}
+	if p.BatchSizeCap < 0 {
+		bad("batch_size_cap", "%d; must be positive (or 0 for none under hf-cb)", p.BatchSizeCap)
+	}
+	if p.NumBlocks < 0 {
+		bad("num_blocks", "%d; must be positive, or leave it out to derive it from GPU memory", p.NumBlocks)
+	}
+	if *p.Watermark < 0 || *p.Watermark >= 1 {
+		bad("watermark", "%v; a fraction of the blocks in [0, 1)", *p.Watermark)
+	}
+	if *p.SafetyMargin < 0 || *p.SafetyMargin >= 1 {
+		bad("safety_margin", "%v; a fraction of the blocks in [0, 1)", *p.SafetyMargin)
+	}
+	if p.MemoryUtilization <= 0 || p.MemoryUtilization > 1 {
+		bad("memory_utilization", "%v; a fraction in (0, 1]", p.MemoryUtilization)
+	}
+	if p.GPUMemoryGB < 0 || p.ActivationReserveGB < 0 {
+		bad("gpu_memory_gb", "memory sizes must not be negative")
+	}
+	if p.Profile != "" && p.StepModel != "" {
+		bad("step_model", "give profile or step_model, not both (they belong to different predictors)")
+	}
+	return &p, errors.Join(errs...)
+}
+
+func (p *Params) schedConfig(numBlocks int64) sched.Config {
+	return sched.Config{BlockSize: p.BlockSize, NumBlocks: numBlocks, MaxBatchTokens: p.MaxBatchTokens,
+		BatchSizeCap: p.BatchSizeCap, ChunkSize: p.ChunkSize, Watermark: *p.Watermark,
+		SafetyMargin: *p.SafetyMargin, MaxTokens: p.MaxTokens}
+}
+
+func (p *Params) tokens() bool { return p.TokenMetrics == nil || *p.TokenMetrics }
+
+// inputDir finds the input of the given kind (or, failing that, of a stage
+// with that name) and says which are available when none matches.
+func inputDir(spec *stage.Spec, kind string) (string, bool) {
+	names := make([]string, 0, len(spec.Inputs))
+	for n := range spec.Inputs {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		for _, in := range spec.Inputs[n] {
+			if in.Kind == kind {
+				return in.Dir, true
+			}
+		}
+	}
+	if ins := spec.Inputs[kind]; len(ins) > 0 {
+		return ins[0].Dir, true
+	}
+	return "", false
+}
+
+func resolve(base, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(base, p)
+}
