@@ -8,6 +8,7 @@ import (
 	"github.com/gsim-dev/gsim/pkg/shell"
 	"github.com/gsim-dev/gsim/pkg/sim"
 	"github.com/gsim-dev/gsim/pkg/stage"
+	"github.com/gsim-dev/gsim/pkg/vidur"
 	"github.com/gsim-dev/gsim/pkg/workload"
 )
 
@@ -16,9 +17,7 @@ func Registry() *stage.Registry {
 	return stage.NewRegistry(
 		shell.Kind{},
 		workload.Kind{},
-		// nil until pkg/vidur exposes its stage.Kind: engine: vidur then
-		// fails with a clear error.
-		sim.NewKind(nil),
+		sim.NewKind(vidur.NewEngine()),
 		sim.NewFitKind(),
 		report.CompareKind{},
 		report.SweepKind{},
