@@ -49,6 +49,7 @@ DEFAULTS = {
     "cpu_batch_sizes": [1, 8, 32],
     "quick": False,              # a small grid for smoke tests
     "seed": 0,
+    "hardware": "",              # if set, the Vidur device name the GPU must have
 }
 
 
@@ -59,7 +60,7 @@ class ParamError(ValueError):
 def resolve_params(params):
     """Defaults merged with params; unknown names are errors so a typo is not
     silently a default."""
-    unknown = sorted(set(params) - set(DEFAULTS) - {"source", "path", "hardware"})
+    unknown = sorted(set(params) - set(DEFAULTS) - {"source", "path", "python"})
     if unknown:
         raise ParamError("unknown profile parameter(s): %s; known: %s" % (", ".join(unknown), ", ".join(sorted(DEFAULTS))))
     p = dict(DEFAULTS)

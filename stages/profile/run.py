@@ -470,6 +470,10 @@ def main(argv=None):
     if device is None:
         log("profile: GPU %r has no Vidur device name (a100, a40, h100, h200)" % gpu)
         return 2
+    if p["hardware"] and p["hardware"] != device:
+        log("profile: with.hardware is %s but this GPU is %r (%s); run on that GPU or change hardware"
+            % (p["hardware"], gpu, device))
+        return 2
     torch.backends.cuda.matmul.allow_tf32 = False
     with open(os.path.join(REPO, p["model_dir"], "config.json") if not os.path.isabs(p["model_dir"])
               else os.path.join(p["model_dir"], "config.json")) as f:
