@@ -67,3 +67,28 @@ func BenchmarkWriteTokenMetrics2560k(b *testing.B) {
 		writeBigTokens(b)
 	}
 }
+
+func BenchmarkReadRequestMetrics1M(b *testing.B) {
+	path := filepath.Join(b.TempDir(), RequestMetricsFile)
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := NewRequestMetricsWriter(f)
+	for i := int64(0); i < 1_000_000; i++ {
+		a := i * 250_000_000
+		w.Write(RequestMetric{RequestID: i, ArrivalTimeNs: a, FirstTokenTimeNs: a + 30_000_000, TTFTNs: 30_000_000,
+			CompletionTimeNs: a + 2_000_000_000, NumPrefillTokens: 512, NumDecodeTokens: 128, NumDecodeTokensActual: 128, Status: StatusOK})
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	b.ResetTimer()
+	for b.Loop() {
+		rows, err := ReadRequestMetrics(path)
+		if err != nil || len(rows) != 1_000_000 {
+			b.Fatalf("%d rows, %v", len(rows), err)
+		}
+	}
+}

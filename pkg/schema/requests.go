@@ -2,6 +2,7 @@ package schema
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/csv"
 	"errors"
 	"fmt"
@@ -141,20 +142,15 @@ func ReadRequestMetrics(path string) ([]RequestMetric, error) {
 }
 
 func readRequestMetrics(r io.Reader, name string) ([]RequestMetric, error) {
-	cr := csv.NewReader(bufio.NewReaderSize(r, readBufSize))
-	cr.ReuseRecord = true
-	cr.FieldsPerRecord = -1
-	header, err := cr.Read()
-	if err == io.EOF {
+	br := bufio.NewReaderSize(r, readBufSize)
+	hline, err := readLine(br, name, 0)
+	if err == io.EOF && len(hline) == 0 {
 		return nil, rowErr(name, 0, "", "empty file (expected header %s)", strings.Join(RequestMetricsColumns, ","))
 	}
-	if err != nil {
-		return nil, csvErr(name, err)
+	if err != nil && err != io.EOF {
+		return nil, err
 	}
-	got := slices.Clone(header)
-	if len(got) > 0 {
-		got[0] = strings.TrimPrefix(got[0], "\ufeff")
-	}
+	got := splitHeader(hline)
 	want := RequestMetricsColumns
 	if slices.Contains(got, RequestErrorColumns[0]) || slices.Contains(got, RequestErrorColumns[1]) {
 		want = append(slices.Clone(want), RequestErrorColumns...)
@@ -164,42 +160,147 @@ func readRequestMetrics(r io.Reader, name string) ([]RequestMetric, error) {
 	}
 	errorCols := len(want) > len(RequestMetricsColumns)
 	var rows []RequestMetric
-	seen := make(map[int64]int)
-	var vals [8]int64
-	for row := 1; ; row++ {
-		rec, err := cr.Read()
-		if err == io.EOF {
+	if f, ok := r.(*os.File); ok {
+		if st, err := f.Stat(); err == nil {
+			rows = make([]RequestMetric, 0, st.Size()/48+1)
+		}
+	}
+	var ids idSet
+	fields := make([][]byte, len(want)+1)
+	var rec []byte
+	for row := 1; err != io.EOF; row++ {
+		var line []byte
+		line, err = readLine(br, name, row)
+		if err != nil && err != io.EOF {
+			return nil, err
+		}
+		if err == io.EOF && len(line) == 0 {
 			break
 		}
-		if err != nil {
-			return nil, csvErr(name, err)
+		var n int
+		if bytes.IndexByte(line, '"') < 0 {
+			line = trimEOL(line)
+			if len(line) == 0 {
+				return nil, rowErr(name, row, "", "empty line (remove it; data rows must be contiguous)")
+			}
+			n = splitComma(line, fields)
+		} else {
+			// A quoted error message may hold commas and newlines: gather
+			// the whole record and let encoding/csv unquote it.
+			rec = append(rec[:0], line...)
+			for bytes.Count(rec, []byte{'"'})%2 == 1 && err == nil {
+				line, err = readLine(br, name, row)
+				if err != nil && err != io.EOF {
+					return nil, err
+				}
+				rec = append(rec, line...)
+			}
+			cr := csv.NewReader(bytes.NewReader(rec))
+			cr.FieldsPerRecord = -1
+			strs, cerr := cr.Read()
+			if cerr != nil {
+				var pe *csv.ParseError
+				if errors.As(cerr, &pe) {
+					cerr = pe.Err
+				}
+				return nil, rowErr(name, row, "", "malformed CSV: %v", cerr)
+			}
+			n = len(strs)
+			for i := 0; i < len(strs) && i < len(fields); i++ {
+				fields[i] = []byte(strs[i])
+			}
 		}
-		if len(rec) != len(want) {
-			return nil, rowErr(name, row, "", "row has %d fields, expected %d (%s)", len(rec), len(want), strings.Join(want, ","))
+		if n != len(want) {
+			return nil, rowErr(name, row, "", "row has %d fields, expected %d (%s)", n, len(want), strings.Join(want, ","))
 		}
+		var vals [8]int64
 		for i := range vals {
-			v, perr := strconv.ParseInt(rec[i], 10, 64)
-			if perr != nil {
-				return nil, rowErr(name, row, want[i], "%q is not an integer (expected base-10 digits, no decimal point)", rec[i])
+			v, ok := parseInt(fields[i])
+			if !ok {
+				return nil, rowErr(name, row, want[i], "%q is not an integer (expected base-10 digits, no decimal point)", fields[i])
 			}
 			vals[i] = v
 		}
 		m := RequestMetric{RequestID: vals[0], ArrivalTimeNs: vals[1], FirstTokenTimeNs: vals[2], TTFTNs: vals[3],
-			CompletionTimeNs: vals[4], NumPrefillTokens: vals[5], NumDecodeTokens: vals[6], NumDecodeTokensActual: vals[7],
-			Status: rec[8]}
+			CompletionTimeNs: vals[4], NumPrefillTokens: vals[5], NumDecodeTokens: vals[6], NumDecodeTokensActual: vals[7]}
+		switch string(fields[8]) {
+		case StatusOK:
+			m.Status = StatusOK
+		case StatusFailed:
+			m.Status = StatusFailed
+		default:
+			m.Status = string(fields[8])
+		}
 		if errorCols {
-			m.ErrorType, m.ErrorMessage = rec[9], rec[10]
+			m.ErrorType, m.ErrorMessage = string(fields[9]), string(fields[10])
 		}
 		if err := checkRequestRow(name, row, &m, errorCols); err != nil {
 			return nil, err
 		}
-		if prev, dup := seen[m.RequestID]; dup {
+		if prev := ids.add(m.RequestID, row); prev > 0 {
 			return nil, rowErr(name, row, "request_id", "%d already appeared in row %d (expected unique ids)", m.RequestID, prev)
 		}
-		seen[m.RequestID] = row
 		rows = append(rows, m)
 	}
 	return rows, nil
+}
+
+// splitComma cuts line at commas into dst and returns the field count, which
+// may exceed len(dst) (the extra fields are not stored).
+func splitComma(line []byte, dst [][]byte) int {
+	n := 0
+	for {
+		i := bytes.IndexByte(line, ',')
+		if i < 0 {
+			if n < len(dst) {
+				dst[n] = line
+			}
+			return n + 1
+		}
+		if n < len(dst) {
+			dst[n] = line[:i]
+		}
+		n++
+		line = line[i+1:]
+	}
+}
+
+// parseInt parses a base-10 int64 without allocating.
+func parseInt(b []byte) (int64, bool) {
+	var one [1]int64
+	if bad, _ := parseInts(b, one[:]); bad >= 0 {
+		return 0, false
+	}
+	return one[0], true
+}
+
+// idSet remembers the row of each request id: a slice for the usual dense
+// ids 0..n-1, a map for anything else.
+type idSet struct {
+	dense  []int32
+	sparse map[int64]int
+}
+
+func (s *idSet) add(id int64, row int) (prevRow int) {
+	if id < int64(len(s.dense)) || id < 1<<16 || id < 4*int64(len(s.dense)) {
+		if id >= int64(len(s.dense)) {
+			s.dense = slices.Grow(s.dense, int(id)+1-len(s.dense))
+			s.dense = s.dense[:cap(s.dense)]
+		}
+		if p := s.dense[id]; p > 0 {
+			return int(p)
+		}
+		s.dense[id] = int32(row)
+		return 0
+	}
+	if s.sparse == nil {
+		s.sparse = map[int64]int{}
+	}
+	if p, ok := s.sparse[id]; ok {
+		return p
+	}
+	s.sparse[id] = row
+	return 0
 }
 
 func csvErr(name string, err error) error {
