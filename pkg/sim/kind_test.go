@@ -148,7 +148,7 @@ func synthRun(t *testing.T, dir string, seed uint64, n int) {
 		if reqs == 0 {
 			dec, reqs = 1, 1
 		}
-		ctx := dec*200 + pre
+		ctx := dec*(100+rng.Int64N(800)) + pre
 		d := 20e6 + 12e3*float64(pre) + 40e3*float64(dec) + 30*float64(ctx) + 250e3*float64(reqs) + 0.2*float64(pre*pre)
 		d *= 1 + 0.01*rng.NormFloat64()
 		rows = append(rows, schema.StepMetric{Step: int64(i), StartNs: at, EndNs: at + int64(d), NumPrefillTokens: pre,

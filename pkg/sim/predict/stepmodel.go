@@ -92,6 +92,8 @@ type StepModel struct {
 	// MinStepNs floors predictions: a linear model can go below any step
 	// the engine ever took for shapes outside the training range.
 	MinStepNs int64 `json:"min_step_ns"`
+	// Dropped lists features that were zero on every training step.
+	Dropped []string `json:"dropped_features,omitempty"`
 }
 
 // ResidualStats summarise how well the model fits its training steps.
@@ -138,7 +140,28 @@ func Fit(runs [][]Step, features []string) (*StepModel, error) {
 	for _, r := range runs {
 		n += len(r)
 	}
-	k := len(features)
+	// A feature that is zero on every training step (context_tokens from
+	// an engine that does not record it) cannot be fitted; it is dropped
+	// with a zero coefficient rather than failing the fit.
+	var used []int
+	var dropped []string
+	for j, f := range features {
+		nonzero := false
+		for _, r := range runs {
+			for _, s := range r {
+				if featureValue(f, s.shape()) != 0 {
+					nonzero = true
+					break
+				}
+			}
+		}
+		if nonzero {
+			used = append(used, j)
+		} else {
+			dropped = append(dropped, f)
+		}
+	}
+	k := len(used)
 	if n < k+1 {
 		return nil, fmt.Errorf("step model: %d steps are too few to fit %d coefficients", n, k)
 	}
@@ -150,8 +173,8 @@ func Fit(runs [][]Step, features []string) (*StepModel, error) {
 	for _, r := range runs {
 		for _, s := range r {
 			sh := s.shape()
-			for j, f := range features {
-				X.Set(row, j, featureValue(f, sh))
+			for jj, j := range used {
+				X.Set(row, jj, featureValue(features[j], sh))
 			}
 			d := float64(s.EndNs - s.StartNs)
 			y.SetVec(row, d)
@@ -177,18 +200,21 @@ func Fit(runs [][]Step, features []string) (*StepModel, error) {
 	}
 	var qr mat.QR
 	qr.Factorize(X)
+	if c := qr.Cond(); c > 1e9 || math.IsInf(c, 0) || math.IsNaN(c) {
+		return nil, fmt.Errorf("step model: features %v are (nearly) collinear in the training steps (condition number %.3g); drop one of them from the form", features, c)
+	}
 	var beta mat.VecDense
 	if err := qr.SolveVecTo(&beta, false, y); err != nil {
 		return nil, fmt.Errorf("step model: least squares failed (are some features constant or collinear in the training runs? drop them from the form): %w", err)
 	}
-	coef := make([]float64, k)
-	for j := range coef {
-		coef[j] = beta.AtVec(j) / scale[j]
+	coef := make([]float64, len(features))
+	for jj, j := range used {
+		coef[j] = beta.AtVec(jj) / scale[jj]
 		if math.IsNaN(coef[j]) || math.IsInf(coef[j], 0) {
 			return nil, errors.New("step model: singular fit; drop collinear features from the form")
 		}
 	}
-	m := &StepModel{SchemaVersion: 1, Features: features, Coef: coef, NumSteps: n, MinStepNs: minStep}
+	m := &StepModel{SchemaVersion: 1, Features: features, Coef: coef, NumSteps: n, MinStepNs: minStep, Dropped: dropped}
 	// Goodness of fit on the training steps.
 	var mean float64
 	for _, d := range durs {

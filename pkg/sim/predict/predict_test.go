@@ -1,0 +1,145 @@
+package predict
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/gsim-dev/gsim/pkg/profile"
+	"github.com/gsim-dev/gsim/pkg/sim/sched"
+)
+
+func near(a, b float64) bool { return math.Abs(a-b) <= 1e-9*math.Max(1, math.Abs(b)) }
+
+func TestLine(t *testing.T) {
+	l := newLine([]float64{4, 1, 2, 2}, []float64{40, 10, 18, 22})
+	for _, c := range []struct{ x, want float64 }{{1, 10}, {2, 20}, {3, 30}, {4, 40}, {5, 50}, {0, 0}, {1.5, 15}} {
+		if got := l.at(c.x); !near(got, c.want) {
+			t.Errorf("at(%v) = %v, want %v", c.x, got, c.want)
+		}
+	}
+}
+
+func TestGrid2(t *testing.T) {
+	// f(a, b) = a + 10 b on a grid with uneven rows.
+	var as, bs, ys []float64
+	for _, a := range []float64{1, 2, 4} {
+		for _, b := range []float64{0, 64, 128, 256} {
+			if a == 4 && b == 64 {
+				continue
+			}
+			as, bs, ys = append(as, a), append(bs, b), append(ys, a+10*b)
+		}
+	}
+	g := newGrid2(as, bs, ys)
+	for _, c := range [][2]float64{{1, 0}, {2, 64}, {3, 100}, {4, 64}, {8, 300}, {1.5, 200}} {
+		if got, want := g.at(c[0], c[1]), c[0]+10*c[1]; !near(got, want) {
+			t.Errorf("at(%v) = %v, want %v", c, got, want)
+		}
+	}
+}
+
+// testProfile has times linear in its keys, so interpolation is exact and
+// the decomposition can be checked by hand.
+func testProfile() *profile.Profile {
+	p := &profile.Profile{Device: "h100", Model: "Qwen/Qwen3-0.6B"}
+	for _, n := range []int{1, 8, 16, 64, 256, 1024} {
+		r := profile.MLPRow{NumTokens: n, TimeMs: map[string]float64{}, NHead: 16, NKVHead: 8, NEmbd: 1024,
+			NExpandedEmbd: 3072, NumTensorParallelWorkers: 1}
+		for _, op := range profile.MLPOps {
+			r.TimeMs[op] = 0.001 * float64(n)
+		}
+		p.MLP = append(p.MLP, r)
+	}
+	for _, kv := range []int{0, 512, 1024} {
+		for _, chunk := range []int{16, 64, 256} {
+			p.Attention = append(p.Attention, profile.AttentionRow{BatchSize: 1, PrefillChunkSize: chunk, KVCacheSize: kv, IsPrefill: true,
+				TimeMs: map[string]float64{"attn_prefill": 0.01 + 1e-4*float64(kv) + 1e-6*float64(chunk*chunk), "attn_kv_cache_save": 0.001 * float64(chunk)},
+				NEmbd:  1024, NQHead: 16, NKVHead: 8, NumTensorParallelWorkers: 1})
+		}
+	}
+	for _, b := range []int{1, 4, 16} {
+		for _, kv := range []int{64, 512, 1024} {
+			p.Attention = append(p.Attention, profile.AttentionRow{BatchSize: b, KVCacheSize: kv,
+				TimeMs: map[string]float64{"attn_decode": 0.002*float64(b) + 1e-5*float64(kv), "attn_kv_cache_save": 0.001 * float64(b)},
+				NEmbd:  1024, NQHead: 16, NKVHead: 8, NumTensorParallelWorkers: 1})
+		}
+	}
+	return p
+}
+
+func TestVidurDecomposition(t *testing.T) {
+	vm := VidurModel{NumLayers: 28, NumQHeads: 16, NumKVHeads: 8, Hidden: 1024, PostAttnNorm: true}
+	p, err := NewVidurProfile(testProfile(), vm, NewVidurOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One prefill of 100 tokens with nothing cached, two decodes at 300 and
+	// 401 processed tokens.
+	pre := sched.NewRequest(0, 0, 0, 100, 5)
+	d1 := sched.NewRequest(1, 1, 0, 299, 5)
+	d1.PrefillDone, d1.Processed = true, 300
+	d2 := sched.NewRequest(2, 2, 0, 400, 5)
+	d2.PrefillDone, d2.Processed = true, 401
+	b := &sched.Batch{Entries: []sched.Entry{
+		{Req: pre, Tokens: 100, Prefill: true, ProcessedBefore: 0},
+		{Req: d1, Tokens: 1, ProcessedBefore: 300},
+		{Req: d2, Tokens: 1, ProcessedBefore: 401},
+	}}
+	total := 102.0
+	rounded := 104.0 // up to a multiple of 8
+	ops := 9 * 0.001 * rounded
+	kvSave := 0.001 * total
+	decodeKV := 384.0 // int(mean(300, 401)) = 350, up to a multiple of 64
+	decode := (0.002*2 + 1e-5*decodeKV) * 1.1
+	prefill := 0.01 + 1e-6*100*100
+	want := (ops + kvSave + decode + prefill) * 28
+	if got := p.StepMs(b); !near(got, want) {
+		t.Fatalf("StepMs = %v, want %v", got, want)
+	}
+	if p.GapNs() != 0 {
+		t.Fatal("Vidur has no inter-iteration gap")
+	}
+}
+
+func TestFitRecoversLaw(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	var run []Step
+	var at int64
+	for i := 0; i < 2000; i++ {
+		s := Step{DecodeTokens: rng.Int64N(64)}
+		if rng.IntN(3) == 0 {
+			s.PrefillTokens = 1 + rng.Int64N(600)
+			s.PrefillRequests = 1
+		}
+		s.Requests = s.DecodeTokens + s.PrefillRequests
+		s.ContextTokens = s.DecodeTokens*rng.Int64N(800) + s.PrefillTokens
+		d := 27e6 + 9e3*float64(s.PrefillTokens) + 45e3*float64(s.DecodeTokens) + 20*float64(s.ContextTokens) +
+			300e3*float64(s.Requests) + 0.5*float64(s.PrefillTokens*s.PrefillTokens)
+		s.StartNs, s.EndNs = at, at+int64(d)
+		at = s.EndNs + 800_000
+		run = append(run, s)
+	}
+	m, err := Fit([][]Step{run}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{FeatIntercept: 27e6, FeatPrefillTokens: 9e3, FeatDecodeTokens: 45e3,
+		FeatContextTokens: 20, FeatRequests: 300e3, FeatPrefillTokensSq: 0.5}
+	for i, f := range m.Features {
+		if math.Abs(m.Coef[i]-want[f]) > 1e-3*math.Abs(want[f])+1e-6 {
+			t.Errorf("%s = %v, want %v", f, m.Coef[i], want[f])
+		}
+	}
+	if m.R2 < 0.999999 || m.GapNs() != 800_000 {
+		t.Fatalf("R² %v gap %d", m.R2, m.GapNs())
+	}
+	if _, err := Fit([][]Step{run[:3]}, nil); err == nil {
+		t.Fatal("fitting 6 coefficients to 3 steps did not fail")
+	}
+	// requests = decode_tokens + prefill_requests: the three together are
+	// collinear and must be refused, not fitted to nonsense.
+	if _, err := Fit([][]Step{run}, []string{FeatIntercept, FeatDecodeTokens, FeatRequests, FeatPrefillRequests}); err == nil {
+		t.Fatal("collinear features were fitted")
+	}
+}

@@ -1,0 +1,144 @@
+package sched
+
+import (
+	"testing"
+)
+
+func hf(t *testing.T, budget, blocks int64) Scheduler {
+	t.Helper()
+	s, err := New("hf-cb", Config{BlockSize: 32, NumBlocks: blocks, MaxBatchTokens: budget, SafetyMargin: 0.2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func step(s Scheduler, now int64) *Batch {
+	var b Batch
+	if !s.Next(now, &b) {
+		return nil
+	}
+	b.Apply(now+1, func(*Request, int64, int64) {})
+	s.Finish(&b)
+	return &b
+}
+
+func TestHFSplitsAtBudget(t *testing.T) {
+	s := hf(t, 512, 1000)
+	a, b, c := NewRequest(0, 0, 0, 300, 4), NewRequest(1, 1, 0, 300, 4), NewRequest(2, 2, 0, 300, 4)
+	s.Add(a)
+	s.Add(b)
+	s.Add(c)
+	bt := step(s, 0)
+	if len(bt.Entries) != 2 || bt.Entries[0].Tokens != 300 || bt.Entries[1].Tokens != 212 {
+		t.Fatalf("batch %+v, want 300 + 212 (the second split at the budget)", bt.Entries)
+	}
+	if !a.PrefillDone || b.PrefillDone || b.status != hfSplitRemainder {
+		t.Fatal("first prefill should be done, the second waiting for its remainder")
+	}
+	// Next: a decodes first (FIFO), then b's remainder (88), then c.
+	bt = step(s, 10)
+	if bt.Entries[0].Req != a || bt.Entries[0].Tokens != 1 || bt.Entries[1].Req != b || bt.Entries[1].Tokens != 88 ||
+		bt.Entries[2].Req != c || bt.Entries[2].Tokens != 300 {
+		t.Fatalf("second batch wrong: %+v", bt.Entries)
+	}
+}
+
+func TestHFPromptEqualToBudgetIsSplitButCompletes(t *testing.T) {
+	s := hf(t, 256, 1000)
+	r := NewRequest(0, 0, 0, 256, 2)
+	s.Add(r)
+	bt := step(s, 0)
+	if bt.Entries[0].Tokens != 256 || !r.PrefillDone || r.Generated() != 1 {
+		t.Fatalf("256-token prompt under a 256 budget: tokens %d, done %v", bt.Entries[0].Tokens, r.PrefillDone)
+	}
+}
+
+func TestHFBlockRule(t *testing.T) {
+	for _, c := range []struct{ prompt, blocks int64 }{{100, 4}, {96, 4}, {95, 4}, {94, 3}, {1, 1}, {30, 1}, {31, 2}, {32, 2}} {
+		s := hf(t, 4096, 1000)
+		r := NewRequest(0, 0, 0, c.prompt, 3)
+		s.Add(r)
+		step(s, 0)
+		if r.Blocks != c.blocks {
+			t.Errorf("prompt %d: %d blocks, want %d (transformers allocates (n+1)//bs + 1)", c.prompt, r.Blocks, c.blocks)
+		}
+	}
+}
+
+func TestHFSafetyMarginHoldsNewPrefills(t *testing.T) {
+	// 10 blocks, margin 0.2: below 2 free blocks only decodes and the first
+	// request of an iteration join.
+	s := hf(t, 4096, 10)
+	a := NewRequest(0, 0, 0, 280, 50) // 9 blocks
+	s.Add(a)
+	step(s, 0)
+	b := NewRequest(1, 1, 1, 20, 2)
+	s.Add(b)
+	bt := step(s, 2)
+	if len(bt.Entries) != 1 || bt.Entries[0].Req != a {
+		t.Fatalf("new prefill joined under the safety margin: %+v", bt.Entries)
+	}
+}
+
+func TestVLLMPaddedLimit(t *testing.T) {
+	s, err := New("vllm", Config{BlockSize: 16, NumBlocks: 1000, MaxBatchTokens: 512, BatchSizeCap: 8, Watermark: 0.01})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Add(NewRequest(0, 0, 0, 100, 2))
+	s.Add(NewRequest(1, 1, 0, 300, 2))
+	bt := step(s, 0)
+	if len(bt.Entries) != 1 {
+		t.Fatalf("2 × 300 padded tokens exceed 512; got %d requests", len(bt.Entries))
+	}
+	// The next iteration is the second request's prefill: vllm prefers
+	// prefills over decodes.
+	bt = step(s, 10)
+	if len(bt.Entries) != 1 || bt.Entries[0].Tokens != 300 {
+		t.Fatalf("want the waiting prefill alone, got %+v", bt.Entries)
+	}
+	bt = step(s, 20)
+	if len(bt.Entries) != 2 || bt.Entries[0].Tokens != 1 || bt.Entries[1].Tokens != 1 {
+		t.Fatalf("want a decode batch of both, got %+v", bt.Entries)
+	}
+}
+
+func TestSarathiChunks(t *testing.T) {
+	s, err := New("sarathi", Config{BlockSize: 16, NumBlocks: 1000, ChunkSize: 128, BatchSizeCap: 8, Watermark: 0.01})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := NewRequest(0, 0, 0, 300, 2)
+	s.Add(r)
+	var chunks []int64
+	for i := 0; i < 4 && !r.PrefillDone; i++ {
+		bt := step(s, int64(i*10))
+		chunks = append(chunks, bt.Entries[0].Tokens)
+	}
+	if len(chunks) != 3 || chunks[0] != 128 || chunks[1] != 128 || chunks[2] != 44 {
+		t.Fatalf("chunks %v, want [128 128 44]", chunks)
+	}
+}
+
+func TestRestartRecomputesGeneratedTokens(t *testing.T) {
+	r := NewRequest(0, 0, 0, 10, 5)
+	var b Batch
+	b.add(r, 10)
+	var got []int64
+	emit := func(_ *Request, i, _ int64) { got = append(got, i) }
+	b.Apply(1, emit)
+	b.Reset()
+	b.add(r, 1)
+	b.Apply(2, emit)
+	r.restart()
+	if r.PrefillTarget != 12 || r.Processed != 0 {
+		t.Fatalf("after restart prefill target %d processed %d, want 12 and 0", r.PrefillTarget, r.Processed)
+	}
+	b.Reset()
+	b.add(r, 12)
+	b.Apply(3, emit)
+	if len(got) != 3 || got[2] != 2 {
+		t.Fatalf("token indexes %v, want 0 1 2 (recompute yields the next token)", got)
+	}
+}
