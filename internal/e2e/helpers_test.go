@@ -49,3 +49,5 @@ func lines(out string) map[string]string {
 	}
 	return m
 }
+
+var execCommand = exec.Command
