@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -34,7 +35,7 @@ func sampleRun() *Run {
 				NumPrefillTokens: 7, NumDecodeTokens: 2, NumDecodeTokensActual: 2, Status: StatusOK},
 			{RequestID: 2, ArrivalTimeNs: 250, FirstTokenTimeNs: -1, TTFTNs: -1, CompletionTimeNs: 400,
 				NumPrefillTokens: 1, NumDecodeTokens: 1, NumDecodeTokensActual: 0, Status: StatusFailed,
-				ErrorType: "timeout", ErrorMessage: `no token in 150ns, "quoted", with comma`},
+				ErrorType: "timeout", ErrorMessage: "no token in 150ns, \"quoted\",\nwith comma and newline"},
 		},
 		Tokens: []TokenMetric{
 			{0, 0, 100, 0}, {0, 1, 200, 100},
@@ -128,3 +129,89 @@ func sha256Hex(s string) string {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestRequestIDsSparseAndDense(t *testing.T) {
+	for _, ids := range [][]int64{{0, 1, 2}, {5, 1 << 40, 7, 1 << 41}, {1 << 40, 3, 1 << 40}} {
+		var rows []RequestMetric
+		for _, id := range ids {
+			rows = append(rows, RequestMetric{RequestID: id, NumDecodeTokensActual: 1, Status: StatusOK})
+		}
+		path := filepath.Join(t.TempDir(), RequestMetricsFile)
+		if err := WriteRequestMetrics(path, rows); err != nil {
+			t.Fatal(err)
+		}
+		_, err := ReadRequestMetrics(path)
+		dup := ids[0] == ids[len(ids)-1]
+		if dup != (err != nil) {
+			t.Fatalf("ids %v: err %v", ids, err)
+		}
+	}
+}
+
+func TestStreamingRequestWriter(t *testing.T) {
+	var b strings.Builder
+	w := NewRequestMetricsWriter(&b)
+	if err := w.Write(RequestMetric{RequestID: 0, Status: StatusFailed, ErrorType: "x"}); err == nil {
+		t.Fatal("failed row accepted without error columns")
+	}
+	b.Reset()
+	w = NewRequestMetricsWriter(&b).IncludeErrorColumns()
+	if err := w.Write(RequestMetric{RequestID: 0, Status: StatusFailed, ErrorType: "x", ErrorMessage: " lead"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Join(RequestMetricsColumns, ",") + ",error_type,error_message\n0,0,0,0,0,0,0,0,failed,x,\" lead\"\n"
+	if b.String() != want {
+		t.Fatalf("got %q\nwant %q", b.String(), want)
+	}
+	// An empty file still gets its header.
+	var e strings.Builder
+	tw := NewTokenMetricsWriter(&e)
+	if err := tw.Flush(); err != nil || e.String() != strings.Join(TokenMetricsColumns, ",")+"\n" {
+		t.Fatalf("empty token file %q, %v", e.String(), err)
+	}
+}
+
+func TestMatchWorkload(t *testing.T) {
+	wdir := t.TempDir()
+	w := sampleWorkload()
+	if err := WriteWorkload(wdir, w); err != nil {
+		t.Fatal(err)
+	}
+	digest, _ := WorkloadDigest(wdir)
+	mk := func(edit func(r *Run)) *Run {
+		r := sampleRun()
+		r.Meta.WorkloadDigest = digest
+		edit(r)
+		return r
+	}
+	for _, c := range []struct {
+		name string
+		run  *Run
+		col  string
+		msg  string
+	}{
+		{"ok", mk(func(*Run) {}), "", ""},
+		{"digest", mk(func(r *Run) { r.Meta.WorkloadDigest = strings.Repeat("0", 64) }), "workload_digest", "another workload"},
+		{"unknown id", mk(func(r *Run) { r.Requests[1].RequestID = 9 }), "request_id", "not in the workload"},
+		{"prefill", mk(func(r *Run) { r.Requests[0].NumPrefillTokens = 11 }), "num_prefill_tokens", "workload says 12"},
+		{"decode", mk(func(r *Run) { r.Requests[1].NumDecodeTokens = 5 }), "num_decode_tokens", "workload says 2"},
+		{"missing", mk(func(r *Run) { r.Requests = r.Requests[:2] }), "", "2 requests, the workload has 3"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := MatchWorkload("run", c.run, w, digest)
+			if c.msg == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			se, ok := AsError(err)
+			if !ok || se.Column != c.col || !strings.Contains(se.Msg, c.msg) {
+				t.Fatalf("got %v, want column %q msg %q", err, c.col, c.msg)
+			}
+		})
+	}
+}

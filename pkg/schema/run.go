@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 )
@@ -110,6 +111,40 @@ func checkRunTokens(reqFile, tokFile string, reqs []RequestMetric, states map[in
 	}
 	if badRow > 0 {
 		return rowErr(tokFile, badRow, "request_id", "%d is not in %s (expected tokens only for listed requests)", bad, filepath.Base(reqFile))
+	}
+	return nil
+}
+
+// MatchWorkload checks that run was made on workload w, whose digest is
+// digest (WorkloadDigest of its folder): the run's workload_digest equals it,
+// every workload request appears exactly once, and each row's token counts
+// are the workload's. Arrival times are not compared: a real run records when
+// a request was actually sent, which may lag the schedule.
+func MatchWorkload(runDir string, run *Run, w *Workload, digest string) error {
+	if run.Meta != nil && run.Meta.WorkloadDigest != digest {
+		return &Error{File: filepath.Join(runDir, RunMetaFile), Column: "workload_digest",
+			Msg: fmt.Sprintf("%s, but the workload's digest is %s (the run was made on another workload; rerun it on this one)",
+				run.Meta.WorkloadDigest, digest)}
+	}
+	rp := filepath.Join(runDir, RequestMetricsFile)
+	byID := make(map[int64]*Request, len(w.Requests))
+	for i := range w.Requests {
+		byID[w.Requests[i].ID] = &w.Requests[i]
+	}
+	for i, m := range run.Requests {
+		q, ok := byID[m.RequestID]
+		switch {
+		case !ok:
+			return rowErr(rp, i+1, "request_id", "%d is not in the workload", m.RequestID)
+		case m.NumPrefillTokens != q.NumPrefillTokens:
+			return rowErr(rp, i+1, "num_prefill_tokens", "%d for request %d, the workload says %d", m.NumPrefillTokens, m.RequestID, q.NumPrefillTokens)
+		case m.NumDecodeTokens != q.NumDecodeTokens:
+			return rowErr(rp, i+1, "num_decode_tokens", "%d for request %d, the workload says %d", m.NumDecodeTokens, m.RequestID, q.NumDecodeTokens)
+		}
+	}
+	if len(run.Requests) != len(w.Requests) {
+		return &Error{File: rp, Msg: fmt.Sprintf("%d requests, the workload has %d (expected one row per workload request, failed ones included)",
+			len(run.Requests), len(w.Requests))}
 	}
 	return nil
 }
