@@ -1,5 +1,7 @@
 package analysis
 
+import "sort"
+
 // ECDFSteps returns the points of an ascending sample's empirical CDF drawn as
 // a staircase: each jump is two points, (x, F before x) then (x, F at x), so a
 // plain line chart draws the exact step function. With more than maxPoints
@@ -31,8 +33,11 @@ func ECDFSteps(sorted []float64, maxPoints int) (xs, ys []float64) {
 			if k == 0 {
 				i = 0
 			}
-			for i+1 < n && sorted[i+1] == sorted[i] {
-				i++
+			if i+1 < n && sorted[i+1] == sorted[i] {
+				// Jump to the last of the ties by binary search: token
+				// gaps repeat a few values millions of times.
+				v := sorted[i]
+				i += sort.Search(n-i, func(j int) bool { return sorted[i+j] > v }) - 1
 			}
 			if i > last {
 				idx = append(idx, i)
