@@ -88,6 +88,11 @@ func (engine) Fingerprint(params map[string]any, baseDir string) (map[string]str
 			fp["vidur:revision"] = rev
 		}
 	}
+	if p.ModelConfig != "" {
+		if fp["file:model_config"], err = stage.FileDigest(stage.Resolve(baseDir, p.ModelConfig)); err != nil {
+			return nil, err
+		}
+	}
 	if p.Profile != "" {
 		if fp["dir:profile"], err = stage.DirDigest(stage.Resolve(baseDir, p.Profile)); err != nil {
 			return nil, err
@@ -185,7 +190,11 @@ func (e engine) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error 
 	if loc.Stubs != "" {
 		argv = append(argv, "--stubs", loc.Stubs)
 	}
-	if hf := modelCard(spec.BaseDir, prof.model); hf != "" {
+	hf := stage.Resolve(spec.BaseDir, p.ModelConfig)
+	if hf == "" {
+		hf = modelCard(spec.BaseDir, prof.model)
+	}
+	if hf != "" {
 		argv = append(argv, "--hf-config", hf, "--model-name", prof.model)
 	}
 	if prof.memoryGB > 0 {
@@ -195,6 +204,9 @@ func (e engine) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error 
 	argv = append(argv, vargs...)
 	if err := writeJSON(filepath.Join(raw, RawArgsFile), argv); err != nil {
 		return err
+	}
+	if ig := p.ignored(); len(ig) > 0 {
+		fmt.Fprintf(env.Log, "vidur: ignoring %s (embedded-engine knobs Vidur has no equivalent for)\n", strings.Join(ig, ", "))
 	}
 	fmt.Fprintf(env.Log, "vidur: %s\n", strings.Join(argv, " "))
 	fmt.Fprintf(env.Log, "vidur: predictor models cached in %s (outside gsim's store and key)\n", rfCache)

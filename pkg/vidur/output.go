@@ -144,7 +144,9 @@ type chromeEvent struct {
 	Args struct {
 		BatchID    *int64  `json:"batch_id"`
 		RequestIDs []int64 `json:"request_ids"`
-		NumTokens  []int64 `json:"num_tokens"`
+		// Floats: trace_replay reads lengths through pandas' iterrows, which
+		// turns a row into float64s, so Vidur writes 314.0.
+		NumTokens []float64 `json:"num_tokens"`
 	} `json:"args"`
 }
 
@@ -208,9 +210,16 @@ func decodeChromeTrace(r io.Reader) ([]Batch, error) {
 				return nil, fmt.Errorf("traceEvents[%d] (batch %d): %d request_ids but %d num_tokens",
 					i, *ev.Args.BatchID, len(ev.Args.RequestIDs), len(ev.Args.NumTokens))
 			}
+			toks := make([]int64, len(ev.Args.NumTokens))
+			for k, f := range ev.Args.NumTokens {
+				toks[k] = int64(f)
+				if float64(toks[k]) != f {
+					return nil, fmt.Errorf("traceEvents[%d] (batch %d): num_tokens %g is not a whole number", i, *ev.Args.BatchID, f)
+				}
+			}
 			out = append(out, Batch{
 				ID: *ev.Args.BatchID, Replica: ev.Pid, Stage: ev.Tid, StartUs: ev.Ts, DurUs: ev.Dur,
-				RequestIDs: ev.Args.RequestIDs, NumTokens: ev.Args.NumTokens,
+				RequestIDs: ev.Args.RequestIDs, NumTokens: toks,
 			})
 		}
 		if _, err := dec.Token(); err != nil {

@@ -61,8 +61,37 @@ type Params struct {
 	CacheDir string `json:"cache_dir"`
 	// Profile is a profile folder to use instead of a `profile` input.
 	Profile string `json:"profile"`
+	// ModelConfig is a Hugging Face config.json for a model Vidur does not
+	// know; empty: stages/models/<name>/config.json.
+	ModelConfig string `json:"model_config"`
 	// KeepChromeTrace keeps Vidur's chrome trace (gzipped) in raw/; default true.
 	KeepChromeTrace *bool `json:"keep_chrome_trace"`
+
+	// Knobs of the embedded engine that Vidur has no equivalent for. They
+	// are accepted so one `with:` block can serve both engines, and logged
+	// as ignored.
+	SafetyMargin        *float64 `json:"safety_margin"`
+	TokenMetrics        *bool    `json:"token_metrics"`
+	ActivationReserveGB float64  `json:"activation_reserve_gb"`
+	// CPUOverhead and StepModel are refused: Vidur's CPU-overhead model needs
+	// its own profiling files, and it has no step model.
+	CPUOverhead bool   `json:"cpu_overhead"`
+	StepModel   string `json:"step_model"`
+}
+
+// ignored lists the set params that Vidur has no use for.
+func (p *Params) ignored() []string {
+	var out []string
+	if p.SafetyMargin != nil {
+		out = append(out, "safety_margin")
+	}
+	if p.TokenMetrics != nil && !*p.TokenMetrics {
+		out = append(out, "token_metrics") // Vidur's tokens cost nothing next to Vidur itself
+	}
+	if p.ActivationReserveGB != 0 {
+		out = append(out, "activation_reserve_gb")
+	}
+	return out
 }
 
 // Defaults follow Vidur's own, except the random-forest grid.
@@ -165,10 +194,17 @@ func decodeParams(raw map[string]any) (*Params, error) {
 	if p.TrainingThreads == 0 {
 		p.TrainingThreads = -1 // all cores, as Vidur
 	}
+	if p.CPUOverhead {
+		bad("cpu_overhead", "not supported with engine: vidur (Vidur's CPU-overhead model reads its own profiling files); use engine: embedded")
+	}
+	if p.StepModel != "" {
+		bad("step_model", "Vidur has no step model; use engine: embedded with predictor: step-model")
+	}
+	t := true
 	if p.KeepChromeTrace == nil {
-		t := true
 		p.KeepChromeTrace = &t
 	}
+
 	return &p, errors.Join(errs...)
 }
 
