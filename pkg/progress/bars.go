@@ -42,8 +42,11 @@ func (b *bars) Started(id string) {
 			decor.Any(func(decor.Statistics) string {
 				b.mu.Lock()
 				defer b.mu.Unlock()
-				return st.msg
-			}, decor.WCSyncSpaceR),
+				if st.msg == "" {
+					return ""
+				}
+				return " " + st.msg
+			}),
 		),
 		mpb.BarRemoveOnComplete(),
 	)

@@ -28,7 +28,10 @@ type Display interface {
 // New picks bars when w is a terminal, plain lines otherwise.
 func New(w io.Writer) Display {
 	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		return newBars(f)
+		// A terminal of unknown width (a pty without a size) cannot show bars.
+		if width, _, err := term.GetSize(int(f.Fd())); err == nil && width > 0 {
+			return newBars(f)
+		}
 	}
 	return NewPlain(w, time.Now, 5*time.Second)
 }
