@@ -50,6 +50,7 @@ DEFAULTS = {
     "quick": False,              # a small grid for smoke tests
     "seed": 0,
     "hardware": "",              # if set, the Vidur device name the GPU must have
+    "time_budget_s": 480,  # attention grid points past this many seconds are skipped (and listed)
 }
 
 
@@ -66,7 +67,7 @@ def resolve_params(params):
     p = dict(DEFAULTS)
     p.update({k: v for k, v in params.items() if k in DEFAULTS})
     for k in ("max_tokens", "max_seq_len", "max_batch_size", "max_kv_tokens", "block_size",
-              "mlp_repeats", "attention_repeats"):
+              "mlp_repeats", "attention_repeats", "time_budget_s"):
         if not isinstance(p[k], int) or isinstance(p[k], bool) or p[k] < 1:
             raise ParamError("%s must be a positive integer, got %r" % (k, p[k]))
     if not isinstance(p["warmup"], int) or p["warmup"] < 0:

@@ -24,6 +24,7 @@ sys.path.insert(0, HERE)
 import profgrid as pg  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(HERE))
+T_START = time.time()
 
 
 def log(*a):
@@ -346,6 +347,10 @@ def profile_attention(torch, timer, p, parts, progress):
     rows, extra, skipped = [], [], []
     with torch.inference_mode():
         for i, (is_prefill, b, chunk, kv) in enumerate(inputs):
+            if time.time() - T_START > p["time_budget_s"]:
+                skipped.append({"is_prefill": is_prefill, "batch_size": b, "prefill_chunk_size": chunk,
+                                "kv_cache_size": kv, "error": "time_budget_s exceeded"})
+                continue
             if is_prefill:
                 q_lens, k_lens, op = [chunk], [chunk + kv], "attn_prefill"
             else:
@@ -364,6 +369,9 @@ def profile_attention(torch, timer, p, parts, progress):
             if i % 10 == 0:
                 progress(i + 1, total, "attention %s b=%d chunk=%d kv=%d" % (op, b, chunk, kv))
         for j, (q, k) in enumerate(packed):
+            if time.time() - T_START > p["time_budget_s"]:
+                skipped.append({"packed_q": q, "packed_k": k, "error": "time_budget_s exceeded"})
+                continue
             # q requests of one new token over equal shares of k keys, the
             # engine's shape for a decode batch; a prefill-heavy mix of the same
             # totals costs the same in the sdpa kernel (dense bias mask).
