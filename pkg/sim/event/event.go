@@ -5,7 +5,6 @@
 package event
 
 import (
-	"container/heap"
 	"fmt"
 )
 
@@ -73,7 +72,8 @@ func (q *Queue) Push(t int64, c Class, ref int64) {
 		panic(fmt.Sprintf("event: %s scheduled at %d ns, before now (%d ns)", c, t, q.now))
 	}
 	q.seq++
-	heap.Push(&q.h, Event{Time: t, Class: c, Seq: q.seq, Ref: ref})
+	q.h = append(q.h, Event{Time: t, Class: c, Seq: q.seq, Ref: ref})
+	q.up(len(q.h) - 1)
 }
 
 // Pop removes the earliest event and advances the clock to it.
@@ -81,7 +81,13 @@ func (q *Queue) Pop() (Event, bool) {
 	if len(q.h) == 0 {
 		return Event{}, false
 	}
-	e := heap.Pop(&q.h).(Event)
+	e := q.h[0]
+	last := len(q.h) - 1
+	q.h[0] = q.h[last]
+	q.h = q.h[:last]
+	if last > 0 {
+		q.down(0)
+	}
 	if e.Time < q.now {
 		panic(fmt.Sprintf("event: clock would run backwards from %d to %d ns", q.now, e.Time))
 	}
@@ -97,16 +103,38 @@ func (q *Queue) Peek() (Event, bool) {
 	return q.h[0], true
 }
 
+// The heap is hand-written rather than container/heap so that pushing an
+// event does not box it into an interface (an allocation per event).
 type evHeap []Event
 
-func (h evHeap) Len() int           { return len(h) }
-func (h evHeap) Less(i, j int) bool { return h[i].Less(h[j]) }
-func (h evHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *evHeap) Push(x any)        { *h = append(*h, x.(Event)) }
-func (h *evHeap) Pop() any {
-	old := *h
-	n := len(old)
-	x := old[n-1]
-	*h = old[:n-1]
-	return x
+func (q *Queue) up(i int) {
+	h := q.h
+	for i > 0 {
+		p := (i - 1) / 2
+		if !h[i].Less(h[p]) {
+			break
+		}
+		h[i], h[p] = h[p], h[i]
+		i = p
+	}
+}
+
+func (q *Queue) down(i int) {
+	h := q.h
+	n := len(h)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		m := l
+		if r := l + 1; r < n && h[r].Less(h[l]) {
+			m = r
+		}
+		if !h[m].Less(h[i]) {
+			return
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
 }

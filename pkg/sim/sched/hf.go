@@ -34,7 +34,6 @@ type hfSched struct {
 	active       []*Request // in order of entering the active set
 	activeLen    int        // live entries of active (finished ones are nil)
 	running      bool
-	cand         []*Request
 }
 
 func newHF(c Config, m *kv.Manager, prefillFirst bool) *hfSched {
@@ -59,42 +58,15 @@ func (s *hfSched) Next(now int64, b *Batch) bool {
 	if s.running {
 		return false
 	}
-	s.cand = s.cand[:0]
-	if s.prefillFirst {
-		for _, r := range s.active {
-			if r != nil && (r.status == hfPrefillingSplit || r.status == hfSplitRemainder) {
-				s.cand = append(s.cand, r)
-			}
-		}
-		for _, r := range s.active {
-			if r != nil && r.status == hfDecoding {
-				s.cand = append(s.cand, r)
-			}
-		}
-	} else {
-		for _, r := range s.active {
-			if r != nil && r.status == hfDecoding {
-				s.cand = append(s.cand, r)
-			}
-		}
-		for _, r := range s.active {
-			if r != nil && (r.status == hfPrefillingSplit || r.status == hfSplitRemainder) {
-				s.cand = append(s.cand, r)
-			}
-		}
-	}
-	for i := 0; i < s.waiting.len(); i++ {
-		s.cand = append(s.cand, s.waiting.at(i))
-	}
 	budget := s.c.MaxBatchTokens
 	safety := s.c.SafetyMargin * float64(s.kv.NumBlocks)
-	tookWaiting := 0
-	for _, r := range s.cand {
+	// try offers one candidate; it returns false when the walk must stop.
+	try := func(r *Request) bool {
 		if !s.prefillFirst && float64(s.kv.Free()) < safety && len(b.Entries) > 0 && r.status != hfDecoding {
-			break
+			return false
 		}
 		if s.c.BatchSizeCap > 0 && int64(len(b.Entries)) == s.c.BatchSizeCap {
-			break
+			return false
 		}
 		var n int64 = 1
 		split := false
@@ -108,13 +80,9 @@ func (s *hfSched) Next(now int64, b *Batch) bool {
 			}
 		}
 		if !s.allocate(r, n) {
-			if s.kv.Free() == 0 {
-				break
-			}
-			continue
+			return s.kv.Free() != 0
 		}
 		if r.status == hfPending {
-			tookWaiting++
 			r.seq = int64(len(s.active))
 			s.active = append(s.active, r)
 			s.activeLen++
@@ -128,12 +96,42 @@ func (s *hfSched) Next(now int64, b *Batch) bool {
 		}
 		b.add(r, n)
 		budget -= n
-		if budget == 0 {
+		return budget != 0
+	}
+	isSplit := func(r *Request) bool { return r.status == hfPrefillingSplit || r.status == hfSplitRemainder }
+	isDecode := func(r *Request) bool { return r.status == hfDecoding }
+	first, second := isDecode, isSplit
+	if s.prefillFirst {
+		first, second = isSplit, isDecode
+	}
+	// The active set is walked over a snapshot of its length: requests
+	// admitted from the waiting queue in this walk are appended to it and
+	// must not be offered twice.
+	n := len(s.active)
+	for _, pass := range []func(*Request) bool{first, second} {
+		for _, r := range s.active[:n] {
+			if r != nil && pass(r) {
+				if !try(r) {
+					return s.finishNext(b)
+				}
+			}
+		}
+	}
+	for i := 0; i < s.waiting.len(); i++ {
+		r := s.waiting.at(i)
+		if r.status != hfPending {
+			continue // admitted earlier; removed lazily below
+		}
+		if !try(r) {
 			break
 		}
 	}
-	if tookWaiting > 0 {
-		s.compactWaiting()
+	return s.finishNext(b)
+}
+
+func (s *hfSched) finishNext(b *Batch) bool {
+	for s.waiting.len() > 0 && s.waiting.front().status != hfPending {
+		s.waiting.popFront()
 	}
 	if len(b.Entries) == 0 {
 		return false
@@ -156,19 +154,6 @@ func (s *hfSched) allocate(r *Request, n int64) bool {
 		r.Admitted = true
 	}
 	return true
-}
-
-// compactWaiting drops the requests that left the waiting queue, keeping the
-// order of the rest (a request whose blocks did not fit stays in place).
-func (s *hfSched) compactWaiting() {
-	var keep queue
-	for s.waiting.len() > 0 {
-		r := s.waiting.popFront()
-		if r.status == hfPending {
-			keep.pushBack(r)
-		}
-	}
-	s.waiting = keep
 }
 
 func (s *hfSched) Finish(b *Batch) {

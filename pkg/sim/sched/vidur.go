@@ -152,16 +152,21 @@ func (s *vllmSched) Next(now int64, b *Batch) bool {
 		s.running = true
 		return true
 	}
-	slices.SortStableFunc(s.preempted, byArrival)
-	for len(s.preempted) > 0 {
+	if !slices.IsSortedFunc(s.preempted, byArrival) {
+		slices.SortStableFunc(s.preempted, byArrival)
+	}
+	// Walk the running list by index (Vidur pops from its head); victims
+	// are taken from its tail.
+	i := 0
+	for i < len(s.preempted) {
 		if int64(len(b.Entries)) == s.c.BatchSizeCap {
 			break
 		}
-		r := s.preempted[0]
-		s.preempted = s.preempted[1:]
+		r := s.preempted[i]
+		i++
 		ok := true
 		for !s.canAllocate(r, s.watermark) {
-			if len(s.preempted) > 0 {
+			if i < len(s.preempted) {
 				victim := s.preempted[len(s.preempted)-1]
 				s.preempted = s.preempted[:len(s.preempted)-1]
 				s.restartInto(victim)
@@ -176,6 +181,9 @@ func (s *vllmSched) Next(now int64, b *Batch) bool {
 			b.add(r, nextTokensVidur(r))
 		}
 	}
+	n := copy(s.preempted, s.preempted[i:])
+	clear(s.preempted[n:])
+	s.preempted = s.preempted[:n]
 	if len(b.Entries) == 0 {
 		return false
 	}
@@ -214,12 +222,13 @@ func (s *sarathiSched) Next(now int64, b *Batch) bool {
 	s.skipped = s.skipped[:0]
 	s.prefills = s.prefills[:0]
 	var batchTokens int64
-	for len(s.preempted) > 0 {
+	i := 0
+	for i < len(s.preempted) {
 		if int64(len(b.Entries)) == s.c.BatchSizeCap {
 			break
 		}
-		r := s.preempted[0]
-		s.preempted = s.preempted[1:]
+		r := s.preempted[i]
+		i++
 		if !r.PrefillDone {
 			s.prefills = append(s.prefills, r)
 			continue
@@ -231,7 +240,7 @@ func (s *sarathiSched) Next(now int64, b *Batch) bool {
 		}
 		ok := true
 		for !s.canAllocate(r, s.watermark) {
-			if len(s.preempted) > 0 {
+			if i < len(s.preempted) {
 				victim := s.preempted[len(s.preempted)-1]
 				s.preempted = s.preempted[:len(s.preempted)-1]
 				s.restartInto(victim)
@@ -247,6 +256,7 @@ func (s *sarathiSched) Next(now int64, b *Batch) bool {
 			b.add(r, next)
 		}
 	}
+	rest := s.preempted[i:]
 	for _, r := range s.prefills {
 		next := s.nextTokens(r, batchTokens)
 		if next == 0 {
@@ -256,8 +266,9 @@ func (s *sarathiSched) Next(now int64, b *Batch) bool {
 		batchTokens += next
 		b.add(r, next)
 	}
-	s.merged = append(append(s.merged[:0], s.skipped...), s.preempted...)
+	s.merged = append(append(s.merged[:0], s.skipped...), rest...)
 	slices.SortStableFunc(s.merged, byArrival)
+	clear(s.preempted)
 	s.preempted, s.merged = s.merged, s.preempted[:0]
 	for s.queue.len() > 0 {
 		if s.admitted == s.c.BatchSizeCap || int64(len(b.Entries)) == s.c.BatchSizeCap {
@@ -300,14 +311,16 @@ func (s *orcaSched) Next(now int64, b *Batch) bool {
 	if s.running {
 		return false
 	}
-	for len(s.preempted) > 0 {
+	i := 0
+	for ; i < len(s.preempted); i++ {
 		if int64(len(b.Entries)) == s.c.BatchSizeCap {
 			break
 		}
-		r := s.preempted[0]
-		s.preempted = s.preempted[1:]
-		b.add(r, nextTokensVidur(r))
+		b.add(s.preempted[i], nextTokensVidur(s.preempted[i]))
 	}
+	n := copy(s.preempted, s.preempted[i:])
+	clear(s.preempted[n:])
+	s.preempted = s.preempted[:n]
 	for s.queue.len() > 0 {
 		if int64(len(b.Entries)) == s.c.BatchSizeCap {
 			break
