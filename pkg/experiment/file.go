@@ -329,6 +329,11 @@ func decodeStages(p *problems, key, v *yaml.Node) []*Stage {
 					p.add(posOf(vv), "stages.%s.with: expected a mapping of parameters, got %s", name, describe(vv))
 					return
 				}
+				budget := maxWithNodes
+				if err := aliasSafe(vv, map[*yaml.Node]bool{}, &budget); err != nil {
+					p.add(posOf(vv), "stages.%s.with: %v", name, err)
+					return
+				}
 				checkWithKeys(p, "stages."+name+".with", vv)
 				st.With = vv
 			default:
@@ -341,6 +346,34 @@ func decodeStages(p *problems, key, v *yaml.Node) []*Stage {
 		out = append(out, st)
 	})
 	return out
+}
+
+// maxWithNodes bounds a stage's params after aliases are expanded, so a
+// "billion laughs" file fails fast instead of filling memory.
+const maxWithNodes = 100000
+
+// aliasSafe walks n as the params walkers will, failing on an alias that
+// contains itself (which would recurse forever) or on a tree that expands
+// beyond the budget.
+func aliasSafe(n *yaml.Node, onPath map[*yaml.Node]bool, budget *int) error {
+	*budget--
+	if *budget < 0 {
+		return fmt.Errorf("more than %d values after expanding aliases; use fewer or smaller aliases", maxWithNodes)
+	}
+	if n.Kind == yaml.AliasNode {
+		if n.Alias == nil || onPath[n.Alias] {
+			return fmt.Errorf("alias *%s refers to a value that contains it; YAML params must be finite", n.Value)
+		}
+		onPath[n.Alias] = true
+		defer delete(onPath, n.Alias)
+		return aliasSafe(n.Alias, onPath, budget)
+	}
+	for _, c := range n.Content {
+		if err := aliasSafe(c, onPath, budget); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // checkWithKeys rejects duplicate and non-string keys inside params, which

@@ -240,6 +240,10 @@ func stageOrder(f *File) []*Stage {
 	return out
 }
 
+// MaxInstancesPerStage bounds a stage's expansion: beyond it a matrix is
+// almost surely a mistake, and the plan alone would fill memory.
+const MaxInstancesPerStage = 100000
+
 // expand turns stages into instances, one per cell of the matrix variables
 // each stage depends on.
 func expand(f *File, refs map[string]map[string]bool) (*plan.Plan, error) {
@@ -268,6 +272,14 @@ func expand(f *File, refs map[string]map[string]bool) (*plan.Plan, error) {
 		}
 		d := sortedBy(set, order)
 		dims[s.Name] = d
+		n := 1
+		for _, v := range d {
+			n *= len(values[v])
+			if n > MaxInstancesPerStage {
+				return nil, &Error{File: f.Path, Line: s.Pos.Line, Col: s.Pos.Col, Msg: fmt.Sprintf(
+					"stage %s expands to more than %d instances over %s; sweep fewer values", s.Name, MaxInstancesPerStage, strings.Join(d, " x "))}
+			}
+		}
 		for _, cell := range cells(d, values) {
 			in := &plan.Instance{
 				ID:    InstanceID(s.Name, d, cell),
