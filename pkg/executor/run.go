@@ -73,9 +73,9 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 			if g.upstreamPending(n) != nil {
 				continue
 			}
-			if stopping {
+			if stopping || ctx.Err() != nil {
 				n.state, n.root = skipped, ""
-				record(n, Entry{Outcome: NotRun, Reason: "run stopped after a failure"})
+				record(n, Entry{Outcome: NotRun, Reason: stopReason(ctx)})
 				continue
 			}
 			if n.key == "" {
@@ -136,8 +136,15 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 			continue
 		}
 		n.state, n.root = failed, n.inst.ID
+		if ctx.Err() != nil {
+			stopping = true
+		}
 		if stopping && errors.Is(r.err, context.Canceled) {
-			record(n, Entry{Outcome: Cancelled, Duration: r.dur, Reason: "killed after another stage failed", LogPath: r.logPath})
+			why := "killed after another stage failed"
+			if ctx.Err() != nil {
+				why = "interrupted"
+			}
+			record(n, Entry{Outcome: Cancelled, Duration: r.dur, Reason: why})
 			continue
 		}
 		se := stageError(n, r)
@@ -150,7 +157,7 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 	}
 	for _, n := range g.nodes {
 		if n.selected && n.state == pending {
-			record(n, Entry{Outcome: NotRun, Reason: "run stopped after a failure"})
+			record(n, Entry{Outcome: NotRun, Reason: stopReason(ctx)})
 		}
 		if e := entries[n]; e != nil {
 			sum.Entries = append(sum.Entries, *e)
@@ -164,6 +171,13 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 		return sum, fmt.Errorf("%w:\n%w", ErrStagesFailed, errors.Join(stageErrs...))
 	}
 	return sum, nil
+}
+
+func stopReason(ctx context.Context) string {
+	if ctx.Err() != nil {
+		return "run interrupted"
+	}
+	return "run stopped after a failure"
 }
 
 // failedUpstream names the failed instance behind a failed or skipped input.
@@ -228,6 +242,14 @@ func (g *graph) runNode(ctx context.Context, n *node, mustRun bool, opt *Options
 			disp.Finished(n.inst.ID, res.dur, nil)
 			return res
 		}
+	}
+	if ctx.Err() != nil {
+		// A killed attempt says nothing about the stage: drop it rather than
+		// report it as failed.
+		os.RemoveAll(staging)
+		res.err = fmt.Errorf("%s: %w", n.inst.ID, ctx.Err())
+		disp.Finished(n.inst.ID, res.dur, res.err)
+		return res
 	}
 	appendLog(filepath.Join(staging, store.LogFile), fmt.Sprintf("gsim: %s failed: %v\n", n.inst.ID, runErr))
 	res.err = runErr

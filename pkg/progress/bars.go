@@ -81,11 +81,7 @@ func (b *bars) Finished(id string, d time.Duration, err error) {
 			st.bar.SetTotal(-1, true)
 		}
 	}
-	if err != nil {
-		b.Printf("%s FAILED after %s", id, Duration(d))
-	} else {
-		b.Printf("%s done in %s", id, Duration(d))
-	}
+	b.Printf("%s %s", id, outcome(d, err))
 }
 
 func (b *bars) Printf(format string, args ...any) {

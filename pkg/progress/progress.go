@@ -4,6 +4,8 @@
 package progress
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -77,11 +79,7 @@ func (p *Plain) Finished(id string, d time.Duration, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.last, id)
-	if err != nil {
-		p.line("%s FAILED after %s", id, Duration(d))
-		return
-	}
-	p.line("%s done in %s", id, Duration(d))
+	p.line("%s %s", id, outcome(d, err))
 }
 
 func (p *Plain) Printf(format string, args ...any) {
@@ -91,6 +89,17 @@ func (p *Plain) Printf(format string, args ...any) {
 }
 
 func (p *Plain) Close() {}
+
+func outcome(d time.Duration, err error) string {
+	switch {
+	case err == nil:
+		return "done in " + Duration(d)
+	case errors.Is(err, context.Canceled):
+		return "cancelled after " + Duration(d)
+	default:
+		return "FAILED after " + Duration(d)
+	}
+}
 
 func describe(done, total float64, msg string) string {
 	s := fmt.Sprintf("%g", done)
