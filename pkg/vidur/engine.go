@@ -131,6 +131,9 @@ type ShimResult struct {
 
 func (e engine) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 	started := time.Now().UTC()
+	if env.Log == nil {
+		env.Log = io.Discard
+	}
 	p, err := decodeParams(spec.Params)
 	if err != nil {
 		return err
