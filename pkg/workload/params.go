@@ -266,7 +266,7 @@ func (l Lengths) check(prefix string) []error {
 	return errs
 }
 
-const maxZipfRange = 1 << 24
+const maxZipfRange = 1 << 22
 
 func (l Lengths) bounds() (lo, hi int64) {
 	lo, hi = 1, math.MaxInt64
