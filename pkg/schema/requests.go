@@ -303,15 +303,6 @@ func (s *idSet) add(id int64, row int) (prevRow int) {
 	return 0
 }
 
-func csvErr(name string, err error) error {
-	var pe *csv.ParseError
-	if errors.As(err, &pe) {
-		// csv counts lines from 1 including the header.
-		return &Error{File: name, Row: pe.StartLine - 1, Msg: "malformed CSV: " + pe.Err.Error()}
-	}
-	return fmt.Errorf("%s: %w", name, err)
-}
-
 func checkRequestRow(name string, row int, m *RequestMetric, errorCols bool) error {
 	if m.RequestID < 0 {
 		return rowErr(name, row, "request_id", "%d is negative (expected >= 0)", m.RequestID)

@@ -3,6 +3,7 @@ package schema
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -213,5 +214,47 @@ func TestMatchWorkload(t *testing.T) {
 				t.Fatalf("got %v, want column %q msg %q", err, c.col, c.msg)
 			}
 		})
+	}
+}
+
+func TestTokenReaders(t *testing.T) {
+	path := filepath.Join(t.TempDir(), TokenMetricsFile)
+	if err := os.WriteFile(path, []byte(goodToks), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := ReadTokenMetrics(path)
+	if err != nil || len(rows) != 5 || rows[4] != (TokenMetric{1, 1, 290, 30}) {
+		t.Fatalf("rows %v, err %v", rows, err)
+	}
+	n := 0
+	stop := errors.New("stop")
+	err = ScanTokenMetrics(path, func(TokenMetric) error {
+		n++
+		if n == 2 {
+			return stop
+		}
+		return nil
+	})
+	if err != stop || n != 2 {
+		t.Fatalf("scan did not stop at the callback's error: n=%d err=%v", n, err)
+	}
+	if _, err := ReadTokenMetrics(filepath.Join(t.TempDir(), "none.csv")); !os.IsNotExist(err) {
+		t.Fatalf("missing file: %v", err)
+	}
+	long := tokHeader + "\n" + strings.Repeat("1", readBufSize+10) + "\n"
+	os.WriteFile(path, []byte(long), 0o644)
+	_, err = ReadTokenMetrics(path)
+	if se, ok := AsError(err); !ok || se.Row != 1 || !strings.Contains(se.Msg, "line longer than") {
+		t.Fatalf("long line: %v", err)
+	}
+}
+
+func TestRunMissingFiles(t *testing.T) {
+	for _, name := range []string{RunMetaFile, RequestMetricsFile, TokenMetricsFile} {
+		dir := writeRunFiles(t, nil)
+		os.Remove(filepath.Join(dir, name))
+		if err := ValidateRun(dir); !os.IsNotExist(err) || !strings.Contains(err.Error(), name) {
+			t.Errorf("without %s: %v", name, err)
+		}
 	}
 }

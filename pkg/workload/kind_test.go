@@ -129,3 +129,12 @@ func TestFileErrors(t *testing.T) {
 		t.Fatalf("duration over a trace: %v", err)
 	}
 }
+
+func TestKindIdentity(t *testing.T) {
+	var k stage.Kind = Kind{}
+	// Stored workloads are keyed by this version; the goldens fail first when
+	// the output changes, and then this must move with them.
+	if k.Name() != "workload" || k.Version() != "1" || k.Resources(nil) != nil {
+		t.Fatalf("kind %s version %s", k.Name(), k.Version())
+	}
+}
