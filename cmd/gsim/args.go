@@ -31,9 +31,11 @@ func permuteArgs(app *cli.App, args []string) []string {
 		return args
 	}
 	var flags, pos []string
+	dashdash := false
 	for ; i < len(args); i++ {
 		a := args[i]
 		if a == "--" {
+			dashdash = true
 			pos = append(pos, args[i+1:]...)
 			break
 		}
@@ -52,6 +54,9 @@ func permuteArgs(app *cli.App, args []string) []string {
 		}
 	}
 	out = append(out, flags...)
+	if dashdash {
+		out = append(out, "--")
+	}
 	return append(out, pos...)
 }
 

@@ -373,3 +373,45 @@ func TestStageExecAndSubprocess(t *testing.T) {
 		t.Errorf("stage.log: %q %v", log, err)
 	}
 }
+
+func TestUndeclaredOutputFailsValidation(t *testing.T) {
+	e := newEnv(t, `name: v
+stages:
+  w:
+    uses: shell
+    with:
+      run: echo hi > other.txt
+      outputs: [w.txt, other.txt]
+`)
+	r := e.gsim("run", e.exp)
+	if r.code != 1 || !strings.Contains(r.stderr, "stage w failed: outputs rejected: declared outputs not created: w.txt") {
+		t.Errorf("run: %s", r)
+	}
+	if objs, _ := filepath.Glob(filepath.Join(e.store, "objects", "*")); len(objs) != 0 {
+		t.Errorf("rejected output adopted: %v", objs)
+	}
+	if _, err := os.Stat(filepath.Join(e.store, "failed")); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestStageExecFromSpec(t *testing.T) {
+	e := newEnv(t, pipeline)
+	out := filepath.Join(e.dir, "out")
+	os.Mkdir(out, 0o755)
+	spec := `{"schema_version": 1, "instance": "x", "kind": "shell", "out_dir": "` + out + `",
+	  "params": {"run": "echo \"##gsim progress 1 2 half\"; echo made > x.txt", "outputs": ["x.txt"]}}`
+	specPath := filepath.Join(e.dir, "spec.json")
+	os.WriteFile(specPath, []byte(spec), 0o644)
+	r := e.gsim("stage", "exec", specPath)
+	if r.code != 0 || !strings.Contains(r.stdout, "##gsim progress 1 2 half") {
+		t.Fatalf("stage exec: %s", r)
+	}
+	if b, _ := os.ReadFile(filepath.Join(out, "x.txt")); string(b) != "made\n" {
+		t.Errorf("x.txt = %q", b)
+	}
+	os.WriteFile(specPath, []byte(strings.Replace(spec, `"x.txt"]`, `"y.txt"]`, 1)), 0o644)
+	if r := e.gsim("stage", "exec", specPath); r.code != 1 || !strings.Contains(r.stderr, "y.txt") {
+		t.Errorf("stage exec with a missing output: %s", r)
+	}
+}
