@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gsim-dev/gsim/pkg/profile"
 	"github.com/gsim-dev/gsim/pkg/schema"
 	"github.com/gsim-dev/gsim/pkg/sim/predict"
 	"github.com/gsim-dev/gsim/pkg/stage"
@@ -217,5 +218,71 @@ func TestFitSelectsTrainingCells(t *testing.T) {
 	os.MkdirAll(out, 0o755)
 	if err := k.Run(context.Background(), spec, stage.Env{}); err == nil || !strings.Contains(err.Error(), "selects none") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestSimKindVidurProfile(t *testing.T) {
+	tmp := t.TempDir()
+	wdir := filepath.Join(tmp, "workload")
+	writeWorkload(t, wdir, 100, 10, 2)
+	pdir := filepath.Join(tmp, "profile")
+	prof := &profile.Profile{Device: "h100", Model: "Qwen/Qwen3-0.6B"}
+	for _, n := range []int{1, 8, 64, 512, 2048} {
+		r := profile.MLPRow{NumTokens: n, TimeMs: map[string]float64{}, NHead: 16, NKVHead: 8, NEmbd: 1024,
+			NExpandedEmbd: 3072, VocabSize: 151936, UseGatedMLP: true, NumTensorParallelWorkers: 1}
+		for _, op := range profile.MLPOps {
+			r.TimeMs[op] = 0.005 + 1e-5*float64(n)
+		}
+		prof.MLP = append(prof.MLP, r)
+	}
+	row := func(prefill bool, b, chunk, kv int, ms float64) profile.AttentionRow {
+		r := profile.AttentionRow{BatchSize: b, PrefillChunkSize: chunk, KVCacheSize: kv, IsPrefill: prefill,
+			TimeMs: map[string]float64{"attn_input_reshape": 0.001, "attn_kv_cache_save": 0.002, "attn_output_reshape": 0.001},
+			NEmbd:  1024, NQHead: 16, NKVHead: 8, BlockSize: 16, NumTensorParallelWorkers: 1, MaxModelLen: 4096,
+			AttentionBackend: "paged|sdpa"}
+		if prefill {
+			r.TimeMs["attn_prefill"] = ms
+		} else {
+			r.TimeMs["attn_decode"] = ms
+		}
+		return r
+	}
+	for _, kv := range []int{0, 1024} {
+		for _, c := range []int{16, 512} {
+			prof.Attention = append(prof.Attention, row(true, 1, c, kv, 0.01+1e-5*float64(kv+c)))
+		}
+	}
+	for _, b := range []int{1, 32} {
+		for _, kv := range []int{64, 1024} {
+			prof.Attention = append(prof.Attention, row(false, b, 0, kv, 0.01+1e-6*float64(b*kv)))
+		}
+	}
+	if err := profile.Write(pdir, prof); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(tmp, "out")
+	os.MkdirAll(out, 0o755)
+	spec := &stage.Spec{Instance: "sim", Key: "k", BaseDir: repoRoot(t), OutDir: out,
+		Params: map[string]any{"scheduler": "vllm", "hardware": "h100"},
+		Inputs: map[string][]stage.Input{
+			"workload": {{Instance: "workload", Kind: "workload", Dir: wdir}},
+			"profile":  {{Instance: "profile", Kind: "profile", Dir: pdir}},
+		}}
+	if err := NewKind(nil).Run(context.Background(), spec, stage.Env{}); err != nil {
+		t.Fatal(err)
+	}
+	run, err := schema.ReadRun(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pm, _ := run.Meta.Engine["predictor"].(map[string]any)
+	if pm["name"] != PredictorVidurProfile || run.Meta.Engine["num_blocks_derived"] != true {
+		t.Fatalf("engine meta %v", run.Meta.Engine)
+	}
+	// 28 layers × 9 ops × ≥ 5 µs: no step can be shorter than 1.26 ms.
+	for _, s := range run.Steps {
+		if s.EndNs-s.StartNs < 1_260_000 {
+			t.Fatalf("step %d lasted %d ns", s.Step, s.EndNs-s.StartNs)
+		}
 	}
 }
