@@ -322,3 +322,42 @@ func splitWords(s string) []string {
 	}
 	return out
 }
+
+// Every process with every distribution yields a folder the schema accepts,
+// within the bounds asked for.
+func TestAllCombinationsValid(t *testing.T) {
+	arrivals := []Arrival{
+		{Process: Poisson, Rate: ptr(3.0)},
+		{Process: Gamma, Rate: ptr(3.0), Burstiness: ptr(0.3)},
+		{Process: Constant, Rate: ptr(3.0)},
+		{Process: AllAtOnce},
+		{Process: Trace, Path: "testdata/vidur_trace.csv"},
+	}
+	dists := []Lengths{
+		{Dist: Fixed, Value: ptr[int64](40)},
+		{Dist: Uniform, Min: ptr[int64](5), Max: ptr[int64](60)},
+		{Dist: Normal, Mean: ptr(30.0), Std: ptr(30.0), Max: ptr[int64](60)},
+		{Dist: LogNormal, Mean: ptr(30.0), Std: ptr(50.0), Max: ptr[int64](60)},
+		{Dist: Zipf, S: ptr(0.9), Min: ptr[int64](5), Max: ptr[int64](60)},
+		{Dist: Empirical, Path: "testdata/lengths.jsonl", Column: "num_decode_tokens"},
+	}
+	for _, a := range arrivals {
+		for _, d := range dists {
+			p := Params{Model: "m", Seed: 11, NumRequests: 20, Arrival: a, Prefill: d, Decode: d, MaxTotalTokens: 70}
+			w := gen(t, p)
+			dir := t.TempDir()
+			if err := schema.WriteWorkload(dir, w); err != nil {
+				t.Fatal(err)
+			}
+			if err := schema.ValidateWorkloadDir(dir); err != nil {
+				t.Fatalf("%s/%s: %v", a.Process, d.Dist, err)
+			}
+			lo, hi := d.bounds()
+			for _, r := range w.Requests {
+				if r.NumPrefillTokens+r.NumDecodeTokens > 70 || r.NumDecodeTokens < lo || r.NumDecodeTokens > hi {
+					t.Fatalf("%s/%s: %+v out of bounds", a.Process, d.Dist, r)
+				}
+			}
+		}
+	}
+}
