@@ -47,7 +47,18 @@ func (a axis) pos(v float64) float64 {
 	if !a.log {
 		return v
 	}
-	return math.Log10(max(v, math.Pow(10, a.lo)))
+	if v <= math.Pow(10, a.lo) {
+		return a.lo
+	}
+	return math.Log10(v)
+}
+
+// noData stands in for the series of a figure whose runs all have empty
+// samples (every request failed, or all had one output token): the figure
+// still renders, and its legend says why it is blank.
+func noData() chart.Series {
+	return chart.ContinuousSeries{Name: "no data in any run", XValues: []float64{0, 1}, YValues: []float64{0, 0},
+		Style: chart.Style{StrokeColor: drawing.ColorTransparent, StrokeWidth: 1}}
 }
 
 // newAxis picks the scale for values in [lo, hi] (data units).
@@ -151,7 +162,8 @@ func WriteCDF(w io.Writer, title string, m analysis.MetricInfo, lines []CDFLine)
 		})
 	}
 	if len(series) == 0 {
-		return fmt.Errorf("figure %q: no data in any run", title)
+		series = append(series, noData())
+		ax = axis{lo: 0, hi: 1}
 	}
 	yTicks := make([]chart.Tick, 0, 11)
 	for k := 0; k <= 10; k++ {
@@ -190,8 +202,9 @@ type XYLine struct {
 }
 
 // WriteXY renders lines of y against x (the sweep report's P50/P99 figures).
-// xTicks label categorical x values; nil means numeric ticks.
-func WriteXY(w io.Writer, title, xName string, xTicks []chart.Tick, yInfo analysis.MetricInfo, yName string, lines []XYLine) error {
+// xTicks label categorical x values; nil means numeric ticks. slo, when not
+// NaN, is drawn as a dashed horizontal line.
+func WriteXY(w io.Writer, title, xName string, xTicks []chart.Tick, yInfo analysis.MetricInfo, yName string, lines []XYLine, slo float64) error {
 	xlo, xhi := math.Inf(1), math.Inf(-1)
 	ylo, yhi := math.Inf(1), math.Inf(-1)
 	n := 0
@@ -206,7 +219,10 @@ func WriteXY(w io.Writer, title, xName string, xTicks []chart.Tick, yInfo analys
 		}
 	}
 	if n == 0 {
-		return fmt.Errorf("figure %q: no data in any run", title)
+		xlo, xhi, ylo, yhi = 0, 1, 0, 1
+	}
+	if !math.IsNaN(slo) {
+		ylo, yhi = min(ylo, slo), max(yhi, slo)
 	}
 	var xa axis
 	switch {
@@ -240,6 +256,15 @@ func WriteXY(w io.Writer, title, xName string, xTicks []chart.Tick, yInfo analys
 		st.DotWidth = 4
 		st.DotColor = st.StrokeColor
 		series = append(series, chart.ContinuousSeries{Name: l.Label, XValues: xs, YValues: ys, Style: st})
+	}
+	if len(series) == 0 {
+		series = append(series, noData())
+	}
+	if !math.IsNaN(slo) {
+		series = append(series, chart.ContinuousSeries{
+			Name: "SLO " + formatNum(slo) + " " + yInfo.Unit, XValues: []float64{xa.lo, xa.hi}, YValues: []float64{ya.pos(slo), ya.pos(slo)},
+			Style: chart.Style{StrokeColor: drawing.Color{R: 150, G: 150, B: 150, A: 255}, StrokeWidth: 1.5, StrokeDashArray: []float64{6, 4}},
+		})
 	}
 	g := chart.Chart{
 		Title:      title,

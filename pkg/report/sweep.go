@@ -275,7 +275,16 @@ func Sweep(ctx context.Context, in SweepInput, outDir string) ([]*Group, error) 
 			}
 			f := figure{File: fmt.Sprintf("figs/%s%s_%s_vs_%s.png", prefix, s.metric, s.stat, slug(in.X)), Title: title,
 				Caption: fmt.Sprintf("%s of %s per cell, one line per run. %s.", strings.ToUpper(s.stat), m.Name, upperFirst(m.Definition))}
-			if err := writeXYFile(filepath.Join(outDir, f.File), title, in.X, xTicks, m, name, lines); err != nil {
+			slo := math.NaN()
+			if in.SLO != nil && s.stat == analysis.StatP99 {
+				switch {
+				case s.metric == analysis.TTFT && in.SLO.TTFTP99Ms > 0:
+					slo = in.SLO.TTFTP99Ms
+				case s.metric == analysis.TPOT && in.SLO.TPOTP99Ms > 0:
+					slo = in.SLO.TPOTP99Ms
+				}
+			}
+			if err := writeXYFile(filepath.Join(outDir, f.File), title, in.X, xTicks, m, name, lines, slo); err != nil {
 				return nil, err
 			}
 			d.fig(f)
@@ -361,12 +370,12 @@ func Sweep(ctx context.Context, in SweepInput, outDir string) ([]*Group, error) 
 	return groups, os.WriteFile(filepath.Join(outDir, "report.html"), html, 0o644)
 }
 
-func writeXYFile(path, title, xName string, xTicks []chart.Tick, m analysis.MetricInfo, yName string, lines []XYLine) error {
+func writeXYFile(path, title, xName string, xTicks []chart.Tick, m analysis.MetricInfo, yName string, lines []XYLine, slo float64) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	err = WriteXY(f, title, xName, xTicks, m, yName, lines)
+	err = WriteXY(f, title, xName, xTicks, m, yName, lines, slo)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

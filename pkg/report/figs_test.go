@@ -1,0 +1,76 @@
+package report
+
+import (
+	"bytes"
+	"image/png"
+	"math"
+	"testing"
+
+	"github.com/gsim-dev/gsim/pkg/analysis"
+)
+
+func TestAxis(t *testing.T) {
+	a := newAxis(0.5, 2000, false)
+	if !a.log || a.lo != -1 || a.hi != 4 {
+		t.Fatalf("axis over 0.5..2000 ms = %+v, want log10 from -1 to 4", a)
+	}
+	var labels []string
+	for _, tk := range a.ticks {
+		labels = append(labels, tk.Label)
+	}
+	if got := fmtList(labels); got != "0.1 1 10 100 1000 10000" {
+		t.Errorf("log ticks = %s", got)
+	}
+	if p := a.pos(100); p != 2 {
+		t.Errorf("pos(100 ms) = %v, want 2", p)
+	}
+	if p := a.pos(0); p != -1 {
+		t.Errorf("pos(0) = %v, want the left edge -1", p)
+	}
+	l := newAxis(20, 45, false)
+	if l.log || l.lo > 20 || l.hi < 45 || len(l.ticks) < 3 {
+		t.Errorf("linear axis over 20..45 = %+v", l)
+	}
+	if z := newAxis(20, 45, true); z.lo != 0 {
+		t.Errorf("from-zero axis starts at %v", z.lo)
+	}
+}
+
+func fmtList(s []string) string {
+	var b bytes.Buffer
+	for i, x := range s {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(x)
+	}
+	return b.String()
+}
+
+func TestWriteCDF(t *testing.T) {
+	wide := make([]float64, 5000)
+	for i := range wide {
+		wide[i] = 0.2 * math.Pow(1.002, float64(i)) // 0.2 ms .. ~4.4 s: log axis
+	}
+	cases := map[string][]CDFLine{
+		"log axis":   {{"real", wide}, {"sim", wide[100:]}},
+		"with zeros": {{"real", []float64{0, 0, 1, 5, 500}}},
+		"one empty":  {{"real", []float64{3, 4}}, {"sim", nil}},
+		"no data":    {{"real", nil}},
+	}
+	for name, lines := range cases {
+		var buf bytes.Buffer
+		if err := WriteCDF(&buf, name, analysis.Info(analysis.ITL), lines); err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		img, err := png.Decode(&buf)
+		if err != nil {
+			t.Errorf("%s: not a PNG: %v", name, err)
+			continue
+		}
+		if b := img.Bounds(); b.Dx() != 900 || b.Dy() != 540 {
+			t.Errorf("%s: %v", name, b)
+		}
+	}
+}
