@@ -155,6 +155,29 @@ func Convert(work []schema.Request, vreqs []Request, batches []Batch) (*Converte
 	return out, nil
 }
 
+// ConvertOutput converts the Vidur outputs in dir (Vidur's own output folder,
+// or a run's raw/ folder): request_metrics.csv and chrome_trace.json or
+// chrome_trace.json.gz.
+func ConvertOutput(dir string, work []schema.Request) (*Converted, error) {
+	vreqs, err := ReadRequests(filepath.Join(dir, VidurRequestMetricsFile))
+	if err != nil {
+		return nil, err
+	}
+	trace := filepath.Join(dir, ChromeTraceFile)
+	if _, err := os.Stat(trace); err != nil {
+		trace = filepath.Join(dir, RawChromeTraceFile)
+	}
+	batches, err := ReadChromeTrace(trace)
+	if err != nil {
+		return nil, err
+	}
+	c, err := Convert(work, vreqs, batches)
+	if err != nil {
+		return nil, fmt.Errorf("convert vidur output %s: %w", dir, err)
+	}
+	return c, nil
+}
+
 // WriteRun writes the canonical run files (request_metrics.csv,
 // token_metrics.csv, step_metrics.csv, run_meta.json) into dir.
 func (c *Converted) WriteRun(dir string, meta *schema.RunMeta) error {

@@ -235,17 +235,9 @@ func (e engine) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error 
 	if err != nil {
 		return err
 	}
-	vreqs, err := ReadRequests(filepath.Join(outDir, VidurRequestMetricsFile))
+	conv, err := ConvertOutput(outDir, work.Requests)
 	if err != nil {
 		return err
-	}
-	batches, err := ReadChromeTrace(filepath.Join(outDir, ChromeTraceFile))
-	if err != nil {
-		return err
-	}
-	conv, err := Convert(work.Requests, vreqs, batches)
-	if err != nil {
-		return fmt.Errorf("convert vidur output %s: %w", outDir, err)
 	}
 	if err := keepRaw(outDir, raw, *p.KeepChromeTrace); err != nil {
 		return err
@@ -550,6 +542,10 @@ func copyAtomic(src, dst string) error {
 		return err
 	}
 	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
 		os.Remove(tmp.Name())
 		return err
 	}
