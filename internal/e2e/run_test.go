@@ -282,7 +282,7 @@ stages:
 func TestConcurrentRunsExecuteEachKeyOnce(t *testing.T) {
 	e := newEnv(t, concurrent)
 	cmds := []*cmdOut{e.start("run", e.exp, "--jobs", "2"), e.start("run", e.exp, "--jobs", "2")}
-	ranTotal := 0
+	ranTotal, reusedTotal, waited := 0, 0, false
 	for _, c := range cmds {
 		r := c.wait(t)
 		if r.code != 0 {
@@ -293,6 +293,13 @@ func TestConcurrentRunsExecuteEachKeyOnce(t *testing.T) {
 			t.Errorf("summary does not cover 5 instances: %s", r)
 		}
 		ranTotal += ran
+		reusedTotal += reused
+		waited = waited || strings.Contains(r.stderr, "waiting for another gsim running w[i=")
+	}
+	// The runs overlapped (each stage sleeps), so one waited on the other's
+	// lock and then reused its output.
+	if reusedTotal == 0 || !waited {
+		t.Errorf("no run waited for the other: reused %d, waiting message %v", reusedTotal, waited)
 	}
 	for id, n := range e.countsNow() {
 		if n != 1 {

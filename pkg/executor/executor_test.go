@@ -253,3 +253,23 @@ func TestStaleReasons(t *testing.T) {
 		t.Errorf("got %q\nwant %q", got, want)
 	}
 }
+
+func TestSameKeyRunsOnce(t *testing.T) {
+	f, opt := setup(t)
+	p := &plan.Plan{Name: "e", Instances: []*plan.Instance{
+		inst("a", map[string]any{"value": 1, "sleep_ms": 50}),
+		inst("b", map[string]any{"value": 1, "sleep_ms": 50}),
+	}}
+	sum, err := Run(context.Background(), p, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.count("a")+f.count("b") != 1 || sum.Count(Ran) != 1 || sum.Count(Reused) != 1 {
+		t.Errorf("identical instances: runs a=%d b=%d, %+v", f.count("a"), f.count("b"), sum.Entries)
+	}
+	for _, id := range []string{"a", "b"} {
+		if k, ok := opt.Store.Linked("e", id); !ok || k != sum.Entries[0].Key {
+			t.Errorf("%s not linked to the shared object", id)
+		}
+	}
+}
