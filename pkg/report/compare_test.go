@@ -250,3 +250,21 @@ func TestResultJSONRoundTrip(t *testing.T) {
 		t.Errorf("matrix cell = %v", res.Matrix)
 	}
 }
+
+func TestGPUName(t *testing.T) {
+	cases := []struct {
+		h    map[string]any
+		want string
+	}{
+		{map[string]any{"gpu_name": "NVIDIA H100 80GB HBM3", "driver": "550"}, "NVIDIA H100 80GB HBM3"},
+		{map[string]any{"device": "h100", "simulated_by": "vidur"}, "h100 (simulated)"},
+		{map[string]any{"name": "", "simulated": true}, "(simulated)"},
+		{map[string]any{"gpu_name": "", "name": "a100"}, "a100"},
+		{nil, ""},
+	}
+	for _, c := range cases {
+		if got := gpuName(c.h); got != c.want {
+			t.Errorf("gpuName(%v) = %q, want %q", c.h, got, c.want)
+		}
+	}
+}

@@ -95,23 +95,35 @@ func (r *Result) metrics() []analysis.MetricInfo {
 }
 
 // gpuName digs the GPU's name out of run_meta hardware, whose shape differs
-// between engines.
+// between engines (real bench: gpu_name; Vidur: device; the embedded
+// simulator: name), and marks simulated hardware as such.
 func gpuName(h map[string]any) string {
+	name := findName(h)
+	if sim, _ := h["simulated"].(bool); sim || h["simulated_by"] != nil {
+		if name == "" {
+			return "(simulated)"
+		}
+		return name + " (simulated)"
+	}
+	return name
+}
+
+func findName(h map[string]any) string {
 	for _, k := range []string{"gpu_name", "gpu", "device_name", "device", "name"} {
-		if v, ok := h[k]; ok {
-			switch t := v.(type) {
-			case string:
+		switch t := h[k].(type) {
+		case string:
+			if t != "" {
 				return t
-			case map[string]any:
-				if s := gpuName(t); s != "" {
-					return s
-				}
+			}
+		case map[string]any:
+			if s := findName(t); s != "" {
+				return s
 			}
 		}
 	}
 	if gs, ok := h["gpus"].([]any); ok && len(gs) > 0 {
 		if m, ok := gs[0].(map[string]any); ok {
-			return gpuName(m)
+			return findName(m)
 		}
 	}
 	return ""
