@@ -224,7 +224,7 @@ func TestFailure(t *testing.T) {
 	}
 	for _, want := range []string{
 		"stage w[rate=2] failed",
-		`"bash -euo pipefail -c`, "exited with code 3",
+		"command `bash -euo pipefail -c '" + count + " …'` exited with code 3",
 		"log: " + filepath.Join(e.store, "failed"),
 		"| oops: rate 2 is broken",
 	} {

@@ -251,7 +251,13 @@ func (g *graph) runNode(ctx context.Context, n *node, mustRun bool, opt *Options
 		disp.Finished(n.inst.ID, res.dur, res.err)
 		return res
 	}
-	appendLog(filepath.Join(staging, store.LogFile), fmt.Sprintf("gsim: %s failed: %v\n", n.inst.ID, runErr))
+	// The log already holds the command's own output; say only how it ended.
+	why := runErr.Error()
+	var ee *stage.ExitError
+	if errors.As(runErr, &ee) {
+		why = fmt.Sprintf("command exited with code %d", ee.ExitCode)
+	}
+	appendLog(filepath.Join(staging, store.LogFile), fmt.Sprintf("gsim: %s failed: %s\n", n.inst.ID, why))
 	res.err = runErr
 	res.logPath = filepath.Join(staging, store.LogFile)
 	if dir, err := opt.Store.Fail(staging, n.key); err == nil {
@@ -389,7 +395,7 @@ func (e *StageError) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "stage %s failed: ", e.Instance)
 	if e.Command != nil {
-		fmt.Fprintf(&b, "command %q exited with code %d", strings.Join(e.Command, " "), e.ExitCode)
+		fmt.Fprintf(&b, "command `%s` exited with code %d", shortCommand(e.Command), e.ExitCode)
 	} else {
 		b.WriteString(firstLine(e.Err.Error()))
 	}
@@ -406,6 +412,27 @@ func (e *StageError) Error() string {
 }
 
 func (e *StageError) Unwrap() error { return e.Err }
+
+// shortCommand shows a command on one line: scripts are cut to their first
+// line, since the stage's `run:` is in the experiment file anyway.
+func shortCommand(argv []string) string {
+	const max = 60
+	out := make([]string, len(argv))
+	for i, a := range argv {
+		cut := firstLine(a)
+		if len(cut) > max {
+			cut = cut[:max]
+		}
+		if cut != a {
+			cut += " …"
+		}
+		if cut == "" || strings.ContainsAny(cut, " \t'\"$;&|<>") {
+			cut = "'" + strings.ReplaceAll(cut, "'", `'\''`) + "'"
+		}
+		out[i] = cut
+	}
+	return strings.Join(out, " ")
+}
 
 func firstLine(s string) string {
 	l, _, _ := strings.Cut(s, "\n")
