@@ -9,6 +9,7 @@
 package executor
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -49,6 +50,17 @@ type Options struct {
 	// Subprocess runs each stage as `gsim stage exec spec.json` instead of
 	// in-process, the way a batch-system executor would.
 	Subprocess bool
+	// Launcher, if set, runs every attempt instead (e.g. submits
+	// `gsim stage exec` to a batch system and waits). The executor still
+	// owns keys, locks, staging, validation and adoption.
+	Launcher Launcher
+}
+
+// Launcher runs one prepared attempt: spec.OutDir is an empty staging folder
+// in the store holding spec.json (specPath), and env.Log is its stage.log.
+// It returns when the stage has finished; a non-nil error fails the attempt.
+type Launcher interface {
+	Launch(ctx context.Context, k stage.Kind, spec *stage.Spec, specPath string, env stage.Env) error
 }
 
 // UsageError is a problem with the request itself (unknown stage in --only,

@@ -273,3 +273,30 @@ func TestSameKeyRunsOnce(t *testing.T) {
 		}
 	}
 }
+
+type recordingLauncher struct{ specs []string }
+
+func (l *recordingLauncher) Launch(ctx context.Context, k stage.Kind, spec *stage.Spec, specPath string, env stage.Env) error {
+	got, err := stage.ReadSpec(specPath)
+	if err != nil || got.Instance != spec.Instance || got.OutDir != spec.OutDir {
+		return fmt.Errorf("spec.json does not match the spec: %v", err)
+	}
+	l.specs = append(l.specs, spec.Instance)
+	return k.Run(ctx, spec, env)
+}
+
+func TestLauncher(t *testing.T) {
+	f, opt := setup(t)
+	l := &recordingLauncher{}
+	opt.Launcher, opt.Jobs = l, 1
+	p := diamond()
+	if _, err := Run(context.Background(), p, opt); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(l.specs, ",") != "w,x,y,z" || f.count("z") != 1 {
+		t.Errorf("launched %v", l.specs)
+	}
+	if c := opt.Store.Check(p.Instances[3].ID); c.Complete {
+		t.Error("instance id used as key")
+	}
+}

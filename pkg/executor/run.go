@@ -285,12 +285,15 @@ func (g *graph) attempt(ctx context.Context, n *node, spec *stage.Spec, opt *Opt
 		Progress: func(done, total float64, msg string) { opt.display().Progress(n.inst.ID, done, total, msg) },
 		Gsim:     opt.Gsim,
 	}
-	if opt.Subprocess {
+	switch {
+	case opt.Launcher != nil:
+		err = opt.Launcher.Launch(ctx, n.kind, spec, specPath, env)
+	case opt.Subprocess:
 		if opt.Gsim == "" {
 			return errors.New("subprocess execution needs the gsim binary path")
 		}
 		err = stage.RunCommand(ctx, stage.Command{Argv: []string{opt.Gsim, "stage", "exec", specPath}, Dir: spec.OutDir}, env)
-	} else {
+	default:
 		err = runKind(ctx, n.kind, spec, env)
 	}
 	if err != nil {
