@@ -296,7 +296,7 @@ func TestLauncher(t *testing.T) {
 	if strings.Join(l.specs, ",") != "w,x,y,z" || f.count("z") != 1 {
 		t.Errorf("launched %v", l.specs)
 	}
-	if c := opt.Store.Check(p.Instances[3].ID); c.Complete {
-		t.Error("instance id used as key")
+	if k, ok := opt.Store.Linked("e", "z"); !ok || !opt.Store.Check(k).Complete {
+		t.Error("launched output not adopted")
 	}
 }
