@@ -4,6 +4,7 @@
 package kinds
 
 import (
+	"github.com/gsim-dev/gsim/pkg/profile"
 	"github.com/gsim-dev/gsim/pkg/report"
 	"github.com/gsim-dev/gsim/pkg/shell"
 	"github.com/gsim-dev/gsim/pkg/sim"
@@ -17,6 +18,7 @@ func Registry() *stage.Registry {
 	return stage.NewRegistry(
 		shell.Kind{},
 		workload.Kind{},
+		profile.Kind{},
 		sim.NewKind(vidur.NewEngine()),
 		sim.NewFitKind(),
 		report.CompareKind{},
