@@ -84,12 +84,21 @@ func TestParamChangeRerunsExactlyDescendants(t *testing.T) {
 		t.Errorf("new cell reran %v, want %v", got, want)
 	}
 
+	// Run only the upstream with a new value: the dependents' keys change
+	// through the input digest, and status says so.
+	newW := "stages.w.with.run=" + count + `; echo "$RATE more" > w.txt`
+	e.mustRun("--set", "matrix.rate=[1,2,4]", "--set", newW, "--only", "w")
+	st = lines(e.gsim("status", e.exp, "--set", "matrix.rate=[1,2,4]", "--set", newW).stdout)
+	if st["w[rate=4]"] != "up-to-date" || st["b[rate=4]"] != "stale (input w changed)" {
+		t.Errorf("status after --only w: %v", st)
+	}
+
 	// Objects no link points to any more are what clean removes.
 	cl := e.gsim("clean")
 	if cl.code != 0 || !strings.Contains(cl.stdout, "no runs/ link references it") {
 		t.Errorf("clean: %s", cl)
 	}
-	if ran, _, _, _, _ := summary(t, e.mustRun("--set", "matrix.rate=[1,2,4]")); ran != 0 {
+	if ran, _, _, _, _ := summary(t, e.mustRun("--set", "matrix.rate=[1,2,4]", "--set", newW, "--only", "w")); ran != 0 {
 		t.Errorf("clean removed a linked object")
 	}
 }
