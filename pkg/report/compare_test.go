@@ -218,6 +218,8 @@ func TestCompareParams(t *testing.T) {
 		{},
 		{"reference": "bench", "workload": "bench"},
 		{"reference": "bench", "typo": 1},
+		{"reference": "bench", "candidates": []any{"sim", "sim"}},
+		{"reference": "bench", "candidates": []any{"bench"}},
 	}
 	for _, p := range bad {
 		var pe *stage.ParamError
@@ -228,6 +230,15 @@ func TestCompareParams(t *testing.T) {
 	spec := compareSpec(t.TempDir(), map[string]string{"bench": "x"}, map[string]any{"reference": "bench"})
 	if _, err := compareInput(spec); err == nil || !strings.Contains(err.Error(), "no candidate") {
 		t.Errorf("no candidates: %v", err)
+	}
+	spec = compareSpec(t.TempDir(), map[string]string{"bench": "x", "sim": "y", "vidur": "z", "profile": "p"},
+		map[string]any{"reference": "bench", "candidates": []any{"vidur", "sim"}})
+	if ci, err := compareInput(spec); err != nil || len(ci.Candidates) != 2 || ci.Candidates[0].Name != "vidur" {
+		t.Errorf("explicit candidates: %+v, %v", ci.Candidates, err)
+	}
+	spec = compareSpec(t.TempDir(), map[string]string{"bench": "x", "sim": "y"}, map[string]any{"reference": "bench", "candidates": []any{"vidur"}})
+	if _, err := compareInput(spec); err == nil || !strings.Contains(err.Error(), `"vidur" is not among`) {
+		t.Errorf("unknown candidate: %v", err)
 	}
 	spec = compareSpec(t.TempDir(), map[string]string{"bench": "x", "sim": "y"}, map[string]any{"reference": "real"})
 	if _, err := compareInput(spec); err == nil || !strings.Contains(err.Error(), `"real" is not among`) {

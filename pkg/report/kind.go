@@ -23,6 +23,10 @@ type CompareParams struct {
 	// Workload is the need holding the workload folder; optional, but
 	// when given every run is checked against it.
 	Workload string `json:"workload,omitempty"`
+	// Candidates, when given, are the needs compared with the reference, in
+	// this order; by default every need other than reference and workload,
+	// in name order.
+	Candidates []string `json:"candidates,omitempty"`
 	// Labels maps need names to display names.
 	Labels map[string]string `json:"labels,omitempty"`
 	Title  string            `json:"title,omitempty"`
@@ -41,6 +45,13 @@ func decodeCompare(params map[string]any) (*CompareParams, error) {
 	}
 	if p.Workload != "" && p.Workload == p.Reference {
 		return nil, &stage.ParamError{Path: "workload", Msg: fmt.Sprintf("%q is also the reference; name the need that holds the workload folder", p.Workload)}
+	}
+	seen := map[string]bool{}
+	for _, c := range p.Candidates {
+		if c == p.Reference || c == p.Workload || seen[c] {
+			return nil, &stage.ParamError{Path: "candidates", Msg: fmt.Sprintf("%q is listed twice or is the reference/workload; list each candidate run once", c)}
+		}
+		seen[c] = true
 	}
 	return &p, nil
 }
@@ -86,10 +97,15 @@ func compareInput(spec *stage.Spec) (CompareInput, error) {
 		ci.WorkloadDir, ci.WorkloadKey = w.Dir, w.Key
 	}
 	names := sortedKeys(spec.Inputs)
-	for _, n := range names {
-		if n == p.Reference || n == p.Workload {
-			continue
+	cands := p.Candidates
+	if cands == nil {
+		for _, n := range names {
+			if n != p.Reference && n != p.Workload {
+				cands = append(cands, n)
+			}
 		}
+	}
+	for _, n := range cands {
 		in, err := one(n)
 		if err != nil {
 			return ci, err
