@@ -233,6 +233,9 @@ func (g *graph) runNode(ctx context.Context, n *node, mustRun bool, opt *Options
 			Inputs: n.keyIn.Inputs, StartedAt: start.UTC(), EndedAt: time.Now().UTC(),
 			DurationS: res.dur.Seconds(), Host: hostname(), GsimVersion: opt.GsimVersion,
 		}
+		if v, ok := n.kind.(stage.Volatile); ok {
+			m.Volatile = v.VolatileFiles()
+		}
 		if runErr = opt.Store.Commit(staging, m); runErr == nil {
 			res.outcome, res.digest = Ran, m.OutputDigest
 			if err := opt.Store.Link(g.p.Name, n.inst.ID, n.key); err != nil {

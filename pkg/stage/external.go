@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -93,7 +94,10 @@ func RunCommand(ctx context.Context, cmd Command, env Env) error {
 	c := exec.Command(cmd.Argv[0], cmd.Argv[1:]...)
 	c.Dir = cmd.Dir
 	c.Env = append(os.Environ(), cmd.Env...)
-	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: if gsim itself is killed (SIGKILL leaves no chance to clean
+	// up), the stage dies with it instead of holding the GPU while a rerun
+	// starts. It fires when the starting thread exits, so pin the thread.
+	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	pr, pw := io.Pipe()
 	c.Stdout = pw
 	c.Stderr = pw
@@ -121,14 +125,16 @@ func RunCommand(ctx context.Context, cmd Command, env Env) error {
 		}
 		_, _ = io.Copy(io.Discard, pr)
 	}()
-	if err := c.Start(); err != nil {
+	runtime.LockOSThread()
+	err := c.Start()
+	runtime.UnlockOSThread()
+	if err != nil {
 		pw.Close()
 		wg.Wait()
 		return fmt.Errorf("start %s: %w", quoteArgs(cmd.Argv), err)
 	}
 	waitDone := make(chan error, 1)
 	go func() { waitDone <- c.Wait() }()
-	var err error
 	select {
 	case err = <-waitDone:
 	case <-ctx.Done():

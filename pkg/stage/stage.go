@@ -99,6 +99,15 @@ type Kind interface {
 	Validate(spec *Spec) error
 }
 
+// Volatile is implemented by kinds whose outputs include files that record
+// when or where they ran rather than what they computed (workload_meta.json's
+// created_at). Those files stay in the object and are verified, but they are
+// left out of the output digest, so a forced rerun that computes the same
+// result does not invalidate everything downstream.
+type Volatile interface {
+	VolatileFiles() []string
+}
+
 // ParamError names one bad parameter by its dotted path under `with:`
 // (for example "arrival.rate") and says what to do.
 type ParamError struct {

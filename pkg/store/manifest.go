@@ -42,12 +42,15 @@ type Manifest struct {
 	Inputs        []InputRef        `json:"inputs"`
 	Files         []FileEntry       `json:"files"`
 	OutputDigest  string            `json:"output_digest"`
-	StartedAt     time.Time         `json:"started_at"`
-	EndedAt       time.Time         `json:"ended_at"`
-	DurationS     float64           `json:"duration_s"`
-	Host          string            `json:"host"`
-	GsimVersion   string            `json:"gsim_version"`
-	ExitStatus    int               `json:"exit_status"`
+	// Volatile lists output files that describe the run (a timestamp) rather
+	// than its result: they are kept and verified, but not in OutputDigest.
+	Volatile    []string  `json:"volatile,omitempty"`
+	StartedAt   time.Time `json:"started_at"`
+	EndedAt     time.Time `json:"ended_at"`
+	DurationS   float64   `json:"duration_s"`
+	Host        string    `json:"host"`
+	GsimVersion string    `json:"gsim_version"`
+	ExitStatus  int       `json:"exit_status"`
 }
 
 // FileEntry is one output file. Size and MtimeNs let Check trust a file
@@ -78,12 +81,20 @@ func ReadManifest(dir string) (*Manifest, error) {
 	return &m, nil
 }
 
-// OutputDigest is the sha256 of the sorted (path, size, sha256) list.
-func OutputDigest(files []FileEntry) string {
+// OutputDigest is the sha256 of the sorted (path, size, sha256) list, less
+// the volatile paths.
+func OutputDigest(files []FileEntry, volatile ...string) string {
 	sorted := append([]FileEntry(nil), files...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Path < sorted[j].Path })
+	skip := map[string]bool{}
+	for _, v := range volatile {
+		skip[v] = true
+	}
 	h := sha256.New()
 	for _, f := range sorted {
+		if skip[f.Path] {
+			continue
+		}
 		fmt.Fprintf(h, "%d:%s %d %s\n", len(f.Path), f.Path, f.Size, f.SHA256)
 	}
 	return hex.EncodeToString(h.Sum(nil))

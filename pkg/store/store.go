@@ -79,7 +79,7 @@ func (s *Store) Commit(staging string, m *Manifest) error {
 	}
 	m.SchemaVersion = ManifestVersion
 	m.Files = files
-	m.OutputDigest = OutputDigest(files)
+	m.OutputDigest = OutputDigest(files, m.Volatile...)
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode manifest of %s: %w", m.Key, err)

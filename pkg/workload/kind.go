@@ -87,3 +87,8 @@ func (Kind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 
 // Validate implements stage.Kind.
 func (Kind) Validate(spec *stage.Spec) error { return schema.ValidateWorkloadDir(spec.OutDir) }
+
+// VolatileFiles keeps workload_meta.json (it holds created_at) out of the
+// output digest: the CSVs are the workload, so regenerating identical CSVs
+// must not invalidate recorded GPU runs downstream.
+func (Kind) VolatileFiles() []string { return []string{schema.WorkloadMetaFile} }
