@@ -1,0 +1,161 @@
+package stage
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDecodeParams(t *testing.T) {
+	type cfg struct {
+		Rate float64 `json:"rate"`
+		Name string  `json:"name"`
+	}
+	tests := []struct {
+		name     string
+		params   map[string]any
+		wantPath string
+		wantMsg  string
+	}{
+		{"ok", map[string]any{"rate": 4, "name": "x"}, "", ""},
+		{"unknown", map[string]any{"rat": 4}, "rat", "unknown parameter"},
+		{"type", map[string]any{"rate": "fast"}, "rate", "expected float64"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var c cfg
+			err := DecodeParams(tc.params, &c)
+			if tc.wantMsg == "" {
+				if err != nil {
+					t.Fatalf("unexpected error %v", err)
+				}
+				return
+			}
+			var pe *ParamError
+			if !errors.As(err, &pe) {
+				t.Fatalf("want *ParamError, got %v", err)
+			}
+			if pe.Path != tc.wantPath || !strings.Contains(pe.Msg, tc.wantMsg) {
+				t.Fatalf("got path %q msg %q", pe.Path, pe.Msg)
+			}
+		})
+	}
+}
+
+func TestRunCommandProgressAndLog(t *testing.T) {
+	var log bytes.Buffer
+	var got []string
+	env := Env{Log: &log, Progress: func(d, tot float64, msg string) {
+		got = append(got, msg)
+		if d != 1 || tot != 2 {
+			t.Errorf("progress %v/%v", d, tot)
+		}
+	}}
+	err := RunCommand(context.Background(), Command{Argv: []string{"sh", "-c",
+		"echo hello; echo '##gsim progress 1 2 half way'; echo err >&2"}}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "hello") || !strings.Contains(log.String(), "err") {
+		t.Fatalf("log missing lines: %q", log.String())
+	}
+	if strings.Contains(log.String(), "##gsim") {
+		t.Fatalf("progress line leaked into the log: %q", log.String())
+	}
+	if len(got) != 1 || got[0] != "half way" {
+		t.Fatalf("progress messages %q", got)
+	}
+}
+
+func TestRunCommandFailureCarriesTail(t *testing.T) {
+	err := RunCommand(context.Background(), Command{Argv: []string{"sh", "-c",
+		"for i in $(seq 1 100); do echo line$i; done; exit 7"}}, Env{})
+	var ee *ExitError
+	if !errors.As(err, &ee) {
+		t.Fatalf("want *ExitError, got %v", err)
+	}
+	if ee.ExitCode != 7 || !strings.Contains(ee.LogTail, "line100") || strings.Contains(ee.LogTail, "line1\n") {
+		t.Fatalf("exit %d tail %q", ee.ExitCode, ee.LogTail)
+	}
+	if !strings.Contains(err.Error(), "exited with code 7") {
+		t.Fatalf("message %q", err.Error())
+	}
+}
+
+func TestRunCommandCancelKillsTree(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "child.pid")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- RunCommand(ctx, Command{Argv: []string{"sh", "-c",
+			"sleep 30 & echo $! > " + pidFile + "; wait"}}, Env{})
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if b, err := os.ReadFile(pidFile); err == nil && len(bytes.TrimSpace(b)) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("child never started")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("want context.Canceled, got %v", err)
+	}
+	b, _ := os.ReadFile(pidFile)
+	pid := strings.TrimSpace(string(b))
+	deadline = time.Now().Add(5 * time.Second)
+	for {
+		st, err := os.ReadFile("/proc/" + pid + "/stat")
+		if err != nil || strings.Contains(string(st), ") Z ") {
+			return // gone or a zombie awaiting its reaper: killed
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("grandchild %s survived cancellation", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestRunnerDirFindsCheckoutStages(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "stages", "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	sub := filepath.Join(root, "experiments", "deep")
+	os.MkdirAll(sub, 0o755)
+	t.Setenv("GSIM_STAGES_DIR", "")
+	got, err := RunnerDir("x", sub)
+	if err != nil || got != filepath.Join(root, "stages", "x") {
+		t.Fatalf("got %q, %v", got, err)
+	}
+	if _, err := RunnerDir("missing-runner", sub); err == nil || !strings.Contains(err.Error(), "GSIM_STAGES_DIR") {
+		t.Fatalf("want a hint at GSIM_STAGES_DIR, got %v", err)
+	}
+}
+
+func TestDirDigestFollowsContent(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "run.py"), []byte("a"), 0o644)
+	os.MkdirAll(filepath.Join(dir, "__pycache__"), 0o755)
+	d1, err := DirDigest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "__pycache__", "run.pyc"), []byte("junk"), 0o644)
+	if d2, _ := DirDigest(dir); d2 != d1 {
+		t.Fatal("bytecode caches changed the runner identity")
+	}
+	os.WriteFile(filepath.Join(dir, "run.py"), []byte("b"), 0o644)
+	if d3, _ := DirDigest(dir); d3 == d1 {
+		t.Fatal("a code change did not change the runner identity")
+	}
+}
