@@ -177,6 +177,7 @@ func Sweep(ctx context.Context, in SweepInput, outDir string) ([]*Group, error) 
 		d.p("SLO: %s. Capacity is the highest `%s` tested whose statistics meet every bound.", in.SLO.describe(), in.X)
 	}
 
+	verdictAt := len(d.Blocks)
 	var latRows, errRows, capRows [][]string
 	for _, g := range groups {
 		if err := ctx.Err(); err != nil {
@@ -322,6 +323,9 @@ func Sweep(ctx context.Context, in SweepInput, outDir string) ([]*Group, error) 
 			d.table(ct)
 		}
 	}
+
+	v := []block{{Heading: "Verdict"}, {List: sweepVerdict(groups, runs, in)}}
+	d.Blocks = append(d.Blocks[:verdictAt], append(v, d.Blocks[verdictAt:]...)...)
 
 	d.h("Definitions")
 	var defs []string
@@ -519,4 +523,68 @@ var slugRe = regexp.MustCompile(`[^A-Za-z0-9.]+`)
 
 func slug(s string) string {
 	return strings.Trim(slugRe.ReplaceAllString(s, "-"), "-")
+}
+
+// sweepVerdict says, per candidate and group, the range of its P50/P99
+// errors over the sweep and, with an SLO, how far off its capacity is.
+func sweepVerdict(groups []*Group, runs []runRef, in SweepInput) []string {
+	var out []string
+	for _, g := range groups {
+		where := ""
+		if g.Name != "" {
+			where = " (" + g.Name + ")"
+		}
+		for _, r := range runs[1:] {
+			var parts []string
+			for _, s := range sweepSeries {
+				lo, hi := math.Inf(1), math.Inf(-1)
+				var loAt, hiAt string
+				for ci, c := range g.Cells {
+					for _, cand := range c.Candidates {
+						if cand.Name != r.name {
+							continue
+						}
+						e := float64(cand.RelErrors[s.metric][s.stat])
+						if math.IsNaN(e) {
+							continue
+						}
+						if e < lo {
+							lo, loAt = e, g.XLabel[ci]
+						}
+						if e > hi {
+							hi, hiAt = e, g.XLabel[ci]
+						}
+					}
+				}
+				if math.IsInf(lo, 0) {
+					continue
+				}
+				name := strings.ToUpper(s.stat) + " " + analysis.Info(s.metric).Name
+				if fmtSignedPct(lo) == fmtSignedPct(hi) {
+					parts = append(parts, fmt.Sprintf("%s %s", name, fmtSignedPct(lo)))
+				} else {
+					parts = append(parts, fmt.Sprintf("%s %s (%s=%s) to %s (%s=%s)", name, fmtSignedPct(lo), in.X, loAt, fmtSignedPct(hi), in.X, hiAt))
+				}
+			}
+			line := fmt.Sprintf("**%s**%s vs %s: %s.", r.label, where, runs[0].label, strings.Join(parts, "; "))
+			if g.Capacity != nil {
+				ref, cand := g.Capacity[runs[0].name], g.Capacity[r.name]
+				switch {
+				case math.IsNaN(ref) || math.IsNaN(cand):
+					line += fmt.Sprintf(" Capacity at the SLO: %s %s, %s %s.", runs[0].label, capText(ref), r.label, capText(cand))
+				default:
+					line += fmt.Sprintf(" Capacity at the SLO: %s=%s predicted vs %s=%s real (%s).", in.X, formatNum(cand), in.X, formatNum(ref), fmtSignedPct(analysis.RelError(ref, cand)))
+				}
+			}
+			out = append(out, line)
+		}
+	}
+	return out
+}
+
+func capText(v float64) string {
+	if math.IsNaN(v) {
+		return "none"
+	}
+	return formatNum(v)
 }
