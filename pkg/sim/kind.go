@@ -208,6 +208,7 @@ func (s *setup) engineMeta(p *Params, res engine.Result) map[string]any {
 		"chunk_size":         p.ChunkSize,
 		"watermark":          *p.Watermark,
 		"safety_margin":      *p.SafetyMargin,
+		"max_kv_read":        p.MaxKVRead,
 		"max_tokens":         p.MaxTokens,
 		"gpu_memory_gb":      p.GPUMemoryGB,
 		"memory_utilization": p.MemoryUtilization,

@@ -40,6 +40,7 @@ type Params struct {
 	NumBlocks      int64    `json:"num_blocks"`
 	Watermark      *float64 `json:"watermark"`
 	SafetyMargin   *float64 `json:"safety_margin"`
+	MaxKVRead      int64    `json:"max_kv_read"`
 	MaxTokens      int64    `json:"max_tokens"`
 
 	GPUMemoryGB         float64 `json:"gpu_memory_gb"`
@@ -73,7 +74,7 @@ const (
 	defaultBatchSizeCap     = 128
 	defaultChunkSize        = 512
 	defaultWatermark        = 0.01
-	defaultSafetyMargin     = 0.2
+	defaultSafetyMargin     = 0.15
 	defaultRequestMaxTokens = 4096
 	defaultGPUMemoryGB      = 80
 	defaultMemUtilHF        = 0.8
@@ -129,7 +130,11 @@ func decodeParams(raw map[string]any) (*Params, error) {
 		p.Watermark = &w
 	}
 	if p.SafetyMargin == nil {
+		// transformers' defaults: 0.15 for FIFO, none for prefill-first.
 		s := defaultSafetyMargin
+		if p.Scheduler == "hf-cb-prefill-first" {
+			s = 0
+		}
 		p.SafetyMargin = &s
 	}
 	if p.GPUMemoryGB == 0 {
@@ -152,6 +157,9 @@ func decodeParams(raw map[string]any) (*Params, error) {
 	}
 	if p.BatchSizeCap < 0 {
 		bad("batch_size_cap", "%d; must be positive (or 0 for none under hf-cb)", p.BatchSizeCap)
+	}
+	if p.MaxKVRead < 0 {
+		bad("max_kv_read", "%d; must be positive, or 0 for no cache budget", p.MaxKVRead)
 	}
 	if p.NumBlocks < 0 {
 		bad("num_blocks", "%d; must be positive, or leave it out to derive it from GPU memory", p.NumBlocks)
@@ -177,7 +185,7 @@ func decodeParams(raw map[string]any) (*Params, error) {
 func (p *Params) schedConfig(numBlocks int64) sched.Config {
 	return sched.Config{BlockSize: p.BlockSize, NumBlocks: numBlocks, MaxBatchTokens: p.MaxBatchTokens,
 		BatchSizeCap: p.BatchSizeCap, ChunkSize: p.ChunkSize, Watermark: *p.Watermark,
-		SafetyMargin: *p.SafetyMargin, MaxTokens: p.MaxTokens}
+		SafetyMargin: *p.SafetyMargin, MaxKVRead: p.MaxKVRead, MaxTokens: p.MaxTokens}
 }
 
 func (p *Params) tokens() bool { return p.TokenMetrics == nil || *p.TokenMetrics }

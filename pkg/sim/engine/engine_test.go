@@ -172,11 +172,6 @@ func TestInvariants(t *testing.T) {
 	for _, blocks := range []int64{4096, 300} {
 		reqs := synth(400, 8, 600, 200, 7)
 		for _, pc := range policyCases(blocks) {
-			if pc.name == "hf-cb-prefill-first" && blocks < 1000 {
-				// Like transformers' PrefillFirstScheduler it has no safety
-				// margin: prefills can take every block and starve decodes.
-				continue
-			}
 			t.Run(fmt.Sprintf("%s/blocks=%d", pc.name, blocks), func(t *testing.T) {
 				sink, res, first := runCase(t, pc, reqs)
 				for _, p := range sink.problems {

@@ -39,6 +39,7 @@ type Request struct {
 
 	status hfStatus // hf-cb only
 	seq    int64    // hf-cb: slot in the active set
+	stamp  int64    // hf-cb: the walk that last offered it
 }
 
 // NewRequest returns a request ready to arrive.
@@ -178,10 +179,11 @@ type Config struct {
 	// MaxBatchTokens is hf-cb's token budget per iteration and vllm's
 	// max_tokens_in_batch.
 	MaxBatchTokens int64
-	BatchSizeCap   int64   // vllm, sarathi, orca; hf-cb when > 0
+	BatchSizeCap   int64   // vllm, sarathi, orca; hf-cb's max_requests_per_batch when > 0
 	ChunkSize      int64   // sarathi
 	Watermark      float64 // vllm, sarathi: watermark_blocks_fraction
-	SafetyMargin   float64 // hf-cb FIFO: free-block fraction below which no new prefill joins
+	SafetyMargin   float64 // hf-cb: free-block fraction below which no new prefill joins
+	MaxKVRead      int64   // hf-cb: cache budget, KV tokens read per iteration (0: unlimited)
 	MaxTokens      int64   // orca: max tokens of a request (Vidur's max_tokens)
 }
 

@@ -33,7 +33,7 @@ func TestHFSplitsAtBudget(t *testing.T) {
 	if len(bt.Entries) != 2 || bt.Entries[0].Tokens != 300 || bt.Entries[1].Tokens != 212 {
 		t.Fatalf("batch %+v, want 300 + 212 (the second split at the budget)", bt.Entries)
 	}
-	if !a.PrefillDone || b.PrefillDone || b.status != hfSplitRemainder {
+	if !a.PrefillDone || b.PrefillDone || b.status != hfPrefilling {
 		t.Fatal("first prefill should be done, the second waiting for its remainder")
 	}
 	// Next: a decodes first (FIFO), then b's remainder (88), then c.
@@ -44,7 +44,8 @@ func TestHFSplitsAtBudget(t *testing.T) {
 	}
 }
 
-func TestHFPromptEqualToBudgetIsSplitButCompletes(t *testing.T) {
+// transformers takes the whole remainder when it fits the budget exactly.
+func TestHFPromptEqualToBudgetRunsWhole(t *testing.T) {
 	s := hf(t, 256, 1000)
 	r := NewRequest(0, 0, 0, 256, 2)
 	s.Add(r)
@@ -55,13 +56,13 @@ func TestHFPromptEqualToBudgetIsSplitButCompletes(t *testing.T) {
 }
 
 func TestHFBlockRule(t *testing.T) {
-	for _, c := range []struct{ prompt, blocks int64 }{{100, 4}, {96, 4}, {95, 4}, {94, 3}, {1, 1}, {30, 1}, {31, 2}, {32, 2}} {
+	for _, c := range []struct{ prompt, blocks int64 }{{100, 4}, {96, 3}, {95, 3}, {1, 1}, {31, 1}, {32, 1}, {33, 2}} {
 		s := hf(t, 4096, 1000)
 		r := NewRequest(0, 0, 0, c.prompt, 3)
 		s.Add(r)
 		step(s, 0)
 		if r.Blocks != c.blocks {
-			t.Errorf("prompt %d: %d blocks, want %d (transformers allocates (n+1)//bs + 1)", c.prompt, r.Blocks, c.blocks)
+			t.Errorf("prompt %d: %d blocks, want %d (ceil(tokens / block_size))", c.prompt, r.Blocks, c.blocks)
 		}
 	}
 }
@@ -140,5 +141,32 @@ func TestRestartRecomputesGeneratedTokens(t *testing.T) {
 	b.Apply(3, emit)
 	if len(got) != 3 || got[2] != 2 {
 		t.Fatalf("token indexes %v, want 0 1 2 (recompute yields the next token)", got)
+	}
+}
+
+// A full cache makes the engine offload the newest request, which later
+// recomputes everything it had and still yields all its tokens.
+func TestHFOffloadsWhenFull(t *testing.T) {
+	s, err := New("hf-cb-prefill-first", Config{BlockSize: 16, NumBlocks: 8, MaxBatchTokens: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := NewRequest(0, 0, 0, 60, 40), NewRequest(1, 1, 0, 60, 40) // 4 blocks each, then growth
+	s.Add(a)
+	s.Add(b)
+	var got [2]int64
+	for i := 0; i < 500 && s.Pending(); i++ {
+		var bt Batch
+		if !s.Next(int64(i), &bt) {
+			t.Fatalf("step %d: nothing schedulable with %d blocks free", i, s.KV().Free())
+		}
+		bt.Apply(int64(i), func(r *Request, _, _ int64) { got[r.Index]++ })
+		s.Finish(&bt)
+	}
+	if got != [2]int64{40, 40} || s.KV().Used() != 0 {
+		t.Fatalf("tokens %v, blocks left %d", got, s.KV().Used())
+	}
+	if s.(*hfSched).offloads == 0 || a.Restarts+b.Restarts == 0 {
+		t.Fatal("no offload although 2 × 100 tokens cannot fit 128 slots")
 	}
 }
