@@ -63,13 +63,13 @@ type Params struct {
 	TokenMetrics *bool `json:"token_metrics"`
 }
 
-// Defaults. hf-cb follows transformers' continuous batching (block_size 32,
-// the safety margin of its FIFO scheduler); the Vidur policies follow
+// Defaults. hf-cb follows the real bench (stages/real_bench: block_size 256,
+// max_batch_tokens 8192, transformers' safety margins); the Vidur policies follow
 // Vidur's config defaults.
 const (
-	defaultHFBlockSize      = 32
+	defaultHFBlockSize      = 256
 	defaultVidurBlockSize   = 16
-	defaultHFMaxTokens      = 2048
+	defaultHFMaxTokens      = 8192
 	defaultVidurMaxTokens   = 4096
 	defaultBatchSizeCap     = 128
 	defaultChunkSize        = 512
