@@ -329,3 +329,18 @@ func slicesEqual(a, b []int64) bool {
 	}
 	return true
 }
+
+// BenchmarkConvertSample converts the 1000-request sample (15,935 batches,
+// 220k tokens) from Vidur's files to canonical rows.
+func BenchmarkConvertSample(b *testing.B) {
+	w, err := schema.ReadWorkload(filepath.Join(sampleDir, "workload"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ConvertOutput(sampleDir, w.Requests); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
