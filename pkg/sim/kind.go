@@ -298,6 +298,7 @@ func prepare(p *Params, spec *stage.Spec, w *schema.Workload) (*setup, error) {
 		}
 		o := predict.NewVidurOptions()
 		o.CPUOverhead = p.CPUOverhead
+		o.Interpolation = p.Interpolation
 		vp, err := predict.NewVidurProfile(prof, predict.VidurModel{NumLayers: m.NumLayers, NumQHeads: m.NumHeads,
 			NumKVHeads: m.NumKVHeads, Hidden: m.HiddenSize, PostAttnNorm: true}, o)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/gsim-dev/gsim/pkg/sim/predict"
 	"github.com/gsim-dev/gsim/pkg/sim/sched"
 	"github.com/gsim-dev/gsim/pkg/stage"
 )
@@ -55,6 +56,10 @@ type Params struct {
 	// CPUOverhead adds Vidur's CPU overhead terms to vidur-profile (off by
 	// default, as in Vidur).
 	CPUOverhead bool `json:"cpu_overhead"`
+	// Interpolation is vidur-profile's reading between profiled points:
+	// linear (default), nearest, or forest (a random forest grown as
+	// Vidur grows its own, to reproduce Vidur).
+	Interpolation string `json:"interpolation"`
 	// Profile and StepModel name a profile folder or a step_model.json to
 	// use instead of a `profile` or `fit` input.
 	Profile   string `json:"profile"`
@@ -175,6 +180,9 @@ func decodeParams(raw map[string]any) (*Params, error) {
 	}
 	if p.GPUMemoryGB < 0 || p.ActivationReserveGB < 0 {
 		bad("gpu_memory_gb", "memory sizes must not be negative")
+	}
+	if p.Interpolation != "" && !slices.Contains([]string{predict.InterpLinear, predict.InterpNearest, predict.InterpForest}, p.Interpolation) {
+		bad("interpolation", "%q; use %s, %s or %s", p.Interpolation, predict.InterpLinear, predict.InterpNearest, predict.InterpForest)
 	}
 	if p.Profile != "" && p.StepModel != "" {
 		bad("step_model", "give profile or step_model, not both (they belong to different predictors)")

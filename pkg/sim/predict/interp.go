@@ -9,7 +9,8 @@ import (
 // linearly beyond both ends (profiles rarely reach the largest batches a
 // sweep forms; a flat extension would under-predict them).
 type line struct {
-	x, y []float64
+	x, y    []float64
+	nearest bool
 }
 
 // newLine builds a line, averaging y over duplicate x.
@@ -43,6 +44,9 @@ func (l line) at(x float64) float64 {
 		return l.y[0]
 	}
 	i := sort.SearchFloat64s(l.x, x)
+	if l.nearest {
+		return l.y[nearestIndex(l.x, x, i)]
+	}
 	switch {
 	case i == 0:
 		i = 1
@@ -54,20 +58,39 @@ func (l line) at(x float64) float64 {
 	return math.Max(v, 0)
 }
 
+// nearestIndex is the grid point a regression tree trained on the grid
+// sends x to: sklearn splits at midpoints between neighbouring training
+// values and sends x <= midpoint left, and beyond the grid the edge leaf
+// applies. i is sort.SearchFloat64s(xs, x).
+func nearestIndex(xs []float64, x float64, i int) int {
+	switch {
+	case i == 0:
+		return 0
+	case i >= len(xs):
+		return len(xs) - 1
+	case xs[i] == x:
+		return i
+	case x <= (xs[i-1]+xs[i])/2:
+		return i - 1
+	}
+	return i
+}
+
 // grid2 interpolates over rows that share a first coordinate: a line along
 // the second coordinate for every distinct first value, then linearly
 // between the two lines that bracket the query.
 type grid2 struct {
-	a     []float64
-	lines []line
+	a       []float64
+	lines   []line
+	nearest bool
 }
 
-func newGrid2(as, bs, ys []float64) grid2 {
+func newGrid2(as, bs, ys []float64, nearest bool) grid2 {
 	groups := map[float64][]int{}
 	for i, a := range as {
 		groups[a] = append(groups[a], i)
 	}
-	var g grid2
+	g := grid2{nearest: nearest}
 	for a := range groups {
 		g.a = append(g.a, a)
 	}
@@ -78,7 +101,9 @@ func newGrid2(as, bs, ys []float64) grid2 {
 			xb = append(xb, bs[i])
 			yb = append(yb, ys[i])
 		}
-		g.lines = append(g.lines, newLine(xb, yb))
+		l := newLine(xb, yb)
+		l.nearest = nearest
+		g.lines = append(g.lines, l)
 	}
 	return g
 }
@@ -94,6 +119,9 @@ func (g grid2) at(a, b float64) float64 {
 	i := sort.SearchFloat64s(g.a, a)
 	if i < n && g.a[i] == a {
 		return g.lines[i].at(b)
+	}
+	if g.nearest {
+		return g.lines[nearestIndex(g.a, a, i)].at(b)
 	}
 	switch {
 	case i == 0:

@@ -31,7 +31,7 @@ func TestGrid2(t *testing.T) {
 			as, bs, ys = append(as, a), append(bs, b), append(ys, a+10*b)
 		}
 	}
-	g := newGrid2(as, bs, ys)
+	g := newGrid2(as, bs, ys, false)
 	for _, c := range [][2]float64{{1, 0}, {2, 64}, {3, 100}, {4, 64}, {8, 300}, {1.5, 200}} {
 		if got, want := g.at(c[0], c[1]), c[0]+10*c[1]; !near(got, want) {
 			t.Errorf("at(%v) = %v, want %v", c, got, want)

@@ -25,12 +25,35 @@ type VidurOptions struct {
 	DecodeBatchingOverhead  float64 // attention_decode_batching_overhead_fraction (GQA only)
 	CPUOverhead             bool    // !skip_cpu_overhead_modeling
 	GapNs                   int64   // Vidur has none; kept for symmetry
+	// Interpolation between profiled points: InterpLinear (default),
+	// InterpNearest or InterpForest.
+	Interpolation string
 }
 
 // NewVidurOptions returns Vidur's defaults: granularity 64, 10% batching
 // overheads for GQA models, CPU overhead modeling off.
 func NewVidurOptions() VidurOptions {
 	return VidurOptions{KVGranularity: 64, PrefillBatchingOverhead: 0.1, DecodeBatchingOverhead: 0.1}
+}
+
+// Interpolation modes: how the profile is read between profiled points.
+const (
+	InterpLinear  = "linear"  // piecewise linear, extended linearly beyond the grid
+	InterpNearest = "nearest" // the nearest profiled point (a single fully grown tree)
+	InterpForest  = "forest"  // a random forest grown as Vidur grows its own
+)
+
+type fn1 interface{ at(x float64) float64 }
+type fn2 interface{ at(a, b float64) float64 }
+
+// seedOf gives each operation's forest its own fixed seed.
+func seedOf(name string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(name); i++ {
+		h ^= uint64(name[i])
+		h *= 1099511628211
+	}
+	return h
 }
 
 // computeOps are the per-layer operations of mlp.csv, keyed by the batch's
@@ -45,11 +68,11 @@ var cpuOps = []string{"schedule", "sampler_e2e", "prepare_inputs_e2e", "process_
 type VidurProfile struct {
 	m       VidurModel
 	o       VidurOptions
-	ops     map[string]line
-	kvSave  line
-	prefill grid2 // (kv_cache_size, prefill_chunk_size²) → ms
-	decode  grid2 // (batch_size, kv_cache_size) → ms
-	cpu     map[string]line
+	ops     map[string]fn1
+	kvSave  fn1
+	prefill fn2 // (kv_cache_size, prefill_chunk_size²) → ms
+	decode  fn2 // (batch_size, kv_cache_size) → ms
+	cpu     map[string]fn1
 	device  string
 	model   string
 	gqa     bool
@@ -65,7 +88,37 @@ func NewVidurProfile(prof *profile.Profile, m VidurModel, o VidurOptions) (*Vidu
 	if o.KVGranularity <= 0 {
 		o.KVGranularity = 64
 	}
-	p := &VidurProfile{m: m, o: o, ops: map[string]line{}, device: prof.Device, model: prof.Model,
+	switch o.Interpolation {
+	case "":
+		o.Interpolation = InterpLinear
+	case InterpLinear, InterpNearest, InterpForest:
+	default:
+		return nil, fmt.Errorf("interpolation %q; use %s, %s or %s", o.Interpolation, InterpLinear, InterpNearest, InterpForest)
+	}
+	nearest := o.Interpolation == InterpNearest
+	mk1 := func(name string, xs, ys []float64) fn1 {
+		if o.Interpolation == InterpForest {
+			pts := make([][2]float64, len(xs))
+			for i, x := range xs {
+				pts[i] = [2]float64{x, 0}
+			}
+			return forest1{newForest(pts, ys, 1, seedOf(name))}
+		}
+		l := newLine(xs, ys)
+		l.nearest = nearest
+		return l
+	}
+	mk2 := func(name string, as, bs, ys []float64) fn2 {
+		if o.Interpolation == InterpForest {
+			pts := make([][2]float64, len(as))
+			for i := range as {
+				pts[i] = [2]float64{as[i], bs[i]}
+			}
+			return forest2{newForest(pts, ys, 2, seedOf(name))}
+		}
+		return newGrid2(as, bs, ys, nearest)
+	}
+	p := &VidurProfile{m: m, o: o, ops: map[string]fn1{}, device: prof.Device, model: prof.Model,
 		gqa: m.NumQHeads > m.NumKVHeads}
 	var mlp []profile.MLPRow
 	for _, r := range prof.MLP {
@@ -83,7 +136,7 @@ func NewVidurProfile(prof *profile.Profile, m VidurModel, o VidurOptions) (*Vidu
 		for i, r := range mlp {
 			xs[i], ys[i] = float64(r.NumTokens), r.TimeMs[op]
 		}
-		p.ops[op] = newLine(xs, ys)
+		p.ops[op] = mk1(op, xs, ys)
 	}
 	var kvX, kvY, pa, pb, py, da, db, dy []float64
 	for _, r := range prof.Attention {
@@ -103,11 +156,11 @@ func NewVidurProfile(prof *profile.Profile, m VidurModel, o VidurOptions) (*Vidu
 		return nil, fmt.Errorf("profile %s/%s: attention.csv needs prefill rows (prefill_chunk_size > 0) and decode rows (prefill_chunk_size = 0) for this model",
 			prof.Device, prof.Model)
 	}
-	p.kvSave = newLine(kvX, kvY)
-	p.prefill = newGrid2(pa, pb, py)
-	p.decode = newGrid2(da, db, dy)
+	p.kvSave = mk1("attn_kv_cache_save", kvX, kvY)
+	p.prefill = mk2("attn_prefill", pa, pb, py)
+	p.decode = mk2("attn_decode", da, db, dy)
 	if o.CPUOverhead {
-		p.cpu = map[string]line{}
+		p.cpu = map[string]fn1{}
 		for _, op := range cpuOps {
 			var xs, ys []float64
 			for _, r := range prof.CPURows {
@@ -119,7 +172,7 @@ func NewVidurProfile(prof *profile.Profile, m VidurModel, o VidurOptions) (*Vidu
 				return nil, fmt.Errorf("profile %s/%s: cpu_overhead is on but cpu_overhead.csv has no %q rows; profile Vidur's CPU overheads or turn cpu_overhead off (Vidur's default)",
 					prof.Device, prof.Model, op)
 			}
-			p.cpu[op] = newLine(xs, ys)
+			p.cpu[op] = mk1(op, xs, ys)
 		}
 	}
 	return p, nil
@@ -130,7 +183,7 @@ func (p *VidurProfile) GapNs() int64 { return p.o.GapNs }
 
 func (p *VidurProfile) Describe() map[string]any {
 	return map[string]any{"name": p.Name(), "device": p.device, "model": p.model, "kv_cache_prediction_granularity": p.o.KVGranularity,
-		"cpu_overhead": p.o.CPUOverhead, "interpolation": "linear over the profiled grid"}
+		"cpu_overhead": p.o.CPUOverhead, "interpolation": p.o.Interpolation}
 }
 
 func roundUp(x, g int64) int64 { return (x + g - 1) / g * g }
