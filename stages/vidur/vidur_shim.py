@@ -168,6 +168,22 @@ def patch_total_memory(gb: float):
     ReplicaConfig.__post_init__ = replica_post_init
 
 
+def report_completions(sim, total):
+    """Report simulation progress as requests complete (about 50 lines a run)."""
+    store = sim._metric_store
+    end = store._on_request_end
+    step = max(1, total // 50)
+    done = [0]
+
+    def on_request_end(t, request):
+        end(t, request)
+        done[0] += 1
+        if done[0] % step == 0 or done[0] == total:
+            progress(1 + done[0] / total, 3, f"simulated {done[0]}/{total} requests")
+
+    store._on_request_end = on_request_end
+
+
 def main(argv):
     args, vidur_args = parse_args(argv)
     import_vidur(os.path.abspath(args.vidur), os.path.abspath(args.stubs) if args.stubs else "")
@@ -195,7 +211,9 @@ def main(argv):
     # the exit code; write them here instead and drop the hook.
     atexit.unregister(sim._write_output)
     t1 = time.monotonic()
-    progress(1, 3, "simulating")
+    total = len(sim._event_queue)  # one arrival event per request
+    progress(1, 3, f"simulating {total} requests")
+    report_completions(sim, total)
     sim.run()
     t2 = time.monotonic()
     progress(2, 3, "writing Vidur's outputs")
