@@ -199,3 +199,32 @@ class DeviceTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class RunArgsTest(unittest.TestCase):
+    """run.py's argument handling imports no torch."""
+
+    def setUp(self):
+        import importlib
+        self.run = importlib.import_module("run")
+
+    def test_spec(self):
+        with tempfile.TemporaryDirectory() as d:
+            spec = os.path.join(d, "spec.json")
+            with open(spec, "w") as f:
+                json.dump({"params": {"source": "gpu", "hardware": "h100", "max_batch_size": 32},
+                           "out_dir": os.path.join(d, "out"), "base_dir": d}, f)
+            p, out, base = self.run.parse_args(["--spec", spec, "--param", "mlp_repeats=5"])
+            self.assertEqual(out, os.path.join(d, "out"))
+            self.assertEqual(base, d)
+            self.assertEqual((p["max_batch_size"], p["mlp_repeats"], p["hardware"]), (32, 5, "h100"))
+
+    def test_out_and_quick(self):
+        p, out, _ = self.run.parse_args(["--out", "/tmp/x", "--quick", "--param", "cpu_batch_sizes=[1,4]"])
+        self.assertEqual(out, "/tmp/x")
+        self.assertTrue(p["quick"])
+        self.assertEqual(p["cpu_batch_sizes"], [1, 4])
+
+    def test_bad_param(self):
+        with self.assertRaises(pg.ParamError):
+            self.run.parse_args(["--out", "/tmp/x", "--param", "max_tokens=0"])
