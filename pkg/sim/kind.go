@@ -20,7 +20,7 @@ import (
 
 // Version is the embedded simulator's runner identity: bump it whenever the
 // same params and inputs could give different outputs.
-const Version = "1"
+const Version = "2"
 
 // Kind is the `sim` stage kind. With engine: vidur it hands every call to
 // the Vidur kind it was built with.
