@@ -188,7 +188,7 @@ func WriteCDF(w io.Writer, title string, m analysis.MetricInfo, lines []CDFLine)
 		},
 		Series: series,
 	}
-	g.Elements = []chart.Renderable{chart.Legend(&g)}
+	g.Elements = []chart.Renderable{legendBottomRight(&g)}
 	if err := g.Render(chart.PNG, w); err != nil {
 		return fmt.Errorf("figure %q: %w", title, err)
 	}
