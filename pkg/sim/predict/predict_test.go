@@ -143,3 +143,28 @@ func TestFitRecoversLaw(t *testing.T) {
 		t.Fatal("collinear features were fitted")
 	}
 }
+
+// An engine that prepares the next batch while the GPU runs records steps
+// that overlap; the model must learn the time between step ends, not the
+// overlapping spans.
+func TestFitOverlappingSteps(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	var run []Step
+	var end int64 = 5_000_000
+	for i := 0; i < 500; i++ {
+		s := Step{DecodeTokens: 1 + rng.Int64N(64)}
+		s.Requests = s.DecodeTokens
+		d := 20e6 + 100e3*float64(s.DecodeTokens)
+		s.StartNs = end - 3_000_000 // prepared 3 ms before the previous step ended
+		s.EndNs = end + int64(d)
+		end = s.EndNs
+		run = append(run, s)
+	}
+	m, err := Fit([][]Step{run}, []string{FeatIntercept, FeatDecodeTokens})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(m.Coef[0]-20e6) > 1e4 || math.Abs(m.Coef[1]-100e3) > 10 || m.GapNs() != 0 {
+		t.Fatalf("coefficients %v gap %d, want [20e6 100e3] and 0", m.Coef, m.GapNs())
+	}
+}

@@ -171,15 +171,15 @@ func Fit(runs [][]Step, features []string) (*StepModel, error) {
 	row := 0
 	minStep := int64(math.MaxInt64)
 	for _, r := range runs {
-		for _, s := range r {
+		for i, s := range r {
 			sh := s.shape()
 			for jj, j := range used {
 				X.Set(row, jj, featureValue(features[j], sh))
 			}
-			d := float64(s.EndNs - s.StartNs)
-			y.SetVec(row, d)
-			durs = append(durs, d)
-			minStep = min(minStep, s.EndNs-s.StartNs)
+			d := effectiveNs(r, i)
+			y.SetVec(row, float64(d))
+			durs = append(durs, float64(d))
+			minStep = min(minStep, d)
 			row++
 		}
 	}
@@ -276,6 +276,19 @@ func Fit(runs [][]Step, features []string) (*StepModel, error) {
 		m.Residual.GapsCounted = len(gaps)
 	}
 	return m, nil
+}
+
+// effectiveNs is how long step i of a run occupied the engine: from its
+// start, or from the previous step's end when an engine that prepares the
+// next batch while the GPU runs (asynchronous batching) started it earlier.
+// For a synchronous engine it is end − start.
+func effectiveNs(run []Step, i int) int64 {
+	s := run[i]
+	start := s.StartNs
+	if i > 0 && run[i-1].EndNs > start {
+		start = run[i-1].EndNs
+	}
+	return max(s.EndNs-start, 0)
 }
 
 func quantile(sorted []float64, q float64) float64 {
