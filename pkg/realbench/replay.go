@@ -1,0 +1,147 @@
+package realbench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+
+	"github.com/gsim-dev/gsim/pkg/schema"
+	"github.com/gsim-dev/gsim/pkg/stage"
+)
+
+// ReplayParams are the `with:` of a replay stage.
+type ReplayParams struct {
+	// Path is a recorded run folder (request_metrics.csv, token_metrics.csv,
+	// run_meta.json, optionally step_metrics.csv), relative to the
+	// experiment file's folder.
+	Path string `json:"path"`
+}
+
+// ReplayKind is the `replay` stage kind: it stands in for real-bench where
+// no GPU is at hand, with a run recorded earlier on the same workload.
+type ReplayKind struct{}
+
+var _ stage.Kind = ReplayKind{}
+
+// runFiles are copied from a recorded folder; nothing else is adopted.
+var runFiles = []string{schema.RequestMetricsFile, schema.TokenMetricsFile, schema.StepMetricsFile, schema.RunMetaFile}
+
+// Name implements stage.Kind.
+func (ReplayKind) Name() string { return "replay" }
+
+// Version implements stage.Kind.
+func (ReplayKind) Version() string { return "1" }
+
+func decodeReplay(params map[string]any) (ReplayParams, error) {
+	var p ReplayParams
+	if err := stage.DecodeParams(params, &p); err != nil {
+		return p, err
+	}
+	if p.Path == "" {
+		return p, &stage.ParamError{Path: "path", Msg: "required: a recorded run folder (e.g. testdata/real/h100-qwen3-rate8/run)"}
+	}
+	return p, nil
+}
+
+// CheckParams implements stage.Kind.
+func (ReplayKind) CheckParams(params map[string]any) error {
+	_, err := decodeReplay(params)
+	return err
+}
+
+// Fingerprint is the digest of the recorded folder's run files, so an edited
+// recording reruns everything downstream.
+func (ReplayKind) Fingerprint(params map[string]any, baseDir string) (map[string]string, error) {
+	p, err := decodeReplay(params)
+	if err != nil {
+		return nil, err
+	}
+	dir := stage.Resolve(baseDir, p.Path)
+	fp := map[string]string{}
+	for _, name := range runFiles {
+		path := filepath.Join(dir, name)
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) && name == schema.StepMetricsFile {
+			continue
+		}
+		d, err := stage.FileDigest(path)
+		if err != nil {
+			return nil, &stage.ParamError{Path: "path", Msg: fmt.Sprintf("recorded run %s: %v", p.Path, err)}
+		}
+		fp["recorded:"+filepath.ToSlash(filepath.Join(p.Path, name))] = d
+	}
+	return fp, nil
+}
+
+// Resources implements stage.Kind: a replay needs no GPU.
+func (ReplayKind) Resources(map[string]any) map[string]int { return nil }
+
+// Run checks the recorded run against the workload and copies it.
+func (ReplayKind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
+	p, err := decodeReplay(spec.Params)
+	if err != nil {
+		return err
+	}
+	src := stage.Resolve(spec.BaseDir, p.Path)
+	wdir, err := workloadDir(spec)
+	if err != nil {
+		return err
+	}
+	for _, name := range []string{schema.RequestMetricsFile, schema.TokenMetricsFile, schema.RunMetaFile} {
+		if _, err := os.Stat(filepath.Join(src, name)); err != nil {
+			return fmt.Errorf("recorded run %s has no %s (with.path must name a run folder holding %s, %s and %s)",
+				src, name, schema.RequestMetricsFile, schema.TokenMetricsFile, schema.RunMetaFile)
+		}
+	}
+	if err := checkDigest(src, wdir); err != nil {
+		return err
+	}
+	var copied []string
+	for _, name := range runFiles {
+		from := filepath.Join(src, name)
+		if _, err := os.Stat(from); errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err := copyFile(from, filepath.Join(spec.OutDir, name)); err != nil {
+			return fmt.Errorf("replay %s: %w", src, err)
+		}
+		copied = append(copied, name)
+	}
+	sort.Strings(copied)
+	if env.Log != nil {
+		fmt.Fprintf(env.Log, "replay: copied %v from %s\n", copied, src)
+	}
+	return ctx.Err()
+}
+
+// Validate implements stage.Kind.
+func (ReplayKind) Validate(spec *stage.Spec) error {
+	if err := schema.ValidateRun(spec.OutDir); err != nil {
+		return fmt.Errorf("replayed run: %w", err)
+	}
+	wdir, err := workloadDir(spec)
+	if err != nil {
+		return err
+	}
+	return checkDigest(spec.OutDir, wdir)
+}
+
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(to)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
