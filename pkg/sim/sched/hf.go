@@ -161,6 +161,10 @@ func (s *hfSched) walk(b *Batch) (scheduled, allocFailed bool) {
 			try(r)
 		}
 	}
+	if s.activeLen == 0 {
+		// Nothing is running that could finish and lift the hold.
+		s.blockNew = false
+	}
 	if !s.blockNew {
 		for i := 0; i < s.waiting.len() && !stop; i++ {
 			r := s.waiting.at(i)

@@ -170,3 +170,36 @@ func TestHFOffloadsWhenFull(t *testing.T) {
 		t.Fatal("no offload although 2 × 100 tokens cannot fit 128 slots")
 	}
 }
+
+// A lone request whose tokens outgrow the whole cache is offloaded and
+// retried once, then reported unschedulable (no endless offload loop); one
+// that fits exactly completes.
+func TestHFLoneRequestLimits(t *testing.T) {
+	for _, c := range []struct {
+		decode int64
+		ok     bool
+	}{{5, true}, {8, false}} { // 60 prompt + decode-1 cached tokens against 64 slots
+		s, err := New("hf-cb-prefill-first", Config{BlockSize: 16, NumBlocks: 4, MaxBatchTokens: 4096})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Add(NewRequest(0, 0, 0, 60, c.decode))
+		var tokens int64
+		stuck := false
+		for i := 0; i < 100 && s.Pending(); i++ {
+			var bt Batch
+			if !s.Next(int64(i), &bt) {
+				stuck = true
+				break
+			}
+			bt.Apply(int64(i), func(*Request, int64, int64) { tokens++ })
+			s.Finish(&bt)
+		}
+		if c.ok && (stuck || tokens != c.decode) {
+			t.Fatalf("decode %d: stuck %v after %d tokens", c.decode, stuck, tokens)
+		}
+		if !c.ok && !stuck {
+			t.Fatalf("decode %d: a request larger than the cache was not reported", c.decode)
+		}
+	}
+}
