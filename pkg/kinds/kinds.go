@@ -5,6 +5,7 @@ package kinds
 
 import (
 	"github.com/gsim-dev/gsim/pkg/profile"
+	"github.com/gsim-dev/gsim/pkg/realbench"
 	"github.com/gsim-dev/gsim/pkg/report"
 	"github.com/gsim-dev/gsim/pkg/shell"
 	"github.com/gsim-dev/gsim/pkg/sim"
@@ -19,6 +20,8 @@ func Registry() *stage.Registry {
 		shell.Kind{},
 		workload.Kind{},
 		profile.Kind{},
+		realbench.Kind{},
+		realbench.ReplayKind{},
 		sim.NewKind(vidur.NewEngine()),
 		sim.NewFitKind(),
 		report.CompareKind{},
