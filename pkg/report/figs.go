@@ -262,7 +262,7 @@ func WriteXY(w io.Writer, title, xName string, xTicks []chart.Tick, yInfo analys
 	}
 	if !math.IsNaN(slo) {
 		series = append(series, chart.ContinuousSeries{
-			Name: "SLO " + formatNum(slo) + " " + yInfo.Unit, XValues: []float64{xa.lo, xa.hi}, YValues: []float64{ya.pos(slo), ya.pos(slo)},
+			Name: "SLO " + formatNum(slo) + " " + yInfo.Unit, XValues: []float64{xa.pos(xlo), xa.pos(xhi)}, YValues: []float64{ya.pos(slo), ya.pos(slo)},
 			Style: chart.Style{StrokeColor: drawing.Color{R: 150, G: 150, B: 150, A: 255}, StrokeWidth: 1.5, StrokeDashArray: []float64{6, 4}},
 		})
 	}
