@@ -13,24 +13,25 @@ const (
 	hfDecoding                   // its whole prompt has been scheduled
 )
 
-// hfSched mirrors transformers' continuous-batching schedulers
-// (generation/continuous_batching/scheduler.py, the version whose
+// hfSched mirrors transformers' continuous-batching schedulers as installed
+// with the real bench (transformers 5.17: generation/continuous_batching/
+// scheduler.py and offloading_manager.py, the version whose
 // schedule_batch(token_budget, cache_budget) returns FutureRequestStates):
 // each iteration walks candidates in priority order, gives each its
 // remaining prompt (split at the token budget left) or one decode token,
-// checks the cache can hold the new tokens, and stops when a budget is
-// spent.
+// allocates blocks for it, and stops when a budget is spent.
 //
 // FIFO: running decodes first, then partly prefilled requests, then the
 // waiting queue. Prefill-first: partly prefilled, then decodes, then
-// waiting. Outside the safety margin (free blocks below safety_margin ×
-// num_blocks, checked once per iteration) only decodes, and the first
-// request of an iteration, join.
+// waiting. While free blocks are below safety_margin × num_blocks only
+// decodes (and the first request of an iteration) join.
 //
-// When nothing can be scheduled because the cache is full, the engine
-// offloads one active request: its blocks are freed, everything it computed
-// is recomputed later, and new requests are held back until a request
-// finishes.
+// Active requests refused blocks are "starved"; after the iteration is
+// formed (or when nothing could be), the newest starved requests are
+// evicted until the rest fit: their blocks are freed, they go back to the
+// end of the waiting queue to recompute everything they had (a soft reset;
+// no CPU offload pool, transformers' default), and new requests are held
+// back until a request finishes. The last active request is never evicted.
 type hfSched struct {
 	c            Config
 	kv           *kv.Manager
@@ -42,6 +43,12 @@ type hfSched struct {
 	blockNew     bool // transformers' block_new_requests
 	offloads     int64
 	stamp        int64 // marks requests already offered in this walk
+	starved      []starvedReq
+}
+
+type starvedReq struct {
+	r    *Request
+	need int64
 }
 
 func newHF(c Config, m *kv.Manager, prefillFirst bool) *hfSched {
@@ -62,10 +69,17 @@ func (s *hfSched) Add(r *Request) {
 }
 func (s *hfSched) Pending() bool { return s.waiting.len() > 0 || s.activeLen > 0 || s.running }
 
-// blocksNeeded is the cache allocators' rule: enough blocks for everything
-// cached plus the new tokens, less what the request holds.
+// blocksNeeded is the scheduler's _allocate_blocks_if_needed: with
+// occupancy = blocks × block_size − cached tokens, a request needing n new
+// tokens takes (n − occupancy + 1) // block_size + 1 more blocks when its
+// room is short or it holds none (one more than strictly needed when the
+// tokens exactly fill the room, as the engine does).
 func (s *hfSched) blocksNeeded(r *Request, n int64) int64 {
-	return max(0, ceilDiv(r.CacheLen()+n, s.c.BlockSize)-r.Blocks)
+	occupancy := r.Blocks*s.c.BlockSize - r.CacheLen()
+	if occupancy < n || r.Blocks == 0 {
+		return (n-occupancy+1)/s.c.BlockSize + 1
+	}
+	return 0
 }
 
 func (s *hfSched) Next(now int64, b *Batch) bool {
@@ -75,27 +89,34 @@ func (s *hfSched) Next(now int64, b *Batch) bool {
 	for {
 		ok, allocFailed := s.walk(b)
 		if ok {
+			// Starved requests that did not make it are evicted now so the
+			// next iteration has room for the rest.
+			s.offload()
 			s.running = true
 			return true
 		}
-		if !allocFailed || s.activeLen == 0 {
+		if !allocFailed || s.offload() == 0 {
+			// Nothing to run, or a full cache and nothing to evict (the
+			// engine raises "No requests can be scheduled and no requests
+			// can be offloaded").
 			return false
 		}
-		s.offloadOne()
 	}
 }
 
 // walk forms one iteration; it reports whether anything was scheduled and
-// whether some request was refused for lack of blocks.
+// whether some request was refused blocks.
 func (s *hfSched) walk(b *Batch) (scheduled, allocFailed bool) {
 	tokenBudget := s.c.MaxBatchTokens
 	kvBudget := s.c.MaxKVRead
 	reqBudget := s.c.BatchSizeCap
-	inMargin := float64(s.kv.Free()) >= s.c.SafetyMargin*float64(s.kv.NumBlocks)
+	margin := s.c.SafetyMargin * float64(s.kv.NumBlocks)
 	fastPath := true // the decode fast path holds while every request has one token
 	stop := false
+	s.starved = s.starved[:0]
 	try := func(r *Request) {
-		if !inMargin && len(b.Entries) > 0 && r.status != hfDecoding {
+		free := s.kv.Free()
+		if float64(free) < margin && len(b.Entries) > 0 && r.status != hfDecoding {
 			stop = true
 			return
 		}
@@ -105,14 +126,19 @@ func (s *hfSched) walk(b *Batch) (scheduled, allocFailed bool) {
 		}
 		n := min(remaining, tokenBudget)
 		read := r.CacheLen()
-		if kvBudget > 0 || s.c.MaxKVRead > 0 {
-			if !(fastPath && n == 1) && kvBudget < read {
-				return
-			}
+		if s.c.MaxKVRead > 0 && !(fastPath && n == 1) && kvBudget < read {
+			return
 		}
 		need := s.blocksNeeded(r, n)
 		if !s.kv.Alloc(need) {
 			allocFailed = true
+			if r.status != hfPending {
+				s.starved = append(s.starved, starvedReq{r, need})
+			} else if free == 0 {
+				// A waiting request and a full cache: every later waiting
+				// request would need blocks too.
+				stop = true
+			}
 			return
 		}
 		r.Blocks += need
@@ -145,8 +171,8 @@ func (s *hfSched) walk(b *Batch) (scheduled, allocFailed bool) {
 	if s.prefillFirst {
 		first, second = isPrefilling, isDecode
 	}
-	// Candidates are chosen by their status before the walk: snapshot the
-	// active set's length and each request's eligibility by pass.
+	// Candidates are chosen by their status before the walk: each request
+	// is offered at most once.
 	n := len(s.active)
 	s.stamp++
 	for _, want := range []func(*Request) bool{first, second} {
@@ -160,10 +186,6 @@ func (s *hfSched) walk(b *Batch) (scheduled, allocFailed bool) {
 			r.stamp = s.stamp
 			try(r)
 		}
-	}
-	if s.activeLen == 0 {
-		// Nothing is running that could finish and lift the hold.
-		s.blockNew = false
 	}
 	if !s.blockNew {
 		for i := 0; i < s.waiting.len() && !stop; i++ {
@@ -180,28 +202,42 @@ func (s *hfSched) walk(b *Batch) (scheduled, allocFailed bool) {
 	return len(b.Entries) > 0, allocFailed
 }
 
-// offloadOne is the engine's answer to a full cache: the newest active
-// request gives its blocks back and will recompute what it had (a soft
-// reset; gsim models no CPU offload pool), and new requests wait until a
-// request finishes.
-func (s *hfSched) offloadOne() {
-	for i := len(s.active) - 1; i >= 0; i-- {
-		r := s.active[i]
-		if r == nil {
-			continue
-		}
-		s.active[i] = nil
+// offload is the offloading manager's offload_requests: evict the newest
+// starved requests until the others' demand fits the free blocks, never the
+// last active request; requeue them oldest first at the end of the waiting
+// queue. It returns how many it evicted.
+func (s *hfSched) offload() int {
+	free := s.kv.Free()
+	var demand int64
+	for _, st := range s.starved {
+		demand += st.need
+	}
+	var victims []*Request
+	starved := s.starved
+	for demand > free && len(starved) > 0 && s.activeLen-len(victims) > 1 {
+		st := starved[len(starved)-1]
+		starved = starved[:len(starved)-1]
+		victims = append(victims, st.r)
+		demand -= st.need
+		free += st.r.Blocks
+	}
+	s.starved = s.starved[:0]
+	for i := len(victims) - 1; i >= 0; i-- {
+		r := victims[i]
+		s.active[r.seq] = nil
 		s.activeLen--
 		s.kv.Release(r.Blocks)
 		r.Blocks = 0
 		r.Admitted = false
 		r.restart()
 		r.status = hfPending
-		s.waiting.pushFront(r)
-		s.blockNew = true
+		s.waiting.pushBack(r)
 		s.offloads++
-		return
 	}
+	if len(victims) > 0 {
+		s.blockNew = true
+	}
+	return len(victims)
 }
 
 func (s *hfSched) Finish(b *Batch) {
