@@ -21,6 +21,11 @@ def write(path, text):
         f.write(text)
 
 
+def read(path, mode="r"):
+    with open(path, mode) as f:
+        return f.read()
+
+
 def make_workload(d, lengths, intervals):
     write(os.path.join(d, "trace_lengths.csv"), "request_id,prompt_id,num_prefill_tokens,num_decode_tokens\n" + lengths)
     write(os.path.join(d, "trace_intervals.csv"), "request_id,inter_arrival_ns,arrival_time_ns\n" + intervals)
@@ -62,7 +67,7 @@ class WorkloadTest(unittest.TestCase):
             make_workload(d, "0,0,10,3\n", "0,0,0\n")
             h = hashlib.sha256()
             for name in ("trace_lengths.csv", "trace_intervals.csv"):
-                b = open(os.path.join(d, name), "rb").read()
+                b = read(os.path.join(d, name), "rb")
                 h.update(name.encode() + b"\x00" + str(len(b)).encode() + b"\x00" + b)
             self.assertEqual(core.workload_digest(d), h.hexdigest())
 
@@ -76,7 +81,7 @@ class WorkloadTest(unittest.TestCase):
         if not metas:
             self.skipTest("no recorded runs under testdata/real")
         for run in metas:
-            meta = json.load(open(os.path.join(run, "run_meta.json")))
+            meta = json.loads(read(os.path.join(run, "run_meta.json")))
             wl = os.path.join(os.path.dirname(run), "workload")
             self.assertEqual(core.workload_digest(wl), meta["workload_digest"], run)
 
@@ -151,11 +156,11 @@ class MetricsTest(unittest.TestCase):
             rows, toks = core.assemble(self.reqs, {0: {"token_times_ns": [50, 70], "status": "ok"},
                                                    1: {"token_times_ns": [150, 160, 170], "status": "ok"}})
             core.write_run(d, rows, toks, [], {"schema_version": 1})
-            head = open(os.path.join(d, "request_metrics.csv")).readline().strip()
+            head = read(os.path.join(d, "request_metrics.csv")).splitlines()[0]
             self.assertEqual(head.split(","), core.REQUEST_COLUMNS)
             rows[0]["status"] = "failed"
             core.write_run(d, rows, toks, None, {})
-            head = open(os.path.join(d, "request_metrics.csv")).readline().strip()
+            head = read(os.path.join(d, "request_metrics.csv")).splitlines()[0]
             self.assertEqual(head.split(","), core.REQUEST_COLUMNS + core.REQUEST_ERROR_COLUMNS)
 
     def test_summary(self):
