@@ -40,6 +40,10 @@ type FitParams struct {
 	// Features is the model form (see predict.AllFeatures); empty: the
 	// default form.
 	Features []string `json:"features"`
+	// QPadding and KVPadding override the shape padding read from the
+	// training runs' run_meta.json.
+	QPadding  *int64 `json:"q_padding"`
+	KVPadding *int64 `json:"kv_padding"`
 }
 
 func decodeFitParams(raw map[string]any) (*FitParams, error) {
@@ -111,6 +115,63 @@ type fitCell struct {
 	in    stage.Input
 	steps []predict.Step
 	train bool
+	meta  *schema.RunMeta // nil when the run has no run_meta.json
+}
+
+// padding is the shape padding the padded features use: given in params,
+// else the training runs' engine settings (transformers records
+// q_padding_interval_size and kv_padding_interval_size when it runs CUDA
+// graphs), which must then agree.
+func (p *FitParams) padding(cells []fitCell) (predict.Padding, error) {
+	if p.QPadding != nil || p.KVPadding != nil {
+		var pd predict.Padding
+		if p.QPadding != nil {
+			pd.Query = *p.QPadding
+		}
+		if p.KVPadding != nil {
+			pd.KV = *p.KVPadding
+		}
+		return pd, nil
+	}
+	var pd predict.Padding
+	first := true
+	for _, c := range cells {
+		if !c.train || c.meta == nil {
+			continue
+		}
+		var got predict.Padding
+		if !graphsOn(c.meta.Engine["cuda_graphs"]) {
+			got = predict.Padding{}
+		} else {
+			if v, ok := c.meta.Engine["q_padding_interval_size"].(float64); ok {
+				got.Query = int64(v)
+			}
+			if v, ok := c.meta.Engine["kv_padding_interval_size"].(float64); ok {
+				got.KV = int64(v)
+			}
+		}
+		if !first && got != pd {
+			return pd, fmt.Errorf("training runs disagree on shape padding (%+v in %s, %+v before); set with.q_padding and with.kv_padding", got, c.in.Instance, pd)
+		}
+		pd, first = got, false
+	}
+	return pd, nil
+}
+
+// graphsOn reads run_meta's cuda_graphs, recorded as a bool or as a pair of
+// bools (varlen, decode).
+func graphsOn(v any) bool {
+	switch x := v.(type) {
+	case bool:
+		return x
+	case []any:
+		for _, e := range x {
+			if b, _ := e.(bool); b {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func (FitKind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
@@ -135,6 +196,9 @@ func (FitKind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 				return fmt.Errorf("fit %s: %w", spec.Instance, err)
 			}
 			c := fitCell{in: in, train: p.Selected(in.Matrix)}
+			if m, err := schema.ReadRunMeta(filepath.Join(in.Dir, schema.RunMetaFile)); err == nil {
+				c.meta = m
+			}
 			for _, r := range rows {
 				c.steps = append(c.steps, predict.Step{StartNs: r.StartNs, EndNs: r.EndNs, PrefillTokens: r.NumPrefillTokens,
 					DecodeTokens: r.NumDecodeTokens, Requests: r.NumRequests, PrefillRequests: r.NumPrefillRequests,
@@ -145,6 +209,10 @@ func (FitKind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 	}
 	var runs [][]predict.Step
 	var training []predict.TrainingCell
+	pad, err := p.padding(cells)
+	if err != nil {
+		return fmt.Errorf("fit %s: %w", spec.Instance, err)
+	}
 	var seen []string
 	for _, c := range cells {
 		seen = append(seen, fmt.Sprintf("%s %v", c.in.Instance, c.in.Matrix))
@@ -158,7 +226,7 @@ func (FitKind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 		return fmt.Errorf("fit %s: with.train %v selects none of the %d input cells (%s); name matrix values the inputs have",
 			spec.Instance, p.Train, len(cells), strings.Join(seen, "; "))
 	}
-	m, err := predict.Fit(runs, p.Features)
+	m, err := predict.Fit(runs, p.Features, pad)
 	if err != nil {
 		return fmt.Errorf("fit %s: %w", spec.Instance, err)
 	}

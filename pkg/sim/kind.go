@@ -283,6 +283,11 @@ func prepare(p *Params, spec *stage.Spec, w *schema.Workload) (*setup, error) {
 		if err != nil {
 			return nil, err
 		}
+		var seed uint64
+		if p.Seed != nil {
+			seed = uint64(*p.Seed)
+		}
+		sm.SetSeed(seed)
 		s.pred = sm
 	case PredictorVidurProfile:
 		dir := resolve(spec.BaseDir, p.Profile)

@@ -191,9 +191,14 @@ func decodeParams(raw map[string]any) (*Params, error) {
 }
 
 func (p *Params) schedConfig(numBlocks int64) sched.Config {
+	kvRead := p.MaxKVRead
+	if kvRead == 0 && isHF(p.Scheduler) {
+		// transformers' cache budget is the cache's size in tokens.
+		kvRead = numBlocks * p.BlockSize
+	}
 	return sched.Config{BlockSize: p.BlockSize, NumBlocks: numBlocks, MaxBatchTokens: p.MaxBatchTokens,
 		BatchSizeCap: p.BatchSizeCap, ChunkSize: p.ChunkSize, Watermark: *p.Watermark,
-		SafetyMargin: *p.SafetyMargin, MaxKVRead: p.MaxKVRead, MaxTokens: p.MaxTokens}
+		SafetyMargin: *p.SafetyMargin, MaxKVRead: kvRead, MaxTokens: p.MaxTokens}
 }
 
 func (p *Params) tokens() bool { return p.TokenMetrics == nil || *p.TokenMetrics }

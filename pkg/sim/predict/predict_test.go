@@ -3,6 +3,7 @@ package predict
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/gsim-dev/gsim/pkg/profile"
@@ -120,7 +121,7 @@ func TestFitRecoversLaw(t *testing.T) {
 		at = s.EndNs + 800_000
 		run = append(run, s)
 	}
-	m, err := Fit([][]Step{run}, nil)
+	m, err := Fit([][]Step{run}, []string{FeatIntercept, FeatPrefillTokens, FeatDecodeTokens, FeatContextTokens, FeatRequests, FeatPrefillTokensSq}, Padding{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,12 +135,12 @@ func TestFitRecoversLaw(t *testing.T) {
 	if m.R2 < 0.999999 || m.GapNs() != 800_000 {
 		t.Fatalf("R² %v gap %d", m.R2, m.GapNs())
 	}
-	if _, err := Fit([][]Step{run[:3]}, nil); err == nil {
+	if _, err := Fit([][]Step{run[:3]}, nil, Padding{}); err == nil {
 		t.Fatal("fitting 6 coefficients to 3 steps did not fail")
 	}
 	// requests = decode_tokens + prefill_requests: the three together are
 	// collinear and must be refused, not fitted to nonsense.
-	if _, err := Fit([][]Step{run}, []string{FeatIntercept, FeatDecodeTokens, FeatRequests, FeatPrefillRequests}); err == nil {
+	if _, err := Fit([][]Step{run}, []string{FeatIntercept, FeatDecodeTokens, FeatRequests, FeatPrefillRequests}, Padding{}); err == nil {
 		t.Fatal("collinear features were fitted")
 	}
 }
@@ -160,12 +161,81 @@ func TestFitOverlappingSteps(t *testing.T) {
 		end = s.EndNs
 		run = append(run, s)
 	}
-	m, err := Fit([][]Step{run}, []string{FeatIntercept, FeatDecodeTokens})
+	m, err := Fit([][]Step{run}, []string{FeatIntercept, FeatDecodeTokens}, Padding{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The first step has no predecessor and keeps its 3 ms of preparation.
 	if math.Abs(m.Coef[0]-20e6) > 0.01*20e6 || math.Abs(m.Coef[1]-100e3) > 0.01*100e3 || m.GapNs() != 0 {
 		t.Fatalf("coefficients %v gap %d, want [20e6 100e3] and 0", m.Coef, m.GapNs())
+	}
+}
+
+// An engine with CUDA graphs: the first step of each padded shape in a run
+// captures a graph (+100 ms) unless the warm-up captured it, and 3% of
+// steps stall. The fit must learn the law without them, the capture cost,
+// the warm shapes and the stall rate.
+func TestFitGraphCapturesAndStalls(t *testing.T) {
+	pad := Padding{Query: 64, KV: 16384}
+	warm := [2]int64{64, 16384}
+	var runs [][]Step
+	rng := rand.New(rand.NewPCG(3, 3))
+	stalls, total := 0, 0
+	for r := 0; r < 3; r++ {
+		var run []Step
+		seen := map[[2]int64]bool{warm: true}
+		var at int64
+		for i := 0; i < 1500; i++ {
+			s := Step{DecodeTokens: 1 + rng.Int64N(60)}
+			if rng.IntN(4) == 0 {
+				s.PrefillTokens = 1 + rng.Int64N(1500)
+				s.PrefillRequests = 1
+			}
+			s.Requests = s.DecodeTokens + s.PrefillRequests
+			s.ContextTokens = s.DecodeTokens*(100+rng.Int64N(600)) + s.PrefillTokens
+			sh := s.shape()
+			d := 20e6 + 300e3*float64(s.Requests) + 2*pad.featureValue(FeatPaddedAttention, sh)
+			k := pad.key(sh)
+			if !seen[k] {
+				seen[k] = true
+				d += 100e6
+			} else if rng.Float64() < 0.03 {
+				d += 40e6
+				stalls++
+			}
+			total++
+			s.StartNs, s.EndNs = at, at+int64(d)
+			at = s.EndNs + 1e6
+			run = append(run, s)
+		}
+		runs = append(runs, run)
+	}
+	m, err := Fit(runs, []string{FeatIntercept, FeatRequests, FeatPaddedAttention}, pad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(m.Coef[0]-20e6) > 0.02*20e6 || math.Abs(m.Coef[1]-300e3) > 0.02*300e3 || math.Abs(m.Coef[2]-2) > 0.02*2 {
+		t.Errorf("coefficients %v, want [20e6 300e3 2]", m.Coef)
+	}
+	if math.Abs(float64(m.CaptureNs)-100e6) > 5e6 {
+		t.Errorf("capture %d ns, want about 100 ms", m.CaptureNs)
+	}
+	if !slices.Contains(m.WarmShapes, warm) {
+		t.Errorf("warm shapes %v miss %v", m.WarmShapes, warm)
+	}
+	if want := float64(stalls) / float64(total); math.Abs(m.StallFraction-want) > 0.01 {
+		t.Errorf("stall fraction %.3f, want about %.3f", m.StallFraction, want)
+	}
+	// A simulation adds the capture once per new shape and never for warm ones.
+	b := &sched.Batch{Entries: []sched.Entry{{Req: sched.NewRequest(0, 0, 0, 1, 1), Tokens: 1, CacheBefore: 100}}}
+	m.StallFraction = 0
+	first, again := m.StepNs(b), m.StepNs(b)
+	if first != again {
+		t.Errorf("warm shape charged a capture: %d then %d", first, again)
+	}
+	b.Entries[0].Tokens = 100
+	first, again = m.StepNs(b), m.StepNs(b)
+	if first-again != m.CaptureNs {
+		t.Errorf("new shape: %d then %d, want a difference of %d", first, again, m.CaptureNs)
 	}
 }

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
+	"slices"
 	"sort"
 
 	"gonum.org/v1/gonum/mat"
@@ -27,15 +29,29 @@ const (
 	FeatPrefillRequests = "prefill_requests"
 	FeatPrefillTokensSq = "prefill_tokens_sq"
 	FeatTotalTokensSq   = "total_tokens_sq"
+	// The padded features follow an engine that runs CUDA graphs captured
+	// per padded shape: query tokens are padded to a multiple of q_padding
+	// and KV tokens (cached + new) to a multiple of kv_padding, and
+	// transformers' paged|sdpa attention builds a dense [query, KV] mask, so
+	// its cost follows padded query × padded KV.
+	FeatQueryTokens       = "query_tokens"
+	FeatPaddedQueryTokens = "padded_query_tokens"
+	FeatPaddedKVTokens    = "padded_kv_tokens"
+	FeatPaddedAttention   = "padded_attention"
+	FeatAttention         = "attention" // query tokens × KV tokens, unpadded
 )
 
 // AllFeatures lists the features a model may use.
 var AllFeatures = []string{FeatIntercept, FeatPrefillTokens, FeatDecodeTokens, FeatContextTokens,
-	FeatRequests, FeatPrefillRequests, FeatPrefillTokensSq, FeatTotalTokensSq}
+	FeatRequests, FeatPrefillRequests, FeatPrefillTokensSq, FeatTotalTokensSq,
+	FeatQueryTokens, FeatPaddedQueryTokens, FeatPaddedKVTokens, FeatPaddedAttention, FeatAttention}
 
-// DefaultFeatures is the form used when none is asked for.
-var DefaultFeatures = []string{FeatIntercept, FeatPrefillTokens, FeatDecodeTokens, FeatContextTokens,
-	FeatRequests, FeatPrefillTokensSq}
+// DefaultFeatures is the form used when none is asked for: the per-step
+// and per-request CPU costs, and the padded shapes transformers' paged|sdpa
+// attention and CUDA graphs make the GPU time follow. Without padding they
+// are query tokens, KV tokens and their product.
+var DefaultFeatures = []string{FeatIntercept, FeatPaddedQueryTokens, FeatPaddedKVTokens, FeatPaddedAttention,
+	FeatRequests}
 
 // Step is one iteration as step_metrics.csv records it.
 type Step struct {
@@ -44,6 +60,41 @@ type Step struct {
 	Requests                        int64
 	PrefillRequests, DecodeRequests int64
 	ContextTokens                   int64
+}
+
+// Padding is the engine's shape padding; zero means none.
+type Padding struct {
+	Query int64 `json:"q_padding,omitempty"`
+	KV    int64 `json:"kv_padding,omitempty"`
+}
+
+// key is the padded (query, KV) shape a CUDA graph is captured for.
+func (pd Padding) key(s sched.Shape) [2]int64 {
+	return [2]int64{padUp(s.PrefillTokens+s.DecodeTokens, pd.Query), padUp(s.ContextTokens, pd.KV)}
+}
+
+func padUp(x, to int64) int64 {
+	if to <= 0 {
+		return x
+	}
+	return (x + to - 1) / to * to
+}
+
+func (pd Padding) featureValue(name string, s sched.Shape) float64 {
+	q := s.PrefillTokens + s.DecodeTokens
+	switch name {
+	case FeatQueryTokens:
+		return float64(q)
+	case FeatPaddedQueryTokens:
+		return float64(padUp(q, pd.Query))
+	case FeatPaddedKVTokens:
+		return float64(padUp(s.ContextTokens, pd.KV))
+	case FeatPaddedAttention:
+		return float64(padUp(q, pd.Query)) * float64(padUp(s.ContextTokens, pd.KV))
+	case FeatAttention:
+		return float64(q) * float64(s.ContextTokens)
+	}
+	return featureValue(name, s)
 }
 
 func featureValue(name string, s sched.Shape) float64 {
@@ -94,6 +145,46 @@ type StepModel struct {
 	MinStepNs int64 `json:"min_step_ns"`
 	// Dropped lists features that were zero on every training step.
 	Dropped []string `json:"dropped_features,omitempty"`
+	Padding Padding  `json:"padding"`
+	// CaptureNs is added to the first iteration of each padded shape not in
+	// WarmShapes (a CUDA graph capture); Captures counts the training steps
+	// it was measured on.
+	CaptureNs  int64      `json:"capture_ns,omitempty"`
+	Captures   int        `json:"captures,omitempty"`
+	WarmShapes [][2]int64 `json:"warm_shapes,omitempty"`
+
+	// StallFraction of steps took more than 1.5× the law; StallExcessNs
+	// are the quantiles (0, 5, ..., 100%) of their excess. A simulation
+	// adds such a stall to a step with that probability, drawing from a
+	// generator seeded by SetSeed, so runs stay reproducible.
+	StallFraction float64 `json:"stall_fraction,omitempty"`
+	StallExcessNs []int64 `json:"stall_excess_ns,omitempty"`
+
+	seen map[[2]int64]bool // shapes captured so far in this simulation
+	rng  *rand.Rand
+}
+
+// SetSeed seeds the stall draws of a simulation.
+func (m *StepModel) SetSeed(seed uint64) { m.rng = rand.New(rand.NewPCG(seed, 0x57a11)) }
+
+// stall draws an occasional host stall.
+func (m *StepModel) stall() int64 {
+	if m.StallFraction <= 0 || len(m.StallExcessNs) == 0 {
+		return 0
+	}
+	if m.rng == nil {
+		m.SetSeed(0)
+	}
+	if m.rng.Float64() >= m.StallFraction {
+		return 0
+	}
+	u := m.rng.Float64() * float64(len(m.StallExcessNs)-1)
+	i := int(u)
+	if i+1 >= len(m.StallExcessNs) {
+		return m.StallExcessNs[len(m.StallExcessNs)-1]
+	}
+	f := u - float64(i)
+	return int64(math.Round(float64(m.StallExcessNs[i])*(1-f) + float64(m.StallExcessNs[i+1])*f))
 }
 
 // ResidualStats summarise how well the model fits its training steps.
@@ -121,24 +212,50 @@ type TrainingCell struct {
 // than this many times the median step is the engine waiting for work.
 const busyGapLimit = 2.0
 
+// captureRatio marks a step whose padded shape is new in its run as one
+// that captured a CUDA graph: it took this many times the model's time.
+const captureRatio = 1.5
+
+// sample is one training step reduced to what the fit needs.
+type sample struct {
+	shape sched.Shape
+	dur   int64
+	key   [2]int64 // padded (query, KV) shape
+	first bool     // the first step of its run with this padded shape
+}
+
 // Fit fits features to the steps of one or more runs (each slice is one run
-// in step order) by least squares.
-func Fit(runs [][]Step, features []string) (*StepModel, error) {
+// in step order) by least squares; pad is the engine's shape padding the
+// padded features use. With padding (an engine running CUDA graphs) the
+// first step of each new padded shape in a run is left out of the fit: it
+// captures a graph and is slow; the median excess of those that were slow
+// becomes CaptureNs, and the shapes whose first step was not slow (captured
+// during the engine's warm-up) become WarmShapes.
+func Fit(runs [][]Step, features []string, pad Padding) (*StepModel, error) {
 	if len(features) == 0 {
 		features = DefaultFeatures
 	}
 	for _, f := range features {
-		ok := false
-		for _, a := range AllFeatures {
-			ok = ok || a == f
-		}
-		if !ok {
+		if !slices.Contains(AllFeatures, f) {
 			return nil, fmt.Errorf("unknown step-model feature %q; use some of %v", f, AllFeatures)
 		}
 	}
-	var n int
+	graphs := pad.Query > 0 || pad.KV > 0
+	var all []sample
 	for _, r := range runs {
-		n += len(r)
+		seen := map[[2]int64]bool{}
+		for i, st := range r {
+			sh := st.shape()
+			key := pad.key(sh)
+			all = append(all, sample{shape: sh, dur: effectiveNs(r, i), key: key, first: graphs && !seen[key]})
+			seen[key] = true
+		}
+	}
+	var fitSet []sample
+	for _, sm := range all {
+		if !sm.first {
+			fitSet = append(fitSet, sm)
+		}
 	}
 	// A feature that is zero on every training step (context_tokens from
 	// an engine that does not record it) cannot be fitted; it is dropped
@@ -146,42 +263,78 @@ func Fit(runs [][]Step, features []string) (*StepModel, error) {
 	var used []int
 	var dropped []string
 	for j, f := range features {
-		nonzero := false
-		for _, r := range runs {
-			for _, s := range r {
-				if featureValue(f, s.shape()) != 0 {
-					nonzero = true
-					break
-				}
-			}
-		}
-		if nonzero {
+		if slices.ContainsFunc(fitSet, func(sm sample) bool { return pad.featureValue(f, sm.shape) != 0 }) {
 			used = append(used, j)
 		} else {
 			dropped = append(dropped, f)
 		}
 	}
-	k := len(used)
+	coef, err := solve(fitSet, features, used, pad)
+	if err != nil {
+		return nil, err
+	}
+	m := &StepModel{SchemaVersion: 1, Features: features, Coef: coef, Dropped: dropped, Padding: pad}
+	// Steps far slower than the law (the host stalling: Python, the
+	// allocator, the replay thread) would drag the law up for every step;
+	// fit without them and model them apart as occasional stalls.
+	var core, slow []sample
+	for _, sm := range fitSet {
+		if float64(sm.dur) > captureRatio*m.raw(sm.shape) {
+			slow = append(slow, sm)
+		} else {
+			core = append(core, sm)
+		}
+	}
+	if len(slow) > 0 && len(core) > len(used) {
+		if m.Coef, err = solve(core, features, used, pad); err != nil {
+			return nil, err
+		}
+		var excess []float64
+		core, slow = core[:0], slow[:0]
+		for _, sm := range fitSet {
+			if p := m.raw(sm.shape); float64(sm.dur) > captureRatio*p {
+				slow = append(slow, sm)
+				excess = append(excess, float64(sm.dur)-p)
+			} else {
+				core = append(core, sm)
+			}
+		}
+		sort.Float64s(excess)
+		m.StallFraction = float64(len(slow)) / float64(len(fitSet))
+		for i := 0; i <= stallQuantiles; i++ {
+			m.StallExcessNs = append(m.StallExcessNs, int64(math.Round(quantile(excess, float64(i)/stallQuantiles))))
+		}
+	}
+	m.NumSteps = len(fitSet)
+	m.MinStepNs = math.MaxInt64
+	for _, sm := range core {
+		m.MinStepNs = min(m.MinStepNs, sm.dur)
+	}
+	m.residuals(core)
+	m.gaps(runs, fitSet)
+	if graphs {
+		m.captures(all)
+	}
+	return m, nil
+}
+
+// stallQuantiles is how finely step_model.json records the stall excess
+// distribution.
+const stallQuantiles = 20
+
+// solve is the least-squares fit of the used features on set.
+func solve(set []sample, features []string, used []int, pad Padding) ([]float64, error) {
+	n, k := len(set), len(used)
 	if n < k+1 {
 		return nil, fmt.Errorf("step model: %d steps are too few to fit %d coefficients", n, k)
 	}
 	X := mat.NewDense(n, k, nil)
 	y := mat.NewVecDense(n, nil)
-	var durs []float64
-	row := 0
-	minStep := int64(math.MaxInt64)
-	for _, r := range runs {
-		for i, s := range r {
-			sh := s.shape()
-			for jj, j := range used {
-				X.Set(row, jj, featureValue(features[j], sh))
-			}
-			d := effectiveNs(r, i)
-			y.SetVec(row, float64(d))
-			durs = append(durs, float64(d))
-			minStep = min(minStep, d)
-			row++
+	for i, sm := range set {
+		for jj, j := range used {
+			X.Set(i, jj, pad.featureValue(features[j], sm.shape))
 		}
+		y.SetVec(i, float64(sm.dur))
 	}
 	// Scale columns so the squared terms do not swamp the solver.
 	scale := make([]float64, k)
@@ -214,36 +367,33 @@ func Fit(runs [][]Step, features []string) (*StepModel, error) {
 			return nil, errors.New("step model: singular fit; drop collinear features from the form")
 		}
 	}
-	m := &StepModel{SchemaVersion: 1, Features: features, Coef: coef, NumSteps: n, MinStepNs: minStep, Dropped: dropped}
-	// Goodness of fit on the training steps.
+	return coef, nil
+}
+
+// residuals fills R² and the residual statistics on the fitted steps.
+func (m *StepModel) residuals(set []sample) {
 	var mean float64
-	for _, d := range durs {
-		mean += d
+	for _, sm := range set {
+		mean += float64(sm.dur)
 	}
-	mean /= float64(n)
-	var ssRes, ssTot, sumRes float64
-	var rel []float64
-	row = 0
-	var res []float64
-	for _, r := range runs {
-		for _, s := range r {
-			p := m.raw(s.shape())
-			d := durs[row]
-			e := d - p
-			res = append(res, e)
-			sumRes += e
-			ssRes += e * e
-			ssTot += (d - mean) * (d - mean)
-			if d > 0 {
-				rel = append(rel, math.Abs(e)/d)
-			}
-			row++
+	mean /= float64(len(set))
+	var ssRes, ssTot, sum float64
+	var rel, res []float64
+	for _, sm := range set {
+		d := float64(sm.dur)
+		e := d - m.raw(sm.shape)
+		res = append(res, e)
+		sum += e
+		ssRes += e * e
+		ssTot += (d - mean) * (d - mean)
+		if d > 0 {
+			rel = append(rel, math.Abs(e)/d)
 		}
 	}
 	if ssTot > 0 {
 		m.R2 = 1 - ssRes/ssTot
 	}
-	rm := sumRes / float64(n)
+	rm := sum / float64(len(set))
 	var v float64
 	for _, e := range res {
 		v += (e - rm) * (e - rm)
@@ -253,12 +403,18 @@ func Fit(runs [][]Step, features []string) (*StepModel, error) {
 	for _, x := range rel {
 		mape += x
 	}
-	m.Residual = ResidualStats{MeanNs: rm, StdNs: math.Sqrt(v / float64(n)),
+	m.Residual = ResidualStats{MeanNs: rm, StdNs: math.Sqrt(v / float64(len(set))),
 		MAPE: mape / float64(max(1, len(rel))), AbsRelP50: quantile(rel, 0.5), AbsRelP90: quantile(rel, 0.9), AbsRelP99: quantile(rel, 0.99)}
-	// Gaps between back-to-back steps.
-	sorted := append([]float64(nil), durs...)
-	sort.Float64s(sorted)
-	medStep := quantile(sorted, 0.5)
+}
+
+// gaps measures the time between back-to-back steps.
+func (m *StepModel) gaps(runs [][]Step, set []sample) {
+	durs := make([]float64, len(set))
+	for i, sm := range set {
+		durs[i] = float64(sm.dur)
+	}
+	sort.Float64s(durs)
+	medStep := quantile(durs, 0.5)
 	var gaps []float64
 	for _, r := range runs {
 		for i := 1; i < len(r); i++ {
@@ -275,7 +431,40 @@ func Fit(runs [][]Step, features []string) (*StepModel, error) {
 		m.Residual.GapP90Ns = int64(math.Round(quantile(gaps, 0.9)))
 		m.Residual.GapsCounted = len(gaps)
 	}
-	return m, nil
+}
+
+// captures estimates the cost of a CUDA graph capture and the shapes the
+// engine's warm-up had already captured.
+func (m *StepModel) captures(all []sample) {
+	var excess []float64
+	captured := map[[2]int64]bool{}
+	warm := map[[2]int64]bool{}
+	for _, sm := range all {
+		if !sm.first {
+			continue
+		}
+		pred := m.raw(sm.shape)
+		if float64(sm.dur) > captureRatio*pred {
+			excess = append(excess, float64(sm.dur)-pred)
+			captured[sm.key] = true
+		} else {
+			warm[sm.key] = true
+		}
+	}
+	sort.Float64s(excess)
+	m.CaptureNs = int64(math.Round(quantile(excess, 0.5)))
+	m.Captures = len(excess)
+	for k := range warm {
+		if !captured[k] {
+			m.WarmShapes = append(m.WarmShapes, k)
+		}
+	}
+	slices.SortFunc(m.WarmShapes, func(a, b [2]int64) int {
+		if a[0] != b[0] {
+			return int(a[0] - b[0])
+		}
+		return int(a[1] - b[1])
+	})
 }
 
 // effectiveNs is how long step i of a run occupied the engine: from its
@@ -307,7 +496,7 @@ func quantile(sorted []float64, q float64) float64 {
 func (m *StepModel) raw(s sched.Shape) float64 {
 	var t float64
 	for j, f := range m.Features {
-		t += m.Coef[j] * featureValue(f, s)
+		t += m.Coef[j] * m.Padding.featureValue(f, s)
 	}
 	return t
 }
@@ -320,12 +509,32 @@ func (m *StepModel) PredictShape(s sched.Shape) int64 {
 	return max(int64(math.Round(m.raw(s))), m.MinStepNs)
 }
 
-func (m *StepModel) Name() string                { return "step-model" }
-func (m *StepModel) GapNs() int64                { return m.InterStepGapNs }
-func (m *StepModel) StepNs(b *sched.Batch) int64 { return m.PredictShape(b.Shape()) }
+func (m *StepModel) Name() string { return "step-model" }
+func (m *StepModel) GapNs() int64 { return m.InterStepGapNs }
+
+// StepNs predicts an iteration and, for an engine with CUDA graphs, adds a
+// capture the first time a padded shape occurs in the simulation.
+func (m *StepModel) StepNs(b *sched.Batch) int64 {
+	sh := b.Shape()
+	t := m.PredictShape(sh) + m.stall()
+	if m.CaptureNs > 0 {
+		if m.seen == nil {
+			m.seen = map[[2]int64]bool{}
+			for _, k := range m.WarmShapes {
+				m.seen[k] = true
+			}
+		}
+		if k := m.Padding.key(sh); !m.seen[k] {
+			m.seen[k] = true
+			t += m.CaptureNs
+		}
+	}
+	return t
+}
 func (m *StepModel) Describe() map[string]any {
 	return map[string]any{"name": m.Name(), "features": m.Features, "coefficients_ns": m.Coef,
-		"gap_ns": m.InterStepGapNs, "r2": m.R2, "num_steps": m.NumSteps}
+		"gap_ns": m.InterStepGapNs, "r2": m.R2, "num_steps": m.NumSteps, "padding": m.Padding,
+		"capture_ns": m.CaptureNs, "stall_fraction": m.StallFraction}
 }
 
 // Write saves the model as JSON.

@@ -111,7 +111,7 @@ func (s *hfSched) walk(b *Batch) (scheduled, allocFailed bool) {
 	kvBudget := s.c.MaxKVRead
 	reqBudget := s.c.BatchSizeCap
 	margin := s.c.SafetyMargin * float64(s.kv.NumBlocks)
-	fastPath := true // the decode fast path holds while every request has one token
+	fastPath := s.c.DecodeFastPath // holds while every request has one token
 	stop := false
 	s.starved = s.starved[:0]
 	try := func(r *Request) {

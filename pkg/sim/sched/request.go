@@ -184,7 +184,10 @@ type Config struct {
 	Watermark      float64 // vllm, sarathi: watermark_blocks_fraction
 	SafetyMargin   float64 // hf-cb: free-block fraction below which no new prefill joins
 	MaxKVRead      int64   // hf-cb: cache budget, KV tokens read per iteration (0: unlimited)
-	MaxTokens      int64   // orca: max tokens of a request (Vidur's max_tokens)
+	// DecodeFastPath exempts all-decode iterations from the cache budget
+	// (hf-cb; transformers turns it off for paged|sdpa attention).
+	DecodeFastPath bool
+	MaxTokens      int64 // orca: max tokens of a request (Vidur's max_tokens)
 }
 
 // Scheduler is a policy that forms iterations.
