@@ -118,6 +118,11 @@ func simParamsFor(m *schema.RunMeta) map[string]any {
 	if v, ok := num("max_requests_per_batch"); ok && v > 0 {
 		p["batch_size_cap"] = v
 	}
+	if v := os.Getenv("GSIM_SIM_SEED"); v != "" {
+		var seed int64
+		fmt.Sscan(v, &seed)
+		p["seed"] = seed
+	}
 	return p
 }
 
@@ -235,14 +240,15 @@ func TestFidelity(t *testing.T) {
 				t.Errorf("rate %v %s %s: error undefined", row.rate, row.predictor, k)
 			}
 			// Below saturation (the recorded engine saturates at about 8
-			// req/s) the step model must stay within the real engine's own
-			// repeat spread: a few percent at the median, ~20% at P99.
+			// req/s) the step model must stay near the real engine's own
+			// repeat spread (5% at the median, ~22% at P99 of 200 requests);
+			// P99 also moves by ±8% with the stall seed, hence 35% there.
 			if row.predictor != PredictorStepModel || row.rate >= belowSaturation || os.Getenv("GSIM_FIT_FEATURES") != "" {
 				continue
 			}
 			limit := 0.10
 			if strings.HasSuffix(k, analysis.StatP99) {
-				limit = 0.25
+				limit = 0.35
 			}
 			if math.Abs(v) > limit {
 				t.Errorf("rate %v %s: %+.1f%% (limit %.0f%%)", row.rate, k, 100*v, 100*limit)

@@ -278,7 +278,18 @@ func fitReport(m *predict.StepModel, cells []fitCell) string {
 	fmt.Fprintf(&b, "\n- steps fitted: %d\n- R²: %.4f\n- residual mean %.0f ns, std %.0f ns\n", m.NumSteps, m.R2, m.Residual.MeanNs, m.Residual.StdNs)
 	fmt.Fprintf(&b, "- |relative error| per step: mean %.2f%%, P50 %.2f%%, P90 %.2f%%, P99 %.2f%%\n",
 		100*m.Residual.MAPE, 100*m.Residual.AbsRelP50, 100*m.Residual.AbsRelP90, 100*m.Residual.AbsRelP99)
-	fmt.Fprintf(&b, "- gap between back-to-back steps: median %d ns, P90 %d ns (%d gaps)\n\n", m.Residual.GapMedianNs, m.Residual.GapP90Ns, m.Residual.GapsCounted)
+	fmt.Fprintf(&b, "- gap between back-to-back steps: median %d ns, P90 %d ns (%d gaps)\n", m.Residual.GapMedianNs, m.Residual.GapP90Ns, m.Residual.GapsCounted)
+	if m.Padding != (predict.Padding{}) {
+		fmt.Fprintf(&b, "- shape padding (CUDA graphs): query to a multiple of %d, KV to a multiple of %d tokens\n", m.Padding.Query, m.Padding.KV)
+		fmt.Fprintf(&b, "- graph capture on a new padded shape: +%.1f ms (median over %d captures); %d shapes already captured by the warm-up\n",
+			float64(m.CaptureNs)/1e6, m.Captures, len(m.WarmShapes))
+	}
+	if m.StallFraction > 0 {
+		q := m.StallExcessNs
+		fmt.Fprintf(&b, "- host stalls (steps over 1.5x the law, left out of the fit): %.2f%% of steps, excess P50 %.1f ms, P90 %.1f ms, max %.1f ms\n",
+			100*m.StallFraction, float64(q[len(q)/2])/1e6, float64(q[len(q)*9/10])/1e6, float64(q[len(q)-1])/1e6)
+	}
+	b.WriteString("\n")
 	b.WriteString("| cell | role | steps | step MAPE | step P90 |rel err| |\n| --- | --- | ---: | ---: | ---: |\n")
 	for _, c := range cells {
 		role := "held out"
