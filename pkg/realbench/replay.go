@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -64,8 +63,12 @@ func (ReplayKind) Fingerprint(params map[string]any, baseDir string) (map[string
 	fp := map[string]string{}
 	for _, name := range runFiles {
 		path := filepath.Join(dir, name)
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) && name == schema.StepMetricsFile {
-			continue
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			if _, gerr := os.Stat(path + schema.GzipSuffix); gerr == nil {
+				path, name = path+schema.GzipSuffix, name+schema.GzipSuffix
+			} else if name == schema.StepMetricsFile {
+				continue
+			}
 		}
 		d, err := stage.FileDigest(path)
 		if err != nil {
@@ -91,7 +94,7 @@ func (ReplayKind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) erro
 		return err
 	}
 	for _, name := range []string{schema.RequestMetricsFile, schema.TokenMetricsFile, schema.RunMetaFile} {
-		if _, err := os.Stat(filepath.Join(src, name)); err != nil {
+		if !schema.Exists(filepath.Join(src, name)) {
 			return fmt.Errorf("recorded run %s has no %s (with.path must name a run folder holding %s, %s and %s)",
 				src, name, schema.RequestMetricsFile, schema.TokenMetricsFile, schema.RunMetaFile)
 		}
@@ -102,10 +105,12 @@ func (ReplayKind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) erro
 	var copied []string
 	for _, name := range runFiles {
 		from := filepath.Join(src, name)
-		if _, err := os.Stat(from); errors.Is(err, os.ErrNotExist) {
+		if !schema.Exists(from) {
 			continue
 		}
-		if err := copyFile(from, filepath.Join(spec.OutDir, name)); err != nil {
+		// Recorded token files may be gzipped in the repository; the replayed
+		// run is always the canonical plain layout.
+		if err := schema.CopyPlain(from, filepath.Join(spec.OutDir, name)); err != nil {
 			return fmt.Errorf("replay %s: %w", src, err)
 		}
 		copied = append(copied, name)
@@ -127,21 +132,4 @@ func (ReplayKind) Validate(spec *stage.Spec) error {
 		return err
 	}
 	return checkDigest(spec.OutDir, wdir)
-}
-
-func copyFile(from, to string) error {
-	in, err := os.Open(from)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(to)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }

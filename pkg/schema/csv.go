@@ -148,7 +148,7 @@ func fieldAt(line []byte, start int) string {
 // scanInts streams an integer CSV: it checks the header against cols and
 // calls fn for every data row with the parsed values (reused between calls).
 func scanInts(path string, cols []string, fn func(row int, vals []int64) error) error {
-	f, err := os.Open(path)
+	f, err := Open(path)
 	if err != nil {
 		return err
 	}

@@ -133,7 +133,7 @@ func WriteRequestMetrics(path string, rows []RequestMetric) error {
 //   - failed rows may carry -1 in first_token_time_ns, ttft_ns and
 //     completion_time_ns for events that never happened.
 func ReadRequestMetrics(path string) ([]RequestMetric, error) {
-	f, err := os.Open(path)
+	f, err := Open(path)
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package schema
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 )
 
@@ -36,7 +35,7 @@ func ReadRun(dir string) (*Run, error) {
 	}
 	run := &Run{Meta: meta, Requests: reqs, Tokens: toks}
 	sp := filepath.Join(dir, StepMetricsFile)
-	if _, err := os.Stat(sp); err == nil {
+	if Exists(sp) {
 		if run.Steps, err = ReadStepMetrics(sp); err != nil {
 			return nil, err
 		}
@@ -64,7 +63,7 @@ func ValidateRun(dir string) error {
 		return err
 	}
 	sp := filepath.Join(dir, StepMetricsFile)
-	if _, err := os.Stat(sp); err == nil {
+	if Exists(sp) {
 		if _, err := ReadStepMetrics(sp); err != nil {
 			return err
 		}

@@ -1,0 +1,73 @@
+package schema
+
+import (
+	"compress/gzip"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+)
+
+// GzipSuffix marks a compressed copy of a canonical CSV. Recorded runs in the
+// repository keep their large token files gzipped to stay small; every
+// reader here accepts either form, and Open prefers the plain file.
+const GzipSuffix = ".gz"
+
+// Open opens path, or path+".gz" decompressed when only that exists.
+func Open(path string) (io.ReadCloser, error) {
+	f, err := os.Open(path)
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return f, err
+	}
+	gz, gerr := os.Open(path + GzipSuffix)
+	if gerr != nil {
+		return nil, err // report the canonical name, not the fallback
+	}
+	zr, zerr := gzip.NewReader(gz)
+	if zerr != nil {
+		gz.Close()
+		return nil, fmt.Errorf("%s%s: %w", path, GzipSuffix, zerr)
+	}
+	return &gzipFile{Reader: zr, f: gz}, nil
+}
+
+// Exists reports whether path or its gzipped copy exists.
+func Exists(path string) bool {
+	if _, err := os.Stat(path); err == nil {
+		return true
+	}
+	_, err := os.Stat(path + GzipSuffix)
+	return err == nil
+}
+
+// CopyPlain copies from (plain or gzipped, as Open finds it) to a plain file.
+func CopyPlain(from, to string) error {
+	in, err := Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(to)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return fmt.Errorf("copy %s: %w", from, err)
+	}
+	return out.Close()
+}
+
+type gzipFile struct {
+	*gzip.Reader
+	f *os.File
+}
+
+func (g *gzipFile) Close() error {
+	zerr := g.Reader.Close()
+	if err := g.f.Close(); err != nil {
+		return err
+	}
+	return zerr
+}
