@@ -172,7 +172,9 @@ func relErrors(ref, cand *analysis.Run) map[string]float64 {
 // the lowest) and simulates the held-out rates with it and with
 // vidur-profile, reporting the errors of TTFT, TPOT and E2E percentiles.
 // It runs when testdata/real holds recorded runs; -fidelity-out writes the
-// table for docs/simulator.md.
+// table for docs/simulator.md. For exploration, $GSIM_FIT_FEATURES (comma
+// separated) changes the model form (the limits are then not asserted) and
+// $GSIM_SIM_SEED the stall seed.
 func TestFidelity(t *testing.T) {
 	root := filepath.Join(repoRoot(t), "testdata", "real")
 	runs := findRealRuns(t, root)

@@ -139,9 +139,6 @@ func crossCheckVidur(t *testing.T, interp string) {
 		t.Fatal(err)
 	}
 	got := requestSamples(t, out)
-	if d := os.Getenv("GSIM_CROSSCHECK_KEEP"); d != "" {
-		os.CopyFS(d, os.DirFS(out))
-	}
 	for _, m := range []string{analysis.TTFT, analysis.E2E, analysis.TPOT} {
 		rs, gs := analysis.Summarize(ref[m]), analysis.Summarize(got[m])
 		for _, s := range []string{analysis.StatP50, analysis.StatP90, analysis.StatP99} {
