@@ -129,8 +129,12 @@ func simParamsFor(m *schema.RunMeta) map[string]any {
 type fidelityRow struct {
 	rate      float64
 	predictor string
-	errs      map[string]float64 // "ttft.p50" -> signed relative error
+	errs      map[string]float64 // "ttft.p50" -> signed relative error (mean over seeds)
+	lo, hi    map[string]float64 // its range over seeds (step model only)
 }
+
+// fidelitySeeds is how many stall/capture seeds the step model is run with.
+const fidelitySeeds = 5
 
 // belowSaturation bounds the rates the fidelity limits apply to.
 const belowSaturation = 7
@@ -222,11 +226,35 @@ func TestFidelity(t *testing.T) {
 			t.Fatal(err)
 		}
 		params := simParamsFor(r.meta)
-		sm := simulate(t, r, params, map[string][]stage.Input{"fit": {{Instance: "fit", Kind: "fit", Dir: fitOut}}})
-		rows = append(rows, fidelityRow{r.rate, PredictorStepModel, relErrors(ref, sm)})
+		// The step model draws graph captures and host stalls from a seeded
+		// generator; the errors are averaged over fidelitySeeds seeds so
+		// the table shows the model, not one draw, and the spread is kept.
+		row := fidelityRow{rate: r.rate, predictor: PredictorStepModel, errs: map[string]float64{},
+			lo: map[string]float64{}, hi: map[string]float64{}}
+		seeds := fidelitySeeds
+		if os.Getenv("GSIM_SIM_SEED") != "" {
+			seeds = 1
+		}
+		for seed := 0; seed < seeds; seed++ {
+			if os.Getenv("GSIM_SIM_SEED") == "" {
+				params["seed"] = seed
+			}
+			sm := simulate(t, r, params, map[string][]stage.Input{"fit": {{Instance: "fit", Kind: "fit", Dir: fitOut}}})
+			for k, v := range relErrors(ref, sm) {
+				row.errs[k] += v / float64(seeds)
+				if seed == 0 || v < row.lo[k] {
+					row.lo[k] = v
+				}
+				if seed == 0 || v > row.hi[k] {
+					row.hi[k] = v
+				}
+			}
+		}
+		delete(params, "seed")
+		rows = append(rows, row)
 		if _, err := os.Stat(profileDir); err == nil {
 			vp := simulate(t, r, params, map[string][]stage.Input{"profile": {{Instance: "profile", Kind: "profile", Dir: profileDir}}})
-			rows = append(rows, fidelityRow{r.rate, PredictorVidurProfile, relErrors(ref, vp)})
+			rows = append(rows, fidelityRow{rate: r.rate, predictor: PredictorVidurProfile, errs: relErrors(ref, vp)})
 		}
 	}
 	table := fidelityTable(train, rows)
@@ -242,15 +270,15 @@ func TestFidelity(t *testing.T) {
 				t.Errorf("rate %v %s %s: error undefined", row.rate, row.predictor, k)
 			}
 			// Below saturation (the recorded engine saturates at about 8
-			// req/s) the step model must stay near the real engine's own
-			// repeat spread (5% at the median, ~22% at P99 of 200 requests);
-			// P99 also moves by ±8% with the stall seed, hence 35% there.
+			// req/s) the step model, averaged over seeds, must stay near
+			// the real engine's own repeat spread (5% at the median, ~22%
+			// at P99 of 200 requests).
 			if row.predictor != PredictorStepModel || row.rate >= belowSaturation || os.Getenv("GSIM_FIT_FEATURES") != "" {
 				continue
 			}
 			limit := 0.10
 			if strings.HasSuffix(k, analysis.StatP99) {
-				limit = 0.35
+				limit = 0.30
 			}
 			if math.Abs(v) > limit {
 				t.Errorf("rate %v %s: %+.1f%% (limit %.0f%%)", row.rate, k, 100*v, 100*limit)
@@ -265,7 +293,7 @@ func fidelityTable(train []realRun, rows []fidelityRow) string {
 	for _, r := range train {
 		tr = append(tr, fmt.Sprint(r.rate))
 	}
-	fmt.Fprintf(&b, "Trained on rates %s req/s; signed relative error (sim − real) / real.\n\n", strings.Join(tr, ", "))
+	fmt.Fprintf(&b, "Trained on rates %s req/s; signed relative error (sim − real) / real; step-model rows are the mean over %d seeds, with their range below.\n\n", strings.Join(tr, ", "), fidelitySeeds)
 	b.WriteString("| rate | predictor |")
 	for _, k := range fidelityMetrics {
 		for _, s := range fidelityStats {
@@ -281,6 +309,15 @@ func fidelityTable(train []realRun, rows []fidelityRow) string {
 			}
 		}
 		b.WriteString("\n")
+		if row.lo != nil {
+			fmt.Fprintf(&b, "| | (range over %d seeds) |", fidelitySeeds)
+			for _, k := range fidelityMetrics {
+				for _, s := range fidelityStats {
+					fmt.Fprintf(&b, " %+.0f…%+.0f%% |", 100*row.lo[k+"."+s], 100*row.hi[k+"."+s])
+				}
+			}
+			b.WriteString("\n")
+		}
 	}
 	return b.String()
 }

@@ -152,6 +152,10 @@ type StepModel struct {
 	CaptureNs  int64      `json:"capture_ns,omitempty"`
 	Captures   int        `json:"captures,omitempty"`
 	WarmShapes [][2]int64 `json:"warm_shapes,omitempty"`
+	// CaptureExcessNs are the quantiles (0, 5, ..., 100%) of the capture
+	// cost; a simulation draws each capture from them (seeded), so the
+	// spread of capture times, not only their median, reaches the tails.
+	CaptureExcessNs []int64 `json:"capture_excess_ns,omitempty"`
 
 	// StallFraction of steps took more than 1.5× the law; StallExcessNs
 	// are the quantiles (0, 5, ..., 100%) of their excess. A simulation
@@ -178,13 +182,21 @@ func (m *StepModel) stall() int64 {
 	if m.rng.Float64() >= m.StallFraction {
 		return 0
 	}
-	u := m.rng.Float64() * float64(len(m.StallExcessNs)-1)
+	return m.draw(m.StallExcessNs)
+}
+
+// draw samples a distribution given by equally spaced quantiles.
+func (m *StepModel) draw(q []int64) int64 {
+	if m.rng == nil {
+		m.SetSeed(0)
+	}
+	u := m.rng.Float64() * float64(len(q)-1)
 	i := int(u)
-	if i+1 >= len(m.StallExcessNs) {
-		return m.StallExcessNs[len(m.StallExcessNs)-1]
+	if i+1 >= len(q) {
+		return q[len(q)-1]
 	}
 	f := u - float64(i)
-	return int64(math.Round(float64(m.StallExcessNs[i])*(1-f) + float64(m.StallExcessNs[i+1])*f))
+	return int64(math.Round(float64(q[i])*(1-f) + float64(q[i+1])*f))
 }
 
 // ResidualStats summarise how well the model fits its training steps.
@@ -454,6 +466,12 @@ func (m *StepModel) captures(all []sample) {
 	sort.Float64s(excess)
 	m.CaptureNs = int64(math.Round(quantile(excess, 0.5)))
 	m.Captures = len(excess)
+	if len(excess) > 0 {
+		m.CaptureExcessNs = nil
+		for i := 0; i <= stallQuantiles; i++ {
+			m.CaptureExcessNs = append(m.CaptureExcessNs, int64(math.Round(quantile(excess, float64(i)/stallQuantiles))))
+		}
+	}
 	for k := range warm {
 		if !captured[k] {
 			m.WarmShapes = append(m.WarmShapes, k)
@@ -526,7 +544,11 @@ func (m *StepModel) StepNs(b *sched.Batch) int64 {
 		}
 		if k := m.Padding.key(sh); !m.seen[k] {
 			m.seen[k] = true
-			t += m.CaptureNs
+			if len(m.CaptureExcessNs) > 1 {
+				t += m.draw(m.CaptureExcessNs)
+			} else {
+				t += m.CaptureNs
+			}
 		}
 	}
 	return t
