@@ -231,6 +231,12 @@ func (FitKind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 		return fmt.Errorf("fit %s: %w", spec.Instance, err)
 	}
 	m.Training = training
+	for _, c := range cells {
+		if c.train && c.meta != nil {
+			m.Engine = c.meta.Engine
+			break
+		}
+	}
 	if err := m.Write(filepath.Join(spec.OutDir, StepModelFile)); err != nil {
 		return fmt.Errorf("fit %s: %w", spec.Instance, err)
 	}
@@ -274,6 +280,9 @@ func fitReport(m *predict.StepModel, cells []fitCell) string {
 	b.WriteString("| feature | coefficient (ns) |\n| --- | ---: |\n")
 	for i, f := range m.Features {
 		fmt.Fprintf(&b, "| %s | %.6g |\n", f, m.Coef[i])
+	}
+	if len(m.Dropped) > 0 {
+		fmt.Fprintf(&b, "\nDropped (zero, or not separable from the features before them in these runs): %s\n", strings.Join(m.Dropped, ", "))
 	}
 	fmt.Fprintf(&b, "\n- steps fitted: %d\n- R²: %.4f\n- residual mean %.0f ns, std %.0f ns\n", m.NumSteps, m.R2, m.Residual.MeanNs, m.Residual.StdNs)
 	fmt.Fprintf(&b, "- |relative error| per step: mean %.2f%%, P50 %.2f%%, P90 %.2f%%, P99 %.2f%%\n",

@@ -192,6 +192,7 @@ type setup struct {
 	derived   bool
 	sched     sched.Scheduler
 	pred      predict.Predictor
+	inherited []string // hf-cb settings taken from the fitted engine
 }
 
 func (s *setup) engineMeta(p *Params, res engine.Result) map[string]any {
@@ -216,6 +217,7 @@ func (s *setup) engineMeta(p *Params, res engine.Result) map[string]any {
 		"restarts":           res.Restarts,
 		"peak_kv_blocks":     res.PeakBlocks,
 		"simulated_end_ns":   res.EndNs,
+		"inherited_from_fit": s.inherited,
 	}
 }
 
@@ -244,19 +246,6 @@ func prepare(p *Params, spec *stage.Spec, w *schema.Workload) (*setup, error) {
 		return nil, err
 	}
 	s.modelCfg = m
-	s.numBlocks = p.NumBlocks
-	if s.numBlocks == 0 {
-		s.derived = true
-		s.numBlocks, err = kv.Sizing{GPUMemoryBytes: int64(p.GPUMemoryGB * (1 << 30)), MemoryUtilization: p.MemoryUtilization,
-			ActivationReserve: int64(p.ActivationReserveGB * (1 << 30)), BlockSize: p.BlockSize}.NumBlocks(m)
-		if err != nil {
-			return nil, err
-		}
-	}
-	s.sched, err = sched.New(p.Scheduler, p.schedConfig(s.numBlocks))
-	if err != nil {
-		return nil, err
-	}
 	pred := p.Predictor
 	fitDir, hasFit := inputDir(spec, "fit")
 	profDir, hasProf := inputDir(spec, "profile")
@@ -289,6 +278,9 @@ func prepare(p *Params, spec *stage.Spec, w *schema.Workload) (*setup, error) {
 		}
 		sm.SetSeed(seed)
 		s.pred = sm
+		if isHF(p.Scheduler) {
+			s.inherited = p.inheritEngine(spec.Params, sm.Engine)
+		}
 	case PredictorVidurProfile:
 		dir := resolve(spec.BaseDir, p.Profile)
 		if dir == "" {
@@ -311,5 +303,56 @@ func prepare(p *Params, spec *stage.Spec, w *schema.Workload) (*setup, error) {
 		}
 		s.pred = vp
 	}
+	s.numBlocks = p.NumBlocks
+	if s.numBlocks == 0 {
+		s.derived = true
+		s.numBlocks, err = kv.Sizing{GPUMemoryBytes: int64(p.GPUMemoryGB * (1 << 30)), MemoryUtilization: p.MemoryUtilization,
+			ActivationReserve: int64(p.ActivationReserveGB * (1 << 30)), BlockSize: p.BlockSize}.NumBlocks(m)
+		if err != nil {
+			return nil, err
+		}
+	}
+	s.sched, err = sched.New(p.Scheduler, p.schedConfig(s.numBlocks))
+	if err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// inheritEngine fills the hf-cb settings the stage does not give from the
+// real engine the step model was fitted on (its run_meta.json engine), so
+// that `needs: [workload, fit]` simulates the engine that was measured. It
+// returns the names it took.
+func (p *Params) inheritEngine(raw map[string]any, eng map[string]any) []string {
+	var took []string
+	num := func(key string) (int64, bool) {
+		v, ok := eng[key].(float64)
+		return int64(v), ok && v > 0
+	}
+	set := func(param, key string, dst *int64) {
+		if _, given := raw[param]; given {
+			return
+		}
+		if v, ok := num(key); ok {
+			*dst = v
+			took = append(took, param)
+		}
+	}
+	set("block_size", "block_size", &p.BlockSize)
+	set("num_blocks", "num_blocks", &p.NumBlocks)
+	set("max_batch_tokens", "max_batch_tokens", &p.MaxBatchTokens)
+	set("batch_size_cap", "max_requests_per_batch", &p.BatchSizeCap)
+	if _, given := raw["safety_margin"]; !given {
+		if v, ok := eng["safety_margin"].(float64); ok {
+			p.SafetyMargin = &v
+			took = append(took, "safety_margin")
+		}
+	}
+	if _, given := raw["scheduler"]; !given {
+		if v, _ := eng["scheduler"].(string); v == "prefill_first" {
+			p.Scheduler = "hf-cb-prefill-first"
+			took = append(took, "scheduler")
+		}
+	}
+	return took
 }

@@ -286,3 +286,45 @@ func TestSimKindVidurProfile(t *testing.T) {
 		}
 	}
 }
+
+// A sim stage that only names its workload and fit simulates the engine the
+// fit measured: hf-cb settings it does not give come from the training
+// runs' run_meta.json.
+func TestSimInheritsFittedEngine(t *testing.T) {
+	root := repoRoot(t)
+	real := filepath.Join(root, "testdata", "real", "h100-qwen3-0.6b")
+	if _, err := os.Stat(real); err != nil {
+		t.Skip("no recorded real runs")
+	}
+	tmp := t.TempDir()
+	fitOut := filepath.Join(tmp, "fit")
+	os.MkdirAll(fitOut, 0o755)
+	var ins []stage.Input
+	for _, rate := range []int{2, 6} {
+		ins = append(ins, stage.Input{Instance: fmt.Sprintf("bench[rate=%d]", rate), Kind: "real-bench",
+			Dir: filepath.Join(real, fmt.Sprintf("rate-%d", rate), "run"), Matrix: map[string]any{"rate": rate}})
+	}
+	if err := NewFitKind().Run(context.Background(), &stage.Spec{Instance: "fit", OutDir: fitOut,
+		Inputs: map[string][]stage.Input{"bench": ins}}, stage.Env{}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(tmp, "out")
+	os.MkdirAll(out, 0o755)
+	spec := &stage.Spec{Instance: "sim", Key: "k", BaseDir: root, OutDir: out, Params: map[string]any{"max_batch_tokens": 4096},
+		Inputs: map[string][]stage.Input{
+			"workload": {{Instance: "workload", Kind: "workload", Dir: filepath.Join(real, "rate-4", "workload")}},
+			"fit":      {{Instance: "fit", Kind: "fit", Dir: fitOut}},
+		}}
+	if err := NewKind(nil).Run(context.Background(), spec, stage.Env{}); err != nil {
+		t.Fatal(err)
+	}
+	meta, err := schema.ReadRunMeta(filepath.Join(out, schema.RunMetaFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := meta.Engine
+	if e["block_size"] != 256.0 || e["num_blocks"] != 1024.0 || e["num_blocks_derived"] != false ||
+		e["max_batch_tokens"] != 4096.0 || e["safety_margin"] != 0.15 {
+		t.Fatalf("engine %v: want the fitted engine's block_size 256, num_blocks 1024, safety_margin 0.15 and the given max_batch_tokens 4096", e)
+	}
+}

@@ -138,10 +138,14 @@ func TestFitRecoversLaw(t *testing.T) {
 	if _, err := Fit([][]Step{run[:3]}, nil, Padding{}); err == nil {
 		t.Fatal("fitting 6 coefficients to 3 steps did not fail")
 	}
-	// requests = decode_tokens + prefill_requests: the three together are
-	// collinear and must be refused, not fitted to nonsense.
-	if _, err := Fit([][]Step{run}, []string{FeatIntercept, FeatDecodeTokens, FeatRequests, FeatPrefillRequests}, Padding{}); err == nil {
-		t.Fatal("collinear features were fitted")
+	// requests = decode_tokens + prefill_requests: the last of the three is
+	// dropped, not fitted to nonsense, and the law is still found.
+	cm, err := Fit([][]Step{run}, []string{FeatIntercept, FeatDecodeTokens, FeatRequests, FeatPrefillRequests}, Padding{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(cm.Dropped, []string{FeatPrefillRequests}) || cm.Coef[3] != 0 {
+		t.Fatalf("dropped %v, coefficients %v: want prefill_requests dropped", cm.Dropped, cm.Coef)
 	}
 }
 

@@ -164,6 +164,10 @@ type StepModel struct {
 	StallFraction float64 `json:"stall_fraction,omitempty"`
 	StallExcessNs []int64 `json:"stall_excess_ns,omitempty"`
 
+	// Engine is the real engine's settings as its run_meta.json recorded
+	// them (from the first training run), so a simulation can mirror them.
+	Engine map[string]any `json:"engine,omitempty"`
+
 	seen map[[2]int64]bool // shapes captured so far in this simulation
 	rng  *rand.Rand
 }
@@ -269,17 +273,23 @@ func Fit(runs [][]Step, features []string, pad Padding) (*StepModel, error) {
 			fitSet = append(fitSet, sm)
 		}
 	}
-	// A feature that is zero on every training step (context_tokens from
-	// an engine that does not record it) cannot be fitted; it is dropped
-	// with a zero coefficient rather than failing the fit.
+	// A feature the training steps cannot separate from the ones before it
+	// in the form (zero everywhere, like context_tokens from an engine that
+	// does not record it; or, without runs that cross a padding boundary,
+	// padded_kv_tokens constant beside the intercept) is dropped with a
+	// zero coefficient rather than failing the fit or fitting noise.
 	var used []int
 	var dropped []string
 	for j, f := range features {
-		if slices.ContainsFunc(fitSet, func(sm sample) bool { return pad.featureValue(f, sm.shape) != 0 }) {
-			used = append(used, j)
-		} else {
+		if !slices.ContainsFunc(fitSet, func(sm sample) bool { return pad.featureValue(f, sm.shape) != 0 }) {
 			dropped = append(dropped, f)
+			continue
 		}
+		if cond := conditionNumber(fitSet, features, append(slices.Clone(used), j), pad); cond > maxCondition {
+			dropped = append(dropped, f)
+			continue
+		}
+		used = append(used, j)
 	}
 	coef, err := solve(fitSet, features, used, pad)
 	if err != nil {
@@ -330,23 +340,29 @@ func Fit(runs [][]Step, features []string, pad Padding) (*StepModel, error) {
 	return m, nil
 }
 
-// stallQuantiles is how finely step_model.json records the stall excess
-// distribution.
-const stallQuantiles = 20
+// maxCondition is the largest condition number of the (column-scaled)
+// design matrix a fit accepts.
+const maxCondition = 1e9
 
-// solve is the least-squares fit of the used features on set.
-func solve(set []sample, features []string, used []int, pad Padding) ([]float64, error) {
-	n, k := len(set), len(used)
-	if n < k+1 {
-		return nil, fmt.Errorf("step model: %d steps are too few to fit %d coefficients", n, k)
+// conditionNumber of the column-scaled design matrix of the used features.
+func conditionNumber(set []sample, features []string, used []int, pad Padding) float64 {
+	if len(set) < len(used) {
+		return math.Inf(1)
 	}
+	X := design(set, features, used, pad)
+	var qr mat.QR
+	qr.Factorize(X)
+	return qr.Cond()
+}
+
+// design builds the column-scaled design matrix; it returns the scales too.
+func designScaled(set []sample, features []string, used []int, pad Padding) (*mat.Dense, []float64) {
+	n, k := len(set), len(used)
 	X := mat.NewDense(n, k, nil)
-	y := mat.NewVecDense(n, nil)
 	for i, sm := range set {
 		for jj, j := range used {
 			X.Set(i, jj, pad.featureValue(features[j], sm.shape))
 		}
-		y.SetVec(i, float64(sm.dur))
 	}
 	// Scale columns so the squared terms do not swamp the solver.
 	scale := make([]float64, k)
@@ -363,9 +379,32 @@ func solve(set []sample, features []string, used []int, pad Padding) ([]float64,
 			X.Set(i, j, X.At(i, j)/m)
 		}
 	}
+	return X, scale
+}
+
+func design(set []sample, features []string, used []int, pad Padding) *mat.Dense {
+	X, _ := designScaled(set, features, used, pad)
+	return X
+}
+
+// stallQuantiles is how finely step_model.json records the stall excess
+// distribution.
+const stallQuantiles = 20
+
+// solve is the least-squares fit of the used features on set.
+func solve(set []sample, features []string, used []int, pad Padding) ([]float64, error) {
+	n, k := len(set), len(used)
+	if n < k+1 {
+		return nil, fmt.Errorf("step model: %d steps are too few to fit %d coefficients", n, k)
+	}
+	X, scale := designScaled(set, features, used, pad)
+	y := mat.NewVecDense(n, nil)
+	for i, sm := range set {
+		y.SetVec(i, float64(sm.dur))
+	}
 	var qr mat.QR
 	qr.Factorize(X)
-	if c := qr.Cond(); c > 1e9 || math.IsInf(c, 0) || math.IsNaN(c) {
+	if c := qr.Cond(); c > maxCondition || math.IsInf(c, 0) || math.IsNaN(c) {
 		return nil, fmt.Errorf("step model: features %v are (nearly) collinear in the training steps (condition number %.3g); drop one of them from the form", features, c)
 	}
 	var beta mat.VecDense
