@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"sync"
 
 	"github.com/gsim-dev/gsim/pkg/analysis"
 	chart "github.com/wcharczuk/go-chart/v2"
@@ -29,6 +30,23 @@ var palette = []drawing.Color{
 	{R: 213, G: 94, B: 0, A: 255},
 	{R: 86, G: 180, B: 233, A: 255},
 	{R: 240, G: 228, B: 66, A: 255},
+}
+
+// go-chart loads its default font lazily into a package variable without a
+// lock, and compare stages render figures in parallel (within one stage and
+// across stages of one gsim process), so the first load happens once here.
+var (
+	fontOnce sync.Once
+	fontErr  error
+)
+
+func loadChartFont() error {
+	fontOnce.Do(func() {
+		if _, err := chart.GetDefaultFont(); err != nil {
+			fontErr = fmt.Errorf("load chart font: %w", err)
+		}
+	})
+	return fontErr
 }
 
 func seriesStyle(i int) chart.Style {
@@ -189,6 +207,9 @@ func WriteCDF(w io.Writer, title string, m analysis.MetricInfo, lines []CDFLine)
 		Series: series,
 	}
 	g.Elements = []chart.Renderable{legendBottomRight(&g)}
+	if err := loadChartFont(); err != nil {
+		return err
+	}
 	if err := g.Render(chart.PNG, w); err != nil {
 		return fmt.Errorf("figure %q: %w", title, err)
 	}
@@ -276,6 +297,9 @@ func WriteXY(w io.Writer, title, xName string, xTicks []chart.Tick, yInfo analys
 		Series:     series,
 	}
 	g.Elements = []chart.Renderable{chart.Legend(&g)}
+	if err := loadChartFont(); err != nil {
+		return err
+	}
 	if err := g.Render(chart.PNG, w); err != nil {
 		return fmt.Errorf("figure %q: %w", title, err)
 	}
