@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/gsim-dev/gsim/pkg/stage"
 )
 
 // Prompt is one line of prompts.jsonl.
@@ -111,7 +113,7 @@ func WriteWorkload(dir string, w *Workload) error {
 	}
 	m.Digests = make(map[string]string, len(files))
 	for _, name := range files {
-		d, err := fileSHA256(filepath.Join(dir, name))
+		d, err := stage.FileDigest(filepath.Join(dir, name))
 		if err != nil {
 			return err
 		}
@@ -149,19 +151,6 @@ func writeIntRow(iw *intWriter, vals ...int64) {
 	b = append(b, '\n')
 	iw.buf = b
 	_, iw.err = iw.w.Write(b)
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hash %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // ReadWorkload reads and checks a workload folder: the two trace CSVs
@@ -311,7 +300,7 @@ func ValidateWorkloadDir(dir string) error {
 		}
 	}
 	for name, want := range m.Digests {
-		got, err := fileSHA256(filepath.Join(dir, name))
+		got, err := stage.FileDigest(filepath.Join(dir, name))
 		if err != nil {
 			return field("digests", "lists %s: %v", name, err)
 		}
