@@ -23,6 +23,7 @@ var fidelityOut = flag.String("fidelity-out", "", "write the fidelity table (mar
 // realRun is a recorded real run with the workload it replayed.
 type realRun struct {
 	dir, wdir string
+	sweep     string // the folder under testdata/real the run belongs to
 	rate      float64
 	meta      *schema.RunMeta
 }
@@ -61,7 +62,8 @@ func findRealRuns(t *testing.T, root string) []realRun {
 			if err != nil || m.RunType != schema.RunReal {
 				return nil
 			}
-			runs = append(runs, realRun{dir: dir, meta: m})
+			rel, _ := filepath.Rel(root, dir)
+			runs = append(runs, realRun{dir: dir, meta: m, sweep: strings.Split(filepath.ToSlash(rel), "/")[0]})
 		}
 		return nil
 	})
@@ -91,7 +93,12 @@ func findRealRuns(t *testing.T, root string) []realRun {
 		r.rate = wm.Params.Arrival.Rate
 		out = append(out, r)
 	}
-	slices.SortFunc(out, func(a, b realRun) int { return int(math.Copysign(1, a.rate-b.rate)) })
+	slices.SortFunc(out, func(a, b realRun) int {
+		if a.sweep != b.sweep {
+			return strings.Compare(a.sweep, b.sweep)
+		}
+		return int(math.Copysign(1, a.rate-b.rate))
+	})
 	return out
 }
 
@@ -127,6 +134,7 @@ func simParamsFor(m *schema.RunMeta) map[string]any {
 }
 
 type fidelityRow struct {
+	sweep     string
 	rate      float64
 	predictor string
 	errs      map[string]float64 // "ttft.p50" -> signed relative error (mean over seeds)
@@ -173,35 +181,39 @@ func relErrors(ref, cand *analysis.Run) map[string]float64 {
 }
 
 // TestFidelity trains the step model on every other recorded rate (from
-// the lowest) and simulates the held-out rates with it and with
-// vidur-profile, reporting the errors of TTFT, TPOT and E2E percentiles.
-// It runs when testdata/real holds recorded runs; -fidelity-out writes the
-// table for docs/simulator.md. For exploration, $GSIM_FIT_FEATURES (comma
-// separated) changes the model form (the limits are then not asserted) and
-// $GSIM_SIM_SEED the stall seed.
+// the lowest) of every recorded sweep together and simulates the held-out
+// rates of each sweep with it and with vidur-profile, reporting the errors
+// of TTFT, TPOT and E2E percentiles. Beside them, the noise floor: the
+// other sweep's real run of the same workload read as if it were a
+// prediction. It runs when testdata/real holds recorded runs;
+// -fidelity-out writes the table for docs/simulator.md. For exploration,
+// $GSIM_FIT_FEATURES (comma separated) changes the model form (the limits
+// are then not asserted) and $GSIM_SIM_SEED the stall seed.
 func TestFidelity(t *testing.T) {
 	root := filepath.Join(repoRoot(t), "testdata", "real")
 	runs := findRealRuns(t, root)
 	if len(runs) < 3 {
 		t.Skipf("need at least 3 recorded real runs with step_metrics under %s, found %d", root, len(runs))
 	}
-	var train, test []realRun
-	for i, r := range runs {
-		if i%2 == 0 {
-			train = append(train, r)
-		} else {
-			test = append(test, r)
+	var rates []float64
+	for _, r := range runs {
+		if !slices.Contains(rates, r.rate) {
+			rates = append(rates, r.rate)
 		}
 	}
+	slices.Sort(rates)
+	var trainRates []any
+	for i, r := range rates {
+		if i%2 == 0 {
+			trainRates = append(trainRates, r)
+		}
+	}
+	isTrain := func(r realRun) bool { return slices.Contains(trainRates, any(r.rate)) }
 	fitOut := t.TempDir()
 	var fitInputs []stage.Input
-	var trainRates []any
 	for _, r := range runs {
-		fitInputs = append(fitInputs, stage.Input{Instance: fmt.Sprintf("bench[rate=%v]", r.rate), Kind: "real-bench",
+		fitInputs = append(fitInputs, stage.Input{Instance: fmt.Sprintf("%s[rate=%v]", r.sweep, r.rate), Kind: "real-bench",
 			Dir: r.dir, Matrix: map[string]any{"rate": r.rate}})
-	}
-	for _, r := range train {
-		trainRates = append(trainRates, r.rate)
 	}
 	fparams := map[string]any{"train": map[string]any{"rate": trainRates}}
 	if f := os.Getenv("GSIM_FIT_FEATURES"); f != "" {
@@ -220,7 +232,10 @@ func TestFidelity(t *testing.T) {
 	t.Logf("fit report:\n%s", report)
 	profileDir := filepath.Join(repoRoot(t), "testdata", "profile", "h100")
 	var rows []fidelityRow
-	for _, r := range test {
+	for _, r := range runs {
+		if isTrain(r) {
+			continue
+		}
 		ref, err := analysis.LoadRun(r.dir)
 		if err != nil {
 			t.Fatal(err)
@@ -229,7 +244,7 @@ func TestFidelity(t *testing.T) {
 		// The step model draws graph captures and host stalls from a seeded
 		// generator; the errors are averaged over fidelitySeeds seeds so
 		// the table shows the model, not one draw, and the spread is kept.
-		row := fidelityRow{rate: r.rate, predictor: PredictorStepModel, errs: map[string]float64{},
+		row := fidelityRow{sweep: r.sweep, rate: r.rate, predictor: PredictorStepModel, errs: map[string]float64{},
 			lo: map[string]float64{}, hi: map[string]float64{}}
 		seeds := fidelitySeeds
 		if os.Getenv("GSIM_SIM_SEED") != "" {
@@ -254,8 +269,24 @@ func TestFidelity(t *testing.T) {
 		rows = append(rows, row)
 		if _, err := os.Stat(profileDir); err == nil {
 			vp := simulate(t, r, params, map[string][]stage.Input{"profile": {{Instance: "profile", Kind: "profile", Dir: profileDir}}})
-			rows = append(rows, fidelityRow{rate: r.rate, predictor: PredictorVidurProfile, errs: relErrors(ref, vp)})
+			rows = append(rows, fidelityRow{sweep: r.sweep, rate: r.rate, predictor: PredictorVidurProfile, errs: relErrors(ref, vp)})
 		}
+		// The noise floor: every other sweep's real run of this workload,
+		// read as a prediction of this one.
+		for _, o := range runs {
+			if o.sweep == r.sweep || o.rate != r.rate || o.meta.WorkloadDigest != r.meta.WorkloadDigest {
+				continue
+			}
+			other, err := analysis.LoadRun(o.dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows = append(rows, fidelityRow{sweep: r.sweep, rate: r.rate, predictor: "real " + o.sweep, errs: relErrors(ref, other)})
+		}
+	}
+	var train []string
+	for _, r := range trainRates {
+		train = append(train, fmt.Sprint(r))
 	}
 	table := fidelityTable(train, rows)
 	t.Logf("\n%s", table)
@@ -264,15 +295,28 @@ func TestFidelity(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	noise := map[string]map[string]float64{} // sweep|rate -> metric -> largest |other sweep's error|
+	for _, row := range rows {
+		if strings.HasPrefix(row.predictor, "real ") {
+			key := fmt.Sprintf("%s|%v", row.sweep, row.rate)
+			if noise[key] == nil {
+				noise[key] = map[string]float64{}
+			}
+			for k, v := range row.errs {
+				noise[key][k] = math.Max(noise[key][k], math.Abs(v))
+			}
+		}
+	}
 	for _, row := range rows {
 		for k, v := range row.errs {
 			if math.IsNaN(v) {
-				t.Errorf("rate %v %s %s: error undefined", row.rate, row.predictor, k)
+				t.Errorf("%s rate %v %s %s: error undefined", row.sweep, row.rate, row.predictor, k)
 			}
 			// Below saturation (the recorded engine saturates at about 8
-			// req/s) the step model, averaged over seeds, must stay near
-			// the real engine's own repeat spread (5% at the median, ~22%
-			// at P99 of 200 requests).
+			// req/s) the step model, averaged over seeds, must stay within
+			// a fixed bound or, where the real engine differs more than
+			// that from itself on the same workload, within that spread
+			// (+20%): a regression guard, not the target.
 			if row.predictor != PredictorStepModel || row.rate >= belowSaturation || os.Getenv("GSIM_FIT_FEATURES") != "" {
 				continue
 			}
@@ -280,29 +324,26 @@ func TestFidelity(t *testing.T) {
 			if strings.HasSuffix(k, analysis.StatP99) {
 				limit = 0.30
 			}
+			limit = math.Max(limit, 1.2*noise[fmt.Sprintf("%s|%v", row.sweep, row.rate)][k])
 			if math.Abs(v) > limit {
-				t.Errorf("rate %v %s: %+.1f%% (limit %.0f%%)", row.rate, k, 100*v, 100*limit)
+				t.Errorf("%s rate %v %s: %+.1f%% (limit %.0f%%)", row.sweep, row.rate, k, 100*v, 100*limit)
 			}
 		}
 	}
 }
 
-func fidelityTable(train []realRun, rows []fidelityRow) string {
+func fidelityTable(train []string, rows []fidelityRow) string {
 	var b strings.Builder
-	var tr []string
-	for _, r := range train {
-		tr = append(tr, fmt.Sprint(r.rate))
-	}
-	fmt.Fprintf(&b, "Trained on rates %s req/s; signed relative error (sim − real) / real; step-model rows are the mean over %d seeds, with their range below.\n\n", strings.Join(tr, ", "), fidelitySeeds)
-	b.WriteString("| rate | predictor |")
+	fmt.Fprintf(&b, "Trained on rates %s req/s of every sweep; signed relative error (predicted − real) / real; step-model rows are the mean over %d seeds, with their range below; \"real <sweep>\" rows read the other sweep's real run as the prediction (the noise floor).\n\n", strings.Join(train, ", "), fidelitySeeds)
+	b.WriteString("| sweep | rate | predictor |")
 	for _, k := range fidelityMetrics {
 		for _, s := range fidelityStats {
 			fmt.Fprintf(&b, " %s %s |", strings.ToUpper(k), strings.ToUpper(s))
 		}
 	}
-	b.WriteString("\n| ---: | --- |" + strings.Repeat(" ---: |", len(fidelityMetrics)*len(fidelityStats)) + "\n")
+	b.WriteString("\n| --- | ---: | --- |" + strings.Repeat(" ---: |", len(fidelityMetrics)*len(fidelityStats)) + "\n")
 	for _, row := range rows {
-		fmt.Fprintf(&b, "| %v | %s |", row.rate, row.predictor)
+		fmt.Fprintf(&b, "| %s | %v | %s |", row.sweep, row.rate, row.predictor)
 		for _, k := range fidelityMetrics {
 			for _, s := range fidelityStats {
 				fmt.Fprintf(&b, " %+.1f%% |", 100*row.errs[k+"."+s])
@@ -310,7 +351,7 @@ func fidelityTable(train []realRun, rows []fidelityRow) string {
 		}
 		b.WriteString("\n")
 		if row.lo != nil {
-			fmt.Fprintf(&b, "| | (range over %d seeds) |", fidelitySeeds)
+			fmt.Fprintf(&b, "| | | (range over %d seeds) |", fidelitySeeds)
 			for _, k := range fidelityMetrics {
 				for _, s := range fidelityStats {
 					fmt.Fprintf(&b, " %+.0f…%+.0f%% |", 100*row.lo[k+"."+s], 100*row.hi[k+"."+s])

@@ -22,7 +22,7 @@ const (
 )
 
 // FitVersion is the fit kind's runner identity.
-const FitVersion = "1"
+const FitVersion = "2"
 
 // FitKind is the `fit` stage kind: it fits the step-model predictor to the
 // step_metrics.csv of real runs (a fan-in over a bench stage), on the cells
@@ -275,7 +275,7 @@ func stepErrors(m *predict.StepModel, steps []predict.Step) (mape, p90 float64) 
 func fitReport(m *predict.StepModel, cells []fitCell) string {
 	var b strings.Builder
 	b.WriteString("# Step-model fit\n\n")
-	b.WriteString("Iteration wall time (ns) as a linear function of the batch composition, fitted by least squares\n")
+	b.WriteString("Iteration wall time (ns) as a linear function of the batch composition, fitted by robust (Huber) least squares\n")
 	b.WriteString("to the real engine's step_metrics.csv. The next iteration starts gap_ns after the previous one ends.\n\n")
 	b.WriteString("| feature | coefficient (ns) |\n| --- | ---: |\n")
 	for i, f := range m.Features {
@@ -297,6 +297,17 @@ func fitReport(m *predict.StepModel, cells []fitCell) string {
 		q := m.StallExcessNs
 		fmt.Fprintf(&b, "- host stalls (steps over 1.5x the law, left out of the fit): %.2f%% of steps, excess P50 %.1f ms, P90 %.1f ms, max %.1f ms\n",
 			100*m.StallFraction, float64(q[len(q)/2])/1e6, float64(q[len(q)*9/10])/1e6, float64(q[len(q)-1])/1e6)
+		for _, k := range []struct {
+			name string
+			st   *predict.Stalls
+		}{{"steps with prefill tokens", m.PrefillStalls}, {"decode-only steps", m.DecodeStalls}} {
+			if k.st == nil || len(k.st.ExcessNs) == 0 {
+				continue
+			}
+			q := k.st.ExcessNs
+			fmt.Fprintf(&b, "  - %s: %.2f%% of %d slow, excess P50 %.1f ms, P90 %.1f ms (a simulation draws stalls per kind of step)\n",
+				k.name, 100*k.st.Fraction, k.st.Steps, float64(q[len(q)/2])/1e6, float64(q[len(q)*9/10])/1e6)
+		}
 	}
 	b.WriteString("\n")
 	b.WriteString("| cell | role | steps | step MAPE | step P90 |rel err| |\n| --- | --- | ---: | ---: | ---: |\n")

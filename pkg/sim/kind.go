@@ -20,7 +20,7 @@ import (
 
 // Version is the embedded simulator's runner identity: bump it whenever the
 // same params and inputs could give different outputs.
-const Version = "2"
+const Version = "3"
 
 // Kind is the `sim` stage kind. With engine: vidur it hands every call to
 // the Vidur kind it was built with.

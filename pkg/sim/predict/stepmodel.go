@@ -145,6 +145,9 @@ type StepModel struct {
 	MinStepNs int64 `json:"min_step_ns"`
 	// Dropped lists features that were zero on every training step.
 	Dropped []string `json:"dropped_features,omitempty"`
+	// Clamped lists features whose cost came out negative and were held at
+	// zero (see solveNonNeg).
+	Clamped []string `json:"clamped_features,omitempty"`
 	Padding Padding  `json:"padding"`
 	// CaptureNs is added to the first iteration of each padded shape not in
 	// WarmShapes (a CUDA graph capture); Captures counts the training steps
@@ -163,6 +166,16 @@ type StepModel struct {
 	// generator seeded by SetSeed, so runs stay reproducible.
 	StallFraction float64 `json:"stall_fraction,omitempty"`
 	StallExcessNs []int64 `json:"stall_excess_ns,omitempty"`
+	// PrefillStalls and DecodeStalls split the stalls by the kind of step:
+	// on the recorded H100 runs 8–28% of steps with prefill tokens were
+	// slow (mostly CUDA graphs captured for the longest request's KV
+	// length, a key component step_metrics.csv does not record) against
+	// 0.1–2% of decode-only steps. Drawing one rate for every step puts
+	// too many stalls on the long decode stretches of light load and too
+	// few on the prefill-heavy steps of heavy load. When both are nil (a
+	// model written before the split), StallFraction applies to every step.
+	PrefillStalls *Stalls `json:"prefill_stalls,omitempty"`
+	DecodeStalls  *Stalls `json:"decode_stalls,omitempty"`
 
 	// Engine is the real engine's settings as its run_meta.json recorded
 	// them (from the first training run), so a simulation can mirror them.
@@ -175,18 +188,55 @@ type StepModel struct {
 // SetSeed seeds the stall draws of a simulation.
 func (m *StepModel) SetSeed(seed uint64) { m.rng = rand.New(rand.NewPCG(seed, 0x57a11)) }
 
-// stall draws an occasional host stall.
-func (m *StepModel) stall() int64 {
-	if m.StallFraction <= 0 || len(m.StallExcessNs) == 0 {
+// Stalls is the slow-step model of one kind of step: the share of steps
+// that took more than 1.5× the law and the quantiles (0, 5, ..., 100%) of
+// their excess.
+type Stalls struct {
+	Fraction float64 `json:"fraction"`
+	ExcessNs []int64 `json:"excess_ns,omitempty"`
+	Steps    int     `json:"steps"`
+}
+
+// stall draws an occasional host stall for a step of this shape.
+func (m *StepModel) stall(sh sched.Shape) int64 {
+	frac, q := m.StallFraction, m.StallExcessNs
+	if m.PrefillStalls != nil || m.DecodeStalls != nil {
+		st := m.DecodeStalls
+		if sh.PrefillTokens > 0 {
+			st = m.PrefillStalls
+		}
+		if st == nil {
+			return 0
+		}
+		frac, q = st.Fraction, st.ExcessNs
+	}
+	if frac <= 0 || len(q) == 0 {
 		return 0
 	}
 	if m.rng == nil {
 		m.SetSeed(0)
 	}
-	if m.rng.Float64() >= m.StallFraction {
+	if m.rng.Float64() >= frac {
 		return 0
 	}
-	return m.draw(m.StallExcessNs)
+	return m.draw(q)
+}
+
+// newStalls summarises the slow steps among n steps of one kind.
+func newStalls(excess []float64, n int) *Stalls {
+	st := &Stalls{Steps: n}
+	if n == 0 {
+		return st
+	}
+	st.Fraction = float64(len(excess)) / float64(n)
+	if len(excess) == 0 {
+		return st
+	}
+	sort.Float64s(excess)
+	for i := 0; i <= stallQuantiles; i++ {
+		st.ExcessNs = append(st.ExcessNs, int64(math.Round(quantile(excess, float64(i)/stallQuantiles))))
+	}
+	return st
 }
 
 // draw samples a distribution given by equally spaced quantiles.
@@ -291,11 +341,12 @@ func Fit(runs [][]Step, features []string, pad Padding) (*StepModel, error) {
 		}
 		used = append(used, j)
 	}
-	coef, err := solve(fitSet, features, used, pad)
+	coef, clamped, err := solveNonNeg(fitSet, features, used, pad, solve)
 	if err != nil {
 		return nil, err
 	}
-	m := &StepModel{SchemaVersion: 1, Features: features, Coef: coef, Dropped: dropped, Padding: pad}
+	m := &StepModel{SchemaVersion: 2, Features: features, Coef: coef, Dropped: dropped, Padding: pad}
+	defer func() { m.Clamped = clamped }()
 	// Steps far slower than the law (the host stalling: Python, the
 	// allocator, the replay thread) would drag the law up for every step;
 	// fit without them and model them apart as occasional stalls.
@@ -307,24 +358,40 @@ func Fit(runs [][]Step, features []string, pad Padding) (*StepModel, error) {
 			core = append(core, sm)
 		}
 	}
-	if len(slow) > 0 && len(core) > len(used) {
-		if m.Coef, err = solve(core, features, used, pad); err != nil {
+	if len(core) > len(used) {
+		// The law itself is fitted robustly (Huber weights, iteratively
+		// reweighted): steps up to 1.5× the law that are slow for reasons
+		// the features do not see (a slow-regime run, a short stall) pull
+		// least squares up for every step; a Huber fit follows the bulk.
+		if m.Coef, clamped, err = solveNonNeg(core, features, used, pad, solveHuber); err != nil {
 			return nil, err
 		}
-		var excess []float64
+		var excess, exPre, exDec []float64
+		nPre, nDec := 0, 0
 		core, slow = core[:0], slow[:0]
 		for _, sm := range fitSet {
+			pre := sm.shape.PrefillTokens > 0
+			if pre {
+				nPre++
+			} else {
+				nDec++
+			}
 			if p := m.raw(sm.shape); float64(sm.dur) > captureRatio*p {
 				slow = append(slow, sm)
 				excess = append(excess, float64(sm.dur)-p)
+				if pre {
+					exPre = append(exPre, float64(sm.dur)-p)
+				} else {
+					exDec = append(exDec, float64(sm.dur)-p)
+				}
 			} else {
 				core = append(core, sm)
 			}
 		}
-		sort.Float64s(excess)
-		m.StallFraction = float64(len(slow)) / float64(len(fitSet))
-		for i := 0; i <= stallQuantiles; i++ {
-			m.StallExcessNs = append(m.StallExcessNs, int64(math.Round(quantile(excess, float64(i)/stallQuantiles))))
+		if len(slow) > 0 {
+			all := newStalls(excess, len(fitSet))
+			m.StallFraction, m.StallExcessNs = all.Fraction, all.ExcessNs
+			m.PrefillStalls, m.DecodeStalls = newStalls(exPre, nPre), newStalls(exDec, nDec)
 		}
 	}
 	m.NumSteps = len(fitSet)
@@ -393,6 +460,11 @@ const stallQuantiles = 20
 
 // solve is the least-squares fit of the used features on set.
 func solve(set []sample, features []string, used []int, pad Padding) ([]float64, error) {
+	return solveWeighted(set, features, used, pad, nil)
+}
+
+// solveWeighted is the weighted least-squares fit (w nil: unweighted).
+func solveWeighted(set []sample, features []string, used []int, pad Padding, w []float64) ([]float64, error) {
 	n, k := len(set), len(used)
 	if n < k+1 {
 		return nil, fmt.Errorf("step model: %d steps are too few to fit %d coefficients", n, k)
@@ -401,6 +473,15 @@ func solve(set []sample, features []string, used []int, pad Padding) ([]float64,
 	y := mat.NewVecDense(n, nil)
 	for i, sm := range set {
 		y.SetVec(i, float64(sm.dur))
+	}
+	if w != nil {
+		for i := 0; i < n; i++ {
+			r := math.Sqrt(w[i])
+			for j := 0; j < k; j++ {
+				X.Set(i, j, X.At(i, j)*r)
+			}
+			y.SetVec(i, y.AtVec(i)*r)
+		}
 	}
 	var qr mat.QR
 	qr.Factorize(X)
@@ -416,6 +497,98 @@ func solve(set []sample, features []string, used []int, pad Padding) ([]float64,
 		coef[j] = beta.AtVec(jj) / scale[jj]
 		if math.IsNaN(coef[j]) || math.IsInf(coef[j], 0) {
 			return nil, errors.New("step model: singular fit; drop collinear features from the form")
+		}
+	}
+	return coef, nil
+}
+
+// solveNonNeg fits with every coefficient non-negative: each feature is a
+// cost (CPU per step or per request, GPU per token or per attention pair),
+// and a negative one only trades off against a collinear neighbour. With
+// the KV padding of 16384 tokens nearly every prefill step has the same
+// padded KV, so the per-query-token cost and the query × KV cost are told
+// apart by a few dozen heavy-load steps; the least-squares split between
+// them swings from run to run (−12 µs per query token against 1.13 ns per
+// pair on one sweep, +4 µs against 0.47 ns on the other) and extrapolates
+// to the 32768/49152-token shapes of saturation by ±50%. The most negative
+// coefficient is held at zero and the rest refitted until none is
+// negative (an active-set descent; the exact NNLS optimum can differ when
+// a held feature would come back positive, which the features here do
+// not do).
+func solveNonNeg(set []sample, features []string, used []int, pad Padding,
+	fit func([]sample, []string, []int, Padding) ([]float64, error)) ([]float64, []string, error) {
+	active := slices.Clone(used)
+	var clamped []string
+	for {
+		coef, err := fit(set, features, active, pad)
+		if err != nil {
+			return nil, nil, err
+		}
+		worst := -1
+		for _, j := range active {
+			if coef[j] < 0 && (worst < 0 || coef[j] < coef[worst]) {
+				worst = j
+			}
+		}
+		if worst < 0 || len(active) == 1 {
+			return coef, clamped, nil
+		}
+		active = slices.DeleteFunc(active, func(j int) bool { return j == worst })
+		clamped = append(clamped, features[worst])
+	}
+}
+
+// huberK is the Huber threshold in robust standard deviations (95%
+// efficiency under normal noise).
+const huberK = 1.345
+
+// solveHuber is the Huber M-estimate of the used features on set, by
+// iteratively reweighted least squares from the least-squares fit, on
+// residuals relative to the prediction; the residual scale is the
+// normalised median absolute relative residual.
+func solveHuber(set []sample, features []string, used []int, pad Padding) ([]float64, error) {
+	coef, err := solve(set, features, used, pad)
+	if err != nil {
+		return nil, err
+	}
+	w := make([]float64, len(set))
+	res := make([]float64, len(set))
+	abs := make([]float64, len(set))
+	for it := 0; it < 20; it++ {
+		for i, sm := range set {
+			var p float64
+			for _, j := range used {
+				p += coef[j] * pad.featureValue(features[j], sm.shape)
+			}
+			// Relative residuals: a step's noise grows with its length
+			// (prefill steps vary by tens of percent, decode steps by a
+			// few), so absolute residuals would down-weight every prefill.
+			res[i] = (float64(sm.dur) - p) / math.Max(p, 1)
+			abs[i] = math.Abs(res[i])
+		}
+		sort.Float64s(abs)
+		scale := 1.4826 * quantile(abs, 0.5)
+		if scale <= 0 {
+			return coef, nil
+		}
+		for i := range set {
+			w[i] = 1
+			if a := math.Abs(res[i]); a > huberK*scale {
+				w[i] = huberK * scale / a
+			}
+		}
+		next, err := solveWeighted(set, features, used, pad, w)
+		if err != nil {
+			return nil, err
+		}
+		var change, size float64
+		for j := range next {
+			change += math.Abs(next[j] - coef[j])
+			size += math.Abs(coef[j])
+		}
+		coef = next
+		if change <= 1e-6*size {
+			break
 		}
 	}
 	return coef, nil
@@ -573,7 +746,7 @@ func (m *StepModel) GapNs() int64 { return m.InterStepGapNs }
 // capture the first time a padded shape occurs in the simulation.
 func (m *StepModel) StepNs(b *sched.Batch) int64 {
 	sh := b.Shape()
-	t := m.PredictShape(sh) + m.stall()
+	t := m.PredictShape(sh) + m.stall(sh)
 	if m.CaptureNs > 0 {
 		if m.seen == nil {
 			m.seen = map[[2]int64]bool{}
