@@ -11,6 +11,7 @@ import (
 	"github.com/gsim-dev/gsim/pkg/analysis"
 	"github.com/gsim-dev/gsim/pkg/profile"
 	"github.com/gsim-dev/gsim/pkg/schema"
+	"github.com/gsim-dev/gsim/pkg/sim/engine"
 	"github.com/gsim-dev/gsim/pkg/sim/predict"
 	"github.com/gsim-dev/gsim/pkg/sim/sched"
 	"github.com/gsim-dev/gsim/pkg/stage"
@@ -18,39 +19,253 @@ import (
 
 // TestMatchesRecordedVidur replays the workload of a recorded real Vidur run
 // (testdata/vidur/qwen3-h100-vllm-300: vllm scheduler, the recorded H100
-// profile, random-forest predictor) through the embedded vllm policy and the
-// vidur-profile predictor with Vidur's resolved settings.
+// profile, random-forest predictor) through the embedded vllm policy with
+// Vidur's resolved settings, and compares P50/P90/P99 of TTFT, E2E and TPOT.
 //
-// The end-to-end comparison has a noise floor: on this 300-request trace,
-// scaling every step time by ±0.1% moves TTFT P50 by up to 4% and P99 by up
-// to 5% (a request arriving just before or after an iteration ends lands in
-// a different batch, and vllm runs prefills alone), so the percentiles are
-// asserted within 8% with the forest reading (the one built like Vidur's),
-// and the per-iteration agreement, where the predictor is isolated, within
-// 2% (TestVidurStepTimes). Linear and nearest readings are logged.
+// vidur-table feeds the vidur-profile decomposition with the prediction
+// tables Vidur itself looked every iteration up in (exported by the shim
+// into raw/predictions), so the execution-time model is Vidur's to the bit
+// and only the scheduler, the event loop and the decomposition are gsim's:
+// it must land within 2% of Vidur for TTFT and E2E P50/P99 (the
+// requirement), and ask nothing outside Vidur's tables.
+//
+// forest, nearest and linear are gsim's own readings of the profile. Their
+// end-to-end numbers are logged, not asserted, save a regression guard of
+// 8% on forest's TTFT/E2E P50/P99 (docs/simulator.md): on this trace ±0.1%
+// in step time moves TTFT P50 by up to 4% (an arrival just before or after
+// an iteration ends lands in a different batch, and vllm runs prefills
+// alone), so their per-iteration agreement is what TestVidurStepTimes
+// asserts.
 func TestMatchesRecordedVidur(t *testing.T) {
-	for _, interp := range []string{"forest", "nearest", "linear"} {
-		t.Run(interp, func(t *testing.T) { crossCheckVidur(t, interp) })
+	t.Run(predict.InterpVidurTable, func(t *testing.T) {
+		tables, err := predict.ReadVidurTables(filepath.Join(recordedVidur(t), "raw", "predictions"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := predict.NewVidurOptions()
+		o.Interpolation, o.Tables = predict.InterpVidurTable, tables
+		p, err := predict.NewVidurProfile(nil, crossCheckModel, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := t.TempDir()
+		compareVidur(t, predict.InterpVidurTable, simulateDirect(t, p, out), 0.02)
+		if n := p.TableMisses(); n != 0 {
+			t.Errorf("%d lookups outside Vidur's tables (Vidur would have raised KeyError): the batches differ from any Vidur forms", n)
+		}
+		sameRun(t, recordedVidur(t), out)
+	})
+	for _, interp := range []string{predict.InterpForest, predict.InterpNearest, predict.InterpLinear} {
+		t.Run(interp, func(t *testing.T) {
+			limit := math.Inf(1)
+			if interp == predict.InterpForest {
+				limit = 0.08
+			}
+			compareVidur(t, interp, simulateKind(t, interp), limit)
+		})
 	}
 }
 
-// TestVidurStepTimes re-predicts every iteration of the recorded Vidur run
-// from its batch composition with vidur-profile's forest reading and asserts
-// that the total and the median per-iteration time agree within 2%, for
-// prefill and for decode iterations.
-func TestVidurStepTimes(t *testing.T) {
+// TestCrossCheckHarness checks that simulateDirect, which the vidur-table
+// check runs through because the sim kind has no YAML knob for the tables,
+// simulates exactly what the sim kind does.
+func TestCrossCheckHarness(t *testing.T) {
 	root := repoRoot(t)
-	dir := filepath.Join(root, "testdata", "vidur", "qwen3-h100-vllm-300")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skip("no recorded Vidur run")
-	}
 	prof, err := profile.Read(filepath.Join(root, "testdata", "profile", "h100"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	o := predict.NewVidurOptions()
-	o.Interpolation = predict.InterpForest
-	p, err := predict.NewVidurProfile(prof, predict.VidurModel{NumLayers: 28, NumQHeads: 16, NumKVHeads: 8, Hidden: 1024, PostAttnNorm: true}, o)
+	o.Interpolation = predict.InterpLinear
+	p, err := predict.NewVidurProfile(prof, crossCheckModel, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct, kind := simulateDirect(t, p, t.TempDir()), simulateKind(t, predict.InterpLinear)
+	for _, m := range []string{analysis.TTFT, analysis.E2E, analysis.TPOT} {
+		if !slices.Equal(direct[m], kind[m]) {
+			t.Errorf("%s: the direct harness and the sim kind disagree", m)
+		}
+	}
+}
+
+// crossCheckModel is Qwen3-0.6B as Vidur's predictor sees it.
+var crossCheckModel = predict.VidurModel{NumLayers: 28, NumQHeads: 16, NumKVHeads: 8, Hidden: 1024, PostAttnNorm: true}
+
+func recordedVidur(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(repoRoot(t), "testdata", "vidur", "qwen3-h100-vllm-300")
+	if _, err := os.Stat(dir); err != nil {
+		t.Skip("no recorded Vidur run")
+	}
+	return dir
+}
+
+// recordedEngine is the recorded run's resolved Vidur settings.
+func recordedEngine(t *testing.T) map[string]any {
+	t.Helper()
+	meta, err := schema.ReadRunMeta(filepath.Join(recordedVidur(t), schema.RunMetaFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return meta.Engine
+}
+
+// simulateKind runs the recorded workload through the sim kind with
+// vidur-profile read with interp.
+func simulateKind(t *testing.T, interp string) map[string][]float64 {
+	t.Helper()
+	root, dir, e := repoRoot(t), recordedVidur(t), recordedEngine(t)
+	out := t.TempDir()
+	spec := &stage.Spec{Instance: "sim", Key: "crosscheck", BaseDir: root, OutDir: out,
+		Params: map[string]any{
+			"scheduler":        "vllm",
+			"predictor":        PredictorVidurProfile,
+			"block_size":       e["block_size"],
+			"num_blocks":       e["num_blocks"],
+			"batch_size_cap":   e["batch_size_cap"],
+			"max_batch_tokens": e["max_batch_tokens"],
+			"max_tokens":       e["max_tokens"],
+			"watermark":        0.01,
+			"hardware":         "h100",
+			"interpolation":    interp,
+		},
+		Inputs: map[string][]stage.Input{
+			"workload": {{Instance: "workload", Kind: "workload", Dir: filepath.Join(dir, "workload")}},
+			"profile":  {{Instance: "profile", Kind: "profile", Dir: filepath.Join(root, "testdata", "profile", "h100")}},
+		}}
+	if err := NewKind(nil).Run(context.Background(), spec, stage.Env{}); err != nil {
+		t.Fatal(err)
+	}
+	return requestSamples(t, out)
+}
+
+// simulateDirect runs the recorded workload through the vllm policy with
+// the same settings as simulateKind, timed by p, writing the run to out.
+func simulateDirect(t *testing.T, p predict.Predictor, out string) map[string][]float64 {
+	t.Helper()
+	dir, e := recordedVidur(t), recordedEngine(t)
+	num := func(k string) int64 {
+		v, ok := e[k].(float64)
+		if !ok {
+			t.Fatalf("recorded run_meta.json engine has no %s", k)
+		}
+		return int64(v)
+	}
+	w, err := schema.ReadWorkload(filepath.Join(dir, "workload"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := sched.New("vllm", sched.Config{BlockSize: num("block_size"), NumBlocks: num("num_blocks"),
+		MaxBatchTokens: num("max_batch_tokens"), BatchSizeCap: num("batch_size_cap"), Watermark: 0.01,
+		SafetyMargin: defaultSafetyMargin, MaxTokens: num("max_tokens")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sink, err := engine.NewFolderSink(out, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := engine.Run(w.Requests, s, p, sink, engine.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return requestSamples(t, out)
+}
+
+// sameRun checks request by request and iteration by iteration that the
+// simulation in got is the Vidur run in ref: the same batches (shapes), and
+// the same times up to nanosecond rounding (Vidur keeps float seconds, gsim
+// integer nanoseconds per step, so the difference may grow by a nanosecond
+// an iteration).
+func sameRun(t *testing.T, ref, got string) {
+	t.Helper()
+	rs, err := schema.ReadStepMetrics(filepath.Join(ref, schema.StepMetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs, err := schema.ReadStepMetrics(filepath.Join(got, schema.StepMetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rs) != len(gs) {
+		t.Errorf("%d iterations, Vidur ran %d", len(gs), len(rs))
+	}
+	tol := int64(len(rs)) + 1
+	var worst int64
+	for i := range min(len(rs), len(gs)) {
+		r, g := rs[i], gs[i]
+		if r.NumPrefillTokens != g.NumPrefillTokens || r.NumDecodeTokens != g.NumDecodeTokens || r.NumRequests != g.NumRequests ||
+			r.NumContextTokens != g.NumContextTokens {
+			t.Fatalf("iteration %d: gsim's batch (prefill %d, decode %d tokens, %d requests, context %d) is not Vidur's (%d, %d, %d, %d)",
+				i, g.NumPrefillTokens, g.NumDecodeTokens, g.NumRequests, g.NumContextTokens,
+				r.NumPrefillTokens, r.NumDecodeTokens, r.NumRequests, r.NumContextTokens)
+		}
+		worst = max(worst, abs64(r.StartNs-g.StartNs), abs64(r.EndNs-g.EndNs))
+	}
+	rr, err := schema.ReadRequestMetrics(filepath.Join(ref, schema.RequestMetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gr, err := schema.ReadRequestMetrics(filepath.Join(got, schema.RequestMetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[int64]schema.RequestMetric{}
+	for _, r := range gr {
+		byID[r.RequestID] = r
+	}
+	for _, r := range rr {
+		g, ok := byID[r.RequestID]
+		if !ok {
+			t.Fatalf("request %d: not simulated", r.RequestID)
+		}
+		worst = max(worst, abs64(r.FirstTokenTimeNs-g.FirstTokenTimeNs), abs64(r.CompletionTimeNs-g.CompletionTimeNs))
+	}
+	t.Logf("%d iterations and %d requests; largest time difference %d ns (allowed %d)", len(rs), len(rr), worst, tol)
+	if worst > tol {
+		t.Errorf("times differ by up to %d ns, more than nanosecond rounding over %d iterations", worst, len(rs))
+	}
+}
+
+func abs64(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// compareVidur logs P50/P90/P99 of TTFT, E2E and TPOT against the recorded
+// Vidur run and fails where TTFT or E2E P50/P99 is further than limit.
+func compareVidur(t *testing.T, name string, got map[string][]float64, limit float64) {
+	t.Helper()
+	// The recording leaves token_metrics.csv out, so compare on what
+	// request_metrics.csv holds.
+	ref := requestSamples(t, recordedVidur(t))
+	for _, m := range []string{analysis.TTFT, analysis.E2E, analysis.TPOT} {
+		rs, gs := analysis.Summarize(ref[m]), analysis.Summarize(got[m])
+		for _, s := range []string{analysis.StatP50, analysis.StatP90, analysis.StatP99} {
+			rel := analysis.RelError(rs.Get(s), gs.Get(s))
+			t.Logf("%s %s %s: vidur %.3f ms, gsim %.3f ms, %+.2f%%", name, m, s, rs.Get(s), gs.Get(s), 100*rel)
+			if (m == analysis.TTFT || m == analysis.E2E) && (s == analysis.StatP50 || s == analysis.StatP99) && !(math.Abs(rel) <= limit) {
+				t.Errorf("%s %s %s off by %+.2f%% (limit %.0f%%)", name, m, s, 100*rel, 100*limit)
+			}
+		}
+	}
+}
+
+// TestVidurStepTimes re-predicts every iteration of the recorded Vidur run
+// whose shape step_metrics.csv gives exactly (lone prefills over an empty
+// cache, and decodes) from its batch composition. Read through Vidur's
+// exported tables, every such iteration must take Vidur's time to the
+// nanosecond Vidur's output was rounded to: the decomposition is Vidur's.
+// gsim's own forest reading must agree within 2% in total and in median,
+// for prefill and for decode iterations; nearest and linear are logged.
+func TestVidurStepTimes(t *testing.T) {
+	root, dir := repoRoot(t), recordedVidur(t)
+	prof, err := profile.Read(filepath.Join(root, "testdata", "profile", "h100"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,9 +273,28 @@ func TestVidurStepTimes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, interp := range []string{predict.InterpVidurTable, predict.InterpForest, predict.InterpNearest, predict.InterpLinear} {
+		t.Run(interp, func(t *testing.T) {
+			o := predict.NewVidurOptions()
+			o.Interpolation = interp
+			if interp == predict.InterpVidurTable {
+				o.TablesDir = filepath.Join(dir, "raw", "predictions")
+			}
+			p, err := predict.NewVidurProfile(prof, crossCheckModel, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stepTimes(t, p, steps)
+		})
+	}
+}
+
+func stepTimes(t *testing.T, p *predict.VidurProfile, steps []schema.StepMetric) {
+	interp := p.Describe()["interpolation"]
 	type acc struct {
 		rel       []float64
 		got, want float64
+		worstMs   float64
 	}
 	var pre, dec acc
 	for _, st := range steps {
@@ -87,6 +321,7 @@ func TestVidurStepTimes(t *testing.T) {
 		a.rel = append(a.rel, got/want-1)
 		a.got += got
 		a.want += want
+		a.worstMs = max(a.worstMs, math.Abs(got-want))
 	}
 	for name, a := range map[string]*acc{"prefill": &pre, "decode": &dec} {
 		if len(a.rel) < 50 {
@@ -95,57 +330,18 @@ func TestVidurStepTimes(t *testing.T) {
 		slices.Sort(a.rel)
 		med := analysis.Quantile(a.rel, 0.5)
 		total := a.got/a.want - 1
-		t.Logf("%s: %d iterations, total %+.2f%%, median %+.2f%%, P10 %+.2f%%, P90 %+.2f%%", name, len(a.rel),
-			100*total, 100*med, 100*analysis.Quantile(a.rel, 0.1), 100*analysis.Quantile(a.rel, 0.9))
-		if math.Abs(total) > 0.02 || math.Abs(med) > 0.02 {
-			t.Errorf("%s iterations: total %+.2f%%, median %+.2f%% (limit 2%%)", name, 100*total, 100*med)
-		}
-	}
-}
-
-func crossCheckVidur(t *testing.T, interp string) {
-	root := repoRoot(t)
-	dir := filepath.Join(root, "testdata", "vidur", "qwen3-h100-vllm-300")
-	if _, err := os.Stat(dir); err != nil {
-		t.Skip("no recorded Vidur run")
-	}
-	// The recording leaves token_metrics.csv out, so compare on what
-	// request_metrics.csv holds.
-	meta, err := schema.ReadRunMeta(filepath.Join(dir, schema.RunMetaFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := requestSamples(t, dir)
-	e := meta.Engine
-	out := t.TempDir()
-	spec := &stage.Spec{Instance: "sim", Key: "crosscheck", BaseDir: root, OutDir: out,
-		Params: map[string]any{
-			"scheduler":        "vllm",
-			"predictor":        PredictorVidurProfile,
-			"block_size":       e["block_size"],
-			"num_blocks":       e["num_blocks"],
-			"batch_size_cap":   e["batch_size_cap"],
-			"max_batch_tokens": e["max_batch_tokens"],
-			"max_tokens":       e["max_tokens"],
-			"watermark":        0.01,
-			"hardware":         "h100",
-			"interpolation":    interp,
-		},
-		Inputs: map[string][]stage.Input{
-			"workload": {{Instance: "workload", Kind: "workload", Dir: filepath.Join(dir, "workload")}},
-			"profile":  {{Instance: "profile", Kind: "profile", Dir: filepath.Join(root, "testdata", "profile", "h100")}},
-		}}
-	if err := NewKind(nil).Run(context.Background(), spec, stage.Env{}); err != nil {
-		t.Fatal(err)
-	}
-	got := requestSamples(t, out)
-	for _, m := range []string{analysis.TTFT, analysis.E2E, analysis.TPOT} {
-		rs, gs := analysis.Summarize(ref[m]), analysis.Summarize(got[m])
-		for _, s := range []string{analysis.StatP50, analysis.StatP90, analysis.StatP99} {
-			rel := analysis.RelError(rs.Get(s), gs.Get(s))
-			t.Logf("%s %s: vidur %.3f ms, gsim %.3f ms, %+.2f%%", m, s, rs.Get(s), gs.Get(s), 100*rel)
-			if interp == "forest" && (m == analysis.TTFT || m == analysis.E2E) && (s == analysis.StatP50 || s == analysis.StatP99) && !(math.Abs(rel) <= 0.08) {
-				t.Errorf("%s %s off by %+.2f%% (limit 8%%)", m, s, 100*rel)
+		t.Logf("%s %s: %d iterations, total %+.2f%%, median %+.2f%%, P10 %+.2f%%, P90 %+.2f%%, largest difference %.6f ms", interp, name, len(a.rel),
+			100*total, 100*med, 100*analysis.Quantile(a.rel, 0.1), 100*analysis.Quantile(a.rel, 0.9), a.worstMs)
+		switch interp {
+		case predict.InterpVidurTable:
+			// Vidur's step times were rounded to whole nanoseconds,
+			// start and end each.
+			if a.worstMs > 2e-6 {
+				t.Errorf("%s iterations: up to %.6f ms from Vidur's own prediction", name, a.worstMs)
+			}
+		case predict.InterpForest:
+			if math.Abs(total) > 0.02 || math.Abs(med) > 0.02 {
+				t.Errorf("%s iterations: total %+.2f%%, median %+.2f%% (limit 2%%)", name, 100*total, 100*med)
 			}
 		}
 	}

@@ -39,6 +39,9 @@ const (
 	RawResultFile      = "shim_result.json"     // what the shim recorded
 	RawArgsFile        = "vidur_args.json"      // the command line
 	RawChromeTraceFile = "chrome_trace.json.gz" // Vidur's chrome trace, gzipped
+	// RawPredictionsDir holds the prediction tables Vidur's predictor
+	// looked its iterations up in (docs/vidur.md, "Exported predictions").
+	RawPredictionsDir = "predictions"
 )
 
 // ShimFile is the shim's file name in the stages/vidur runner folder.
@@ -189,7 +192,8 @@ func (e engine) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error 
 	vidurOut := filepath.Join(spec.OutDir, "vidur_out")
 	resultPath := filepath.Join(raw, RawResultFile)
 	vargs := vidurArgs(p, prof, tracePath, mlp, attn, vidurOut, rfCache)
-	argv := []string{loc.Python, "-u", filepath.Join(shimDir, ShimFile), "--vidur", loc.VidurPath, "--result", resultPath}
+	argv := []string{loc.Python, "-u", filepath.Join(shimDir, ShimFile), "--vidur", loc.VidurPath, "--result", resultPath,
+		"--predictions", filepath.Join(raw, RawPredictionsDir)}
 	if loc.Stubs != "" {
 		argv = append(argv, "--stubs", loc.Stubs)
 	}

@@ -16,11 +16,17 @@ What the shim adds to `python -m vidur.main`:
 - optionally overrides the device's memory size (Vidur hard-codes it per SKU);
 - writes the outputs itself instead of from Vidur's atexit hook, so a failure
   to write is an exit code, and records what Vidur derived (num_blocks, max
-  batch size, output folder, timings) in result.json for gsim.
+  batch size, output folder, timings) in result.json for gsim;
+- with --predictions DIR, exports the prediction tables Vidur's sklearn
+  predictor looked every iteration up in (per operation, key -> ms), so
+  another simulator can replay Vidur's exact per-operation times
+  (format: docs/vidur.md, "Exported predictions").
 """
 
 import argparse
 import atexit
+import gzip
+import io
 import json
 import os
 import sys
@@ -48,6 +54,7 @@ def parse_args(argv):
     p.add_argument("--model-name", default="", help="name Vidur looks the model up by")
     p.add_argument("--total-memory-gb", type=float, default=0)
     p.add_argument("--result", required=True)
+    p.add_argument("--predictions", default="", help="folder to export Vidur's prediction tables to")
     return p.parse_args(own), vidur_args
 
 
@@ -184,6 +191,66 @@ def report_completions(sim, total):
     store._on_request_end = on_request_end
 
 
+# The key columns of each table Vidur's sklearn predictor precomputes, in the
+# order of its dict keys (sklearn_execution_time_predictor.py).
+PREDICTION_KEYS = {
+    "attn_prefill": ["kv_cache_size", "prefill_chunk_size_squared"],
+    "attn_decode": ["batch_size", "kv_cache_size"],
+}
+for _op in ("schedule", "sampler_e2e", "prepare_inputs_e2e", "process_model_outputs", "ray_comm_time"):
+    PREDICTION_KEYS[_op] = ["batch_size"]
+
+
+def export_predictions(predictor, out_dir):
+    """Write each of predictor._predictions (op -> {key tuple: ms}) as
+    out_dir/<op>.csv.gz (gzip without a timestamp, so reruns are
+    identical), with runs of equal predictions merged: keys sorted, a row
+    per run of consecutive keys (same leading keys) whose predictions are
+    equal, its last key column as <name>_min,<name>_max. A forest is
+    piecewise constant, so the ~315k keys fold into about 10k rows.
+    index.json lists the tables, their key grids and the settings Vidur
+    combines them with."""
+    os.makedirs(out_dir, exist_ok=True)
+    index = {"tables": {}}
+    for op in sorted(predictor._predictions):
+        table = predictor._predictions[op]
+        cols = PREDICTION_KEYS.get(op, ["num_tokens"])
+        keys = sorted(table)
+        rows = []
+        for k in keys:
+            k = tuple(int(x) for x in k)
+            v = float(table[k])
+            last = rows[-1] if rows else None
+            if last and last[0] == k[:-1] and last[3] == v:
+                last[2] = k[-1]
+            else:
+                rows.append([k[:-1], k[-1], k[-1], v])
+        name = op + ".csv.gz"
+        with open(os.path.join(out_dir, name), "wb") as raw, gzip.GzipFile(
+            filename="", mode="wb", fileobj=raw, mtime=0
+        ) as gz, io.TextIOWrapper(gz, encoding="ascii", newline="\n") as f:
+            f.write(",".join(cols[:-1] + [cols[-1] + "_min", cols[-1] + "_max", "time_ms"]) + "\n")
+            for lead, lo, hi, v in rows:
+                f.write(",".join([str(x) for x in lead] + [str(lo), str(hi), repr(v)]) + "\n")
+        grid = []
+        for i, c in enumerate(cols):
+            vals = sorted({int(k[i]) for k in keys})
+            grid.append({"name": c, "min": vals[0], "max": vals[-1], "count": len(vals)})
+        index["tables"][op] = {"file": name, "keys": grid, "num_keys": len(keys), "rows": len(rows)}
+    cfg = predictor._config
+    index["settings"] = {
+        "kv_cache_prediction_granularity": cfg.kv_cache_prediction_granularity,
+        "attention_prefill_batching_overhead_fraction": predictor._attention_prefill_batching_overhead_fraction,
+        "attention_decode_batching_overhead_fraction": predictor._attention_decode_batching_overhead_fraction,
+        "skip_cpu_overhead_modeling": cfg.skip_cpu_overhead_modeling,
+        "num_layers_per_pipeline_stage": predictor._num_layers_per_pipeline_stage,
+        "post_attn_norm": bool(predictor._model_config.post_attn_norm),
+    }
+    with open(os.path.join(out_dir, "index.json"), "w") as f:
+        json.dump(index, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
 def main(argv):
     args, vidur_args = parse_args(argv)
     import_vidur(os.path.abspath(args.vidur), os.path.abspath(args.stubs) if args.stubs else "")
@@ -218,9 +285,11 @@ def main(argv):
     t2 = time.monotonic()
     progress(2, 3, "writing Vidur's outputs")
     sim._write_output()
+    rsched = sim.scheduler.get_replica_scheduler(0)
+    if args.predictions and hasattr(rsched._replica_stage_schedulers[0]._execution_time_predictor, "_predictions"):
+        export_predictions(rsched._replica_stage_schedulers[0]._execution_time_predictor, args.predictions)
     t3 = time.monotonic()
 
-    rsched = sim.scheduler.get_replica_scheduler(0)
     replica_config = config.cluster_config.replica_config
     result = {
         "output_dir": os.path.abspath(config.metrics_config.output_dir),

@@ -26,8 +26,13 @@ type VidurOptions struct {
 	CPUOverhead             bool    // !skip_cpu_overhead_modeling
 	GapNs                   int64   // Vidur has none; kept for symmetry
 	// Interpolation between profiled points: InterpLinear (default),
-	// InterpNearest or InterpForest.
+	// InterpNearest or InterpForest; or InterpVidurTable, which reads no
+	// profile but Vidur's own exported predictions (Tables, or TablesDir).
 	Interpolation string
+	TablesDir     string
+	// Tables, when set, are used as read (one simulation at a time: they
+	// count lookups that miss); else TablesDir is read.
+	Tables *VidurTables
 }
 
 // NewVidurOptions returns Vidur's defaults: granularity 64, 10% batching
@@ -92,8 +97,10 @@ func NewVidurProfile(prof *profile.Profile, m VidurModel, o VidurOptions) (*Vidu
 	case "":
 		o.Interpolation = InterpLinear
 	case InterpLinear, InterpNearest, InterpForest:
+	case InterpVidurTable:
+		return newVidurTableProfile(m, o)
 	default:
-		return nil, fmt.Errorf("interpolation %q; use %s, %s or %s", o.Interpolation, InterpLinear, InterpNearest, InterpForest)
+		return nil, fmt.Errorf("interpolation %q; use %s, %s, %s or %s", o.Interpolation, InterpLinear, InterpNearest, InterpForest, InterpVidurTable)
 	}
 	nearest := o.Interpolation == InterpNearest
 	mk1 := func(name string, xs, ys []float64) fn1 {
@@ -182,8 +189,13 @@ func (p *VidurProfile) Name() string { return "vidur-profile" }
 func (p *VidurProfile) GapNs() int64 { return p.o.GapNs }
 
 func (p *VidurProfile) Describe() map[string]any {
-	return map[string]any{"name": p.Name(), "device": p.device, "model": p.model, "kv_cache_prediction_granularity": p.o.KVGranularity,
+	d := map[string]any{"name": p.Name(), "device": p.device, "model": p.model, "kv_cache_prediction_granularity": p.o.KVGranularity,
 		"cpu_overhead": p.o.CPUOverhead, "interpolation": p.o.Interpolation}
+	if p.o.Interpolation == InterpVidurTable {
+		d["vidur_tables"] = p.o.TablesDir
+		d["table_misses"] = p.TableMisses()
+	}
+	return d
 }
 
 func roundUp(x, g int64) int64 { return (x + g - 1) / g * g }

@@ -23,6 +23,53 @@ class ArgsTest(unittest.TestCase):
         self.assertEqual(rest, ["--seed", "3", "--vidur", "x"])
 
 
+class ExportPredictionsTest(unittest.TestCase):
+    """export_predictions on a stand-in of Vidur's predictor: runs of equal
+    predictions fold into one row, the export is byte-stable, and index.json
+    holds the grids and settings."""
+
+    def predictor(self):
+        from types import SimpleNamespace as NS
+
+        return NS(
+            _predictions={
+                "add": {(1,): 0.5, (2,): 0.5, (3,): 0.25, (4,): 0.5},
+                "attn_decode": {(1, 0): 1.0, (1, 64): 1.0, (2, 0): 2.0, (2, 64): 3.0},
+            },
+            _config=NS(kv_cache_prediction_granularity=64, skip_cpu_overhead_modeling=True),
+            _attention_prefill_batching_overhead_fraction=0.1,
+            _attention_decode_batching_overhead_fraction=0.1,
+            _num_layers_per_pipeline_stage=28,
+            _model_config=NS(post_attn_norm=True),
+        )
+
+    def test_export(self):
+        import gzip
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            vidur_shim.export_predictions(self.predictor(), d)
+            with gzip.open(os.path.join(d, "add.csv.gz"), "rt") as f:
+                self.assertEqual(
+                    f.read(), "num_tokens_min,num_tokens_max,time_ms\n1,2,0.5\n3,3,0.25\n4,4,0.5\n"
+                )
+            with gzip.open(os.path.join(d, "attn_decode.csv.gz"), "rt") as f:
+                self.assertEqual(
+                    f.read(),
+                    "batch_size,kv_cache_size_min,kv_cache_size_max,time_ms\n1,0,64,1.0\n2,0,0,2.0\n2,64,64,3.0\n",
+                )
+            with open(os.path.join(d, "index.json")) as f:
+                idx = json.load(f)
+            self.assertEqual(idx["tables"]["attn_decode"]["num_keys"], 4)
+            self.assertEqual(idx["tables"]["attn_decode"]["keys"][1], {"name": "kv_cache_size", "min": 0, "max": 64, "count": 2})
+            self.assertEqual(idx["settings"]["num_layers_per_pipeline_stage"], 28)
+            with open(os.path.join(d, "add.csv.gz"), "rb") as f:
+                first = f.read()
+            vidur_shim.export_predictions(self.predictor(), d)
+            with open(os.path.join(d, "add.csv.gz"), "rb") as f:
+                self.assertEqual(f.read(), first, "a re-export is not byte-identical")
+
+
 def vidur_importable():
     path = os.environ.get("GSIM_VIDUR")
     if not path:
