@@ -137,12 +137,12 @@ type fidelityRow struct {
 	sweep     string
 	rate      float64
 	predictor string
-	errs      map[string]float64 // "ttft.p50" -> signed relative error (mean over seeds)
+	errs      map[string]float64 // "ttft.p50" -> signed relative error (median over seeds)
 	lo, hi    map[string]float64 // its range over seeds (step model only)
 }
 
 // fidelitySeeds is how many stall/capture seeds the step model is run with.
-const fidelitySeeds = 5
+const fidelitySeeds = 10
 
 // belowSaturation bounds the rates the fidelity limits apply to.
 const belowSaturation = 7
@@ -242,21 +242,22 @@ func TestFidelity(t *testing.T) {
 		}
 		params := simParamsFor(r.meta)
 		// The step model draws graph captures and host stalls from a seeded
-		// generator; the errors are averaged over fidelitySeeds seeds so
-		// the table shows the model, not one draw, and the spread is kept.
+		// generator; the table shows the median error over fidelitySeeds
+		// seeds, so it shows the model, not one draw, and the spread is kept.
 		row := fidelityRow{sweep: r.sweep, rate: r.rate, predictor: PredictorStepModel, errs: map[string]float64{},
 			lo: map[string]float64{}, hi: map[string]float64{}}
 		seeds := fidelitySeeds
 		if os.Getenv("GSIM_SIM_SEED") != "" {
 			seeds = 1
 		}
+		perSeed := map[string][]float64{}
 		for seed := 0; seed < seeds; seed++ {
 			if os.Getenv("GSIM_SIM_SEED") == "" {
 				params["seed"] = seed
 			}
 			sm := simulate(t, r, params, map[string][]stage.Input{"fit": {{Instance: "fit", Kind: "fit", Dir: fitOut}}})
 			for k, v := range relErrors(ref, sm) {
-				row.errs[k] += v / float64(seeds)
+				perSeed[k] = append(perSeed[k], v)
 				if seed == 0 || v < row.lo[k] {
 					row.lo[k] = v
 				}
@@ -264,6 +265,14 @@ func TestFidelity(t *testing.T) {
 					row.hi[k] = v
 				}
 			}
+		}
+		// The median over seeds: a run's capture level is drawn once, and
+		// near saturation the dear draws tip the run into a backlog, so the
+		// errors over seeds are skewed and their mean follows the few
+		// worst draws.
+		for k, vs := range perSeed {
+			slices.Sort(vs)
+			row.errs[k] = (vs[(len(vs)-1)/2] + vs[len(vs)/2]) / 2
 		}
 		delete(params, "seed")
 		rows = append(rows, row)
@@ -313,7 +322,7 @@ func TestFidelity(t *testing.T) {
 				t.Errorf("%s rate %v %s %s: error undefined", row.sweep, row.rate, row.predictor, k)
 			}
 			// Below saturation (the recorded engine saturates at about 8
-			// req/s) the step model, averaged over seeds, must stay within
+			// req/s) the step model, its median over seeds, must stay within
 			// a fixed bound or, where the real engine differs more than
 			// that from itself on the same workload, within that spread
 			// (+20%): a regression guard, not the target.
@@ -334,7 +343,7 @@ func TestFidelity(t *testing.T) {
 
 func fidelityTable(train []string, rows []fidelityRow) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Trained on rates %s req/s of every sweep; signed relative error (predicted − real) / real; step-model rows are the mean over %d seeds, with their range below; \"real <sweep>\" rows read the other sweep's real run as the prediction (the noise floor).\n\n", strings.Join(train, ", "), fidelitySeeds)
+	fmt.Fprintf(&b, "Trained on rates %s req/s of every sweep; signed relative error (predicted − real) / real; step-model rows are the median over %d seeds, with their range below; \"real <sweep>\" rows read the other sweep's real run as the prediction (the noise floor).\n\n", strings.Join(train, ", "), fidelitySeeds)
 	b.WriteString("| sweep | rate | predictor |")
 	for _, k := range fidelityMetrics {
 		for _, s := range fidelityStats {

@@ -366,3 +366,46 @@ func TestFitRobustToSlowRegime(t *testing.T) {
 		t.Errorf("robust fit %+.2f%% off the law (least squares %+.2f%%)", 100*e, 100*olsErr)
 	}
 }
+
+func TestFitCaptureLevelPerRun(t *testing.T) {
+	// Two runs capture at 50 ms, two at 150 ms (±10% within a run).
+	pad := Padding{Query: 64, KV: 16384}
+	rng := rand.New(rand.NewPCG(9, 10))
+	var runs [][]Step
+	for _, level := range []float64{50e6, 150e6, 50e6, 150e6} {
+		seen := map[[2]int64]bool{}
+		runs = append(runs, synthRun(rng, 1500, func(s Step) float64 {
+			d := 20e6 + 300e3*float64(s.Requests) + 2*pad.featureValue(FeatPaddedAttention, s.shape())
+			if k := pad.key(s.shape()); !seen[k] {
+				seen[k] = true
+				d += level * (0.9 + 0.2*rng.Float64())
+			}
+			return d
+		}))
+	}
+	m, err := Fit(runs, []string{FeatIntercept, FeatRequests, FeatPaddedAttention}, pad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lo, hi := m.CaptureRunNs[0], m.CaptureRunNs[len(m.CaptureRunNs)-1]; math.Abs(float64(lo)-50e6) > 5e6 || math.Abs(float64(hi)-150e6) > 15e6 {
+		t.Fatalf("run levels %v, want from about 50 ms to about 150 ms", m.CaptureRunNs)
+	}
+	if r := m.CaptureRatio; r[0] < 0.8 || r[len(r)-1] > 1.2 {
+		t.Errorf("within-run ratios %v, want within 0.8..1.2", r)
+	}
+	// One simulation keeps one level: its captures stay within the
+	// within-run spread of each other.
+	for seed := uint64(0); seed < 5; seed++ {
+		sm := *m
+		sm.SetSeed(seed)
+		var caps []int64
+		for q := int64(64); q <= 64*20; q += 64 {
+			b := &sched.Batch{Entries: []sched.Entry{{Req: sched.NewRequest(0, 0, 0, q, 1), Tokens: q, Prefill: true}}}
+			caps = append(caps, sm.StepNs(b)-sm.PredictShape(b.Shape()))
+		}
+		lo, hi := slices.Min(caps), slices.Max(caps)
+		if float64(hi) > 1.6*float64(lo) {
+			t.Errorf("seed %d: captures from %d to %d ns, want one run level", seed, lo, hi)
+		}
+	}
+}

@@ -159,6 +159,16 @@ type StepModel struct {
 	// cost; a simulation draws each capture from them (seeded), so the
 	// spread of capture times, not only their median, reaches the tails.
 	CaptureExcessNs []int64 `json:"capture_excess_ns,omitempty"`
+	// CaptureRunNs are the quantiles (0, 5, ..., 100%) of the median
+	// capture of each training run, CaptureRatio those of a capture's
+	// ratio to its run's median. A simulation draws one run level (seeded)
+	// and every capture as that level times a drawn ratio, so a run has
+	// cheap or dear captures throughout, as real runs do; the dear ones
+	// tip a run near saturation into a backlog the cheap ones do not.
+	// Without them (fewer than two runs with enough captures, or a model
+	// written before them) captures are drawn from CaptureExcessNs.
+	CaptureRunNs []int64   `json:"capture_run_ns,omitempty"`
+	CaptureRatio []float64 `json:"capture_ratio,omitempty"`
 
 	// StallFraction of steps took more than 1.5× the law; StallExcessNs
 	// are the quantiles (0, 5, ..., 100%) of their excess. A simulation
@@ -181,8 +191,9 @@ type StepModel struct {
 	// them (from the first training run), so a simulation can mirror them.
 	Engine map[string]any `json:"engine,omitempty"`
 
-	seen map[[2]int64]bool // shapes captured so far in this simulation
-	rng  *rand.Rand
+	seen         map[[2]int64]bool // shapes captured so far in this simulation
+	captureLevel int64             // this simulation's drawn capture level
+	rng          *rand.Rand
 }
 
 // SetSeed seeds the stall draws of a simulation.
@@ -241,6 +252,14 @@ func newStalls(excess []float64, n int) *Stalls {
 
 // draw samples a distribution given by equally spaced quantiles.
 func (m *StepModel) draw(q []int64) int64 {
+	f := make([]float64, len(q))
+	for i, x := range q {
+		f[i] = float64(x)
+	}
+	return int64(math.Round(m.drawFloat(f)))
+}
+
+func (m *StepModel) drawFloat(q []float64) float64 {
 	if m.rng == nil {
 		m.SetSeed(0)
 	}
@@ -250,7 +269,7 @@ func (m *StepModel) draw(q []int64) int64 {
 		return q[len(q)-1]
 	}
 	f := u - float64(i)
-	return int64(math.Round(float64(q[i])*(1-f) + float64(q[i+1])*f))
+	return q[i]*(1-f) + q[i+1]*f
 }
 
 // ResidualStats summarise how well the model fits its training steps.
@@ -288,6 +307,7 @@ type sample struct {
 	dur   int64
 	key   [2]int64 // padded (query, KV) shape
 	first bool     // the first step of its run with this padded shape
+	run   int      // index of its run
 }
 
 // Fit fits features to the steps of one or more runs (each slice is one run
@@ -308,12 +328,12 @@ func Fit(runs [][]Step, features []string, pad Padding) (*StepModel, error) {
 	}
 	graphs := pad.Query > 0 || pad.KV > 0
 	var all []sample
-	for _, r := range runs {
+	for ri, r := range runs {
 		seen := map[[2]int64]bool{}
 		for i, st := range r {
 			sh := st.shape()
 			key := pad.key(sh)
-			all = append(all, sample{shape: sh, dur: effectiveNs(r, i), key: key, first: graphs && !seen[key]})
+			all = append(all, sample{shape: sh, dur: effectiveNs(r, i), key: key, first: graphs && !seen[key], run: ri})
 			seen[key] = true
 		}
 	}
@@ -453,6 +473,10 @@ func design(set []sample, features []string, used []int, pad Padding) *mat.Dense
 	X, _ := designScaled(set, features, used, pad)
 	return X
 }
+
+// minCapturesPerRun is how many captures a run needs for its median to
+// count as a run level.
+const minCapturesPerRun = 5
 
 // stallQuantiles is how finely step_model.json records the stall excess
 // distribution.
@@ -661,6 +685,7 @@ func (m *StepModel) gaps(runs [][]Step, set []sample) {
 // engine's warm-up had already captured.
 func (m *StepModel) captures(all []sample) {
 	var excess []float64
+	perRun := map[int][]float64{}
 	captured := map[[2]int64]bool{}
 	warm := map[[2]int64]bool{}
 	for _, sm := range all {
@@ -670,12 +695,41 @@ func (m *StepModel) captures(all []sample) {
 		pred := m.raw(sm.shape)
 		if float64(sm.dur) > captureRatio*pred {
 			excess = append(excess, float64(sm.dur)-pred)
+			perRun[sm.run] = append(perRun[sm.run], float64(sm.dur)-pred)
 			captured[sm.key] = true
 		} else {
 			warm[sm.key] = true
 		}
 	}
 	sort.Float64s(excess)
+	// The capture cost is mostly a property of the run (the engine
+	// process and machine), not of the capture: on the recorded H100
+	// sweeps the median capture of a run ranged from 79 to 159 ms while
+	// captures within a run mostly stayed within ±30% of their run's
+	// median. Split it into the run level and the ratio to it.
+	var levels, ratios []float64
+	for ri := 0; ri < len(all); ri++ {
+		ex := perRun[ri]
+		if len(ex) < minCapturesPerRun {
+			continue
+		}
+		sort.Float64s(ex)
+		med := quantile(ex, 0.5)
+		levels = append(levels, med)
+		for _, e := range ex {
+			ratios = append(ratios, e/med)
+		}
+	}
+	if len(levels) >= 2 {
+		sort.Float64s(levels)
+		sort.Float64s(ratios)
+		m.CaptureRunNs, m.CaptureRatio = nil, nil
+		for i := 0; i <= stallQuantiles; i++ {
+			q := float64(i) / stallQuantiles
+			m.CaptureRunNs = append(m.CaptureRunNs, int64(math.Round(quantile(levels, q))))
+			m.CaptureRatio = append(m.CaptureRatio, quantile(ratios, q))
+		}
+	}
 	m.CaptureNs = int64(math.Round(quantile(excess, 0.5)))
 	m.Captures = len(excess)
 	if len(excess) > 0 {
@@ -756,7 +810,12 @@ func (m *StepModel) StepNs(b *sched.Batch) int64 {
 		}
 		if k := m.Padding.key(sh); !m.seen[k] {
 			m.seen[k] = true
-			if len(m.CaptureExcessNs) > 1 {
+			if len(m.CaptureRunNs) > 1 && len(m.CaptureRatio) > 1 {
+				if m.captureLevel == 0 {
+					m.captureLevel = m.draw(m.CaptureRunNs)
+				}
+				t += int64(math.Round(float64(m.captureLevel) * m.drawFloat(m.CaptureRatio)))
+			} else if len(m.CaptureExcessNs) > 1 {
 				t += m.draw(m.CaptureExcessNs)
 			} else {
 				t += m.CaptureNs
