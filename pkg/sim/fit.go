@@ -284,6 +284,9 @@ func fitReport(m *predict.StepModel, cells []fitCell) string {
 	if len(m.Dropped) > 0 {
 		fmt.Fprintf(&b, "\nDropped (zero, or not separable from the features before them in these runs): %s\n", strings.Join(m.Dropped, ", "))
 	}
+	if len(m.Clamped) > 0 {
+		fmt.Fprintf(&b, "\nHeld at zero (their least-squares cost came out negative): %s\n", strings.Join(m.Clamped, ", "))
+	}
 	fmt.Fprintf(&b, "\n- steps fitted: %d\n- R²: %.4f\n- residual mean %.0f ns, std %.0f ns\n", m.NumSteps, m.R2, m.Residual.MeanNs, m.Residual.StdNs)
 	fmt.Fprintf(&b, "- |relative error| per step: mean %.2f%%, P50 %.2f%%, P90 %.2f%%, P99 %.2f%%\n",
 		100*m.Residual.MAPE, 100*m.Residual.AbsRelP50, 100*m.Residual.AbsRelP90, 100*m.Residual.AbsRelP99)
@@ -292,6 +295,11 @@ func fitReport(m *predict.StepModel, cells []fitCell) string {
 		fmt.Fprintf(&b, "- shape padding (CUDA graphs): query to a multiple of %d, KV to a multiple of %d tokens\n", m.Padding.Query, m.Padding.KV)
 		fmt.Fprintf(&b, "- graph capture on a new padded shape: +%.1f ms (median over %d captures); %d shapes already captured by the warm-up\n",
 			float64(m.CaptureNs)/1e6, m.Captures, len(m.WarmShapes))
+		if n := len(m.CaptureRunNs); n > 1 {
+			fmt.Fprintf(&b, "  - capture level per run (the run's median capture): %.1f to %.1f ms, median %.1f ms; within a run, captures are %.2fx to %.2fx their run's median (P5 to P95); a simulation draws one level per run\n",
+				float64(m.CaptureRunNs[0])/1e6, float64(m.CaptureRunNs[n-1])/1e6, float64(m.CaptureRunNs[n/2])/1e6,
+				m.CaptureRatio[1], m.CaptureRatio[len(m.CaptureRatio)-2])
+		}
 	}
 	if m.StallFraction > 0 {
 		q := m.StallExcessNs
