@@ -83,12 +83,15 @@ func (k *Kind) Fingerprint(params map[string]any, baseDir string) (map[string]st
 		}
 		fp["file:"+filepath.ToSlash(f.path)] = d
 	}
-	if p.Profile != "" {
-		d, err := stage.DirDigest(resolve(baseDir, p.Profile))
-		if err != nil {
-			return nil, &stage.ParamError{Path: "profile", Msg: err.Error()}
+	for _, f := range []struct{ field, path string }{{"profile", p.Profile}, {"vidur_tables", p.VidurTables}} {
+		if f.path == "" {
+			continue
 		}
-		fp["dir:"+filepath.ToSlash(p.Profile)] = d
+		d, err := stage.DirDigest(resolve(baseDir, f.path))
+		if err != nil {
+			return nil, &stage.ParamError{Path: f.field, Msg: err.Error()}
+		}
+		fp["dir:"+filepath.ToSlash(f.path)] = d
 	}
 	return fp, nil
 }
@@ -251,6 +254,8 @@ func prepare(p *Params, spec *stage.Spec, w *schema.Workload) (*setup, error) {
 	profDir, hasProf := inputDir(spec, "profile")
 	if pred == "" {
 		switch {
+		case p.Interpolation == predict.InterpVidurTable:
+			pred = PredictorVidurProfile
 		case hasFit || p.StepModel != "":
 			pred = PredictorStepModel
 		case hasProf || p.Profile != "":
@@ -282,6 +287,14 @@ func prepare(p *Params, spec *stage.Spec, w *schema.Workload) (*setup, error) {
 			s.inherited = p.inheritEngine(spec.Params, sm.Engine)
 		}
 	case PredictorVidurProfile:
+		if p.Interpolation == predict.InterpVidurTable {
+			vp, err := vidurTableProfile(p, spec, m)
+			if err != nil {
+				return nil, err
+			}
+			s.pred = vp
+			break
+		}
 		dir := resolve(spec.BaseDir, p.Profile)
 		if dir == "" {
 			if !hasProf {

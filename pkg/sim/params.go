@@ -58,8 +58,13 @@ type Params struct {
 	CPUOverhead bool `json:"cpu_overhead"`
 	// Interpolation is vidur-profile's reading between profiled points:
 	// linear (default), nearest, or forest (a random forest grown as
-	// Vidur grows its own, to reproduce Vidur).
+	// Vidur grows its own, to reproduce Vidur); or vidur-table, which
+	// reads no profile but the prediction tables a real Vidur run used.
 	Interpolation string `json:"interpolation"`
+	// VidurTables names the folder of those tables (raw/predictions of
+	// an engine: vidur sim stage); empty: the raw/predictions of the
+	// input stage that has one.
+	VidurTables string `json:"vidur_tables"`
 	// Profile and StepModel name a profile folder or a step_model.json to
 	// use instead of a `profile` or `fit` input.
 	Profile   string `json:"profile"`
@@ -181,8 +186,11 @@ func decodeParams(raw map[string]any) (*Params, error) {
 	if p.GPUMemoryGB < 0 || p.ActivationReserveGB < 0 {
 		bad("gpu_memory_gb", "memory sizes must not be negative")
 	}
-	if p.Interpolation != "" && !slices.Contains([]string{predict.InterpLinear, predict.InterpNearest, predict.InterpForest}, p.Interpolation) {
-		bad("interpolation", "%q; use %s, %s or %s", p.Interpolation, predict.InterpLinear, predict.InterpNearest, predict.InterpForest)
+	if p.Interpolation != "" && !slices.Contains([]string{predict.InterpLinear, predict.InterpNearest, predict.InterpForest, predict.InterpVidurTable}, p.Interpolation) {
+		bad("interpolation", "%q; use %s, %s, %s or %s", p.Interpolation, predict.InterpLinear, predict.InterpNearest, predict.InterpForest, predict.InterpVidurTable)
+	}
+	if p.VidurTables != "" && p.Interpolation != predict.InterpVidurTable {
+		bad("vidur_tables", "is read only with interpolation: %s", predict.InterpVidurTable)
 	}
 	if p.Profile != "" && p.StepModel != "" {
 		bad("step_model", "give profile or step_model, not both (they belong to different predictors)")

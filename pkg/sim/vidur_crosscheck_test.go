@@ -11,7 +11,6 @@ import (
 	"github.com/gsim-dev/gsim/pkg/analysis"
 	"github.com/gsim-dev/gsim/pkg/profile"
 	"github.com/gsim-dev/gsim/pkg/schema"
-	"github.com/gsim-dev/gsim/pkg/sim/engine"
 	"github.com/gsim-dev/gsim/pkg/sim/predict"
 	"github.com/gsim-dev/gsim/pkg/sim/sched"
 	"github.com/gsim-dev/gsim/pkg/stage"
@@ -38,20 +37,15 @@ import (
 // asserts.
 func TestMatchesRecordedVidur(t *testing.T) {
 	t.Run(predict.InterpVidurTable, func(t *testing.T) {
-		tables, err := predict.ReadVidurTables(filepath.Join(recordedVidur(t), "raw", "predictions"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		o := predict.NewVidurOptions()
-		o.Interpolation, o.Tables = predict.InterpVidurTable, tables
-		p, err := predict.NewVidurProfile(nil, crossCheckModel, o)
-		if err != nil {
-			t.Fatal(err)
-		}
 		out := t.TempDir()
-		compareVidur(t, predict.InterpVidurTable, simulateDirect(t, p, out), 0.02)
-		if n := p.TableMisses(); n != 0 {
-			t.Errorf("%d lookups outside Vidur's tables (Vidur would have raised KeyError): the batches differ from any Vidur forms", n)
+		compareVidur(t, predict.InterpVidurTable, simulateKind(t, predict.InterpVidurTable, out), 0.02)
+		meta, err := schema.ReadRunMeta(filepath.Join(out, schema.RunMetaFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pred, _ := meta.Engine["predictor"].(map[string]any)
+		if n, ok := pred["table_misses"].(float64); !ok || n != 0 {
+			t.Errorf("table_misses %v: lookups outside Vidur's tables (Vidur would have raised KeyError), so the batches differ from any Vidur forms", pred["table_misses"])
 		}
 		sameRun(t, recordedVidur(t), out)
 	})
@@ -61,31 +55,8 @@ func TestMatchesRecordedVidur(t *testing.T) {
 			if interp == predict.InterpForest {
 				limit = 0.08
 			}
-			compareVidur(t, interp, simulateKind(t, interp), limit)
+			compareVidur(t, interp, simulateKind(t, interp, t.TempDir()), limit)
 		})
-	}
-}
-
-// TestCrossCheckHarness checks that simulateDirect, which the vidur-table
-// check runs through because the sim kind has no YAML knob for the tables,
-// simulates exactly what the sim kind does.
-func TestCrossCheckHarness(t *testing.T) {
-	root := repoRoot(t)
-	prof, err := profile.Read(filepath.Join(root, "testdata", "profile", "h100"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := predict.NewVidurOptions()
-	o.Interpolation = predict.InterpLinear
-	p, err := predict.NewVidurProfile(prof, crossCheckModel, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	direct, kind := simulateDirect(t, p, t.TempDir()), simulateKind(t, predict.InterpLinear)
-	for _, m := range []string{analysis.TTFT, analysis.E2E, analysis.TPOT} {
-		if !slices.Equal(direct[m], kind[m]) {
-			t.Errorf("%s: the direct harness and the sim kind disagree", m)
-		}
 	}
 }
 
@@ -112,11 +83,12 @@ func recordedEngine(t *testing.T) map[string]any {
 }
 
 // simulateKind runs the recorded workload through the sim kind with
-// vidur-profile read with interp.
-func simulateKind(t *testing.T, interp string) map[string][]float64 {
+// vidur-profile read with interp into out. The recorded Vidur run is an
+// input, as an engine: vidur stage under needs: would be, so vidur-table
+// finds its raw/predictions.
+func simulateKind(t *testing.T, interp, out string) map[string][]float64 {
 	t.Helper()
 	root, dir, e := repoRoot(t), recordedVidur(t), recordedEngine(t)
-	out := t.TempDir()
 	spec := &stage.Spec{Instance: "sim", Key: "crosscheck", BaseDir: root, OutDir: out,
 		Params: map[string]any{
 			"scheduler":        "vllm",
@@ -133,43 +105,9 @@ func simulateKind(t *testing.T, interp string) map[string][]float64 {
 		Inputs: map[string][]stage.Input{
 			"workload": {{Instance: "workload", Kind: "workload", Dir: filepath.Join(dir, "workload")}},
 			"profile":  {{Instance: "profile", Kind: "profile", Dir: filepath.Join(root, "testdata", "profile", "h100")}},
+			"vidur":    {{Instance: "vidur", Kind: "sim", Dir: dir}},
 		}}
 	if err := NewKind(nil).Run(context.Background(), spec, stage.Env{}); err != nil {
-		t.Fatal(err)
-	}
-	return requestSamples(t, out)
-}
-
-// simulateDirect runs the recorded workload through the vllm policy with
-// the same settings as simulateKind, timed by p, writing the run to out.
-func simulateDirect(t *testing.T, p predict.Predictor, out string) map[string][]float64 {
-	t.Helper()
-	dir, e := recordedVidur(t), recordedEngine(t)
-	num := func(k string) int64 {
-		v, ok := e[k].(float64)
-		if !ok {
-			t.Fatalf("recorded run_meta.json engine has no %s", k)
-		}
-		return int64(v)
-	}
-	w, err := schema.ReadWorkload(filepath.Join(dir, "workload"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := sched.New("vllm", sched.Config{BlockSize: num("block_size"), NumBlocks: num("num_blocks"),
-		MaxBatchTokens: num("max_batch_tokens"), BatchSizeCap: num("batch_size_cap"), Watermark: 0.01,
-		SafetyMargin: defaultSafetyMargin, MaxTokens: num("max_tokens")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink, err := engine.NewFolderSink(out, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := engine.Run(w.Requests, s, p, sink, engine.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := sink.Close(); err != nil {
 		t.Fatal(err)
 	}
 	return requestSamples(t, out)
