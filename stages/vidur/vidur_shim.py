@@ -5,7 +5,8 @@ gsim's `sim` kind with `engine: vidur` writes the trace and the flags, then runs
 
     python3 vidur_shim.py --vidur <checkout> [--stubs <dir>] \
         [--hf-config <config.json> --model-name <org/name>] \
-        [--total-memory-gb N] --result <result.json> -- <vidur flags...>
+        [--total-memory-gb N] --result <result.json> [--predictions <dir>] \
+        -- <vidur flags...>
 
 What the shim adds to `python -m vidur.main`:
 - registers a model config built from a Hugging Face config.json when Vidur does
@@ -207,7 +208,7 @@ def export_predictions(predictor, out_dir):
     identical), with runs of equal predictions merged: keys sorted, a row
     per run of consecutive keys (same leading keys) whose predictions are
     equal, its last key column as <name>_min,<name>_max. A forest is
-    piecewise constant, so the ~315k keys fold into about 10k rows.
+    piecewise constant, so the ~315k keys fold into about 12k rows.
     index.json lists the tables, their key grids and the settings Vidur
     combines them with."""
     os.makedirs(out_dir, exist_ok=True)
