@@ -232,7 +232,7 @@ func TestFitGraphCapturesAndStalls(t *testing.T) {
 	}
 	// A simulation adds the capture once per new shape and never for warm ones.
 	b := &sched.Batch{Entries: []sched.Entry{{Req: sched.NewRequest(0, 0, 0, 1, 1), Tokens: 1, CacheBefore: 100}}}
-	m.StallFraction = 0
+	m.StallFraction, m.PrefillStalls, m.DecodeStalls = 0, nil, nil
 	first, again := m.StepNs(b), m.StepNs(b)
 	if first != again {
 		t.Errorf("warm shape charged a capture: %d then %d", first, again)
@@ -407,5 +407,23 @@ func TestFitCaptureLevelPerRun(t *testing.T) {
 		if float64(hi) > 1.6*float64(lo) {
 			t.Errorf("seed %d: captures from %d to %d ns, want one run level", seed, lo, hi)
 		}
+	}
+}
+
+func TestVersionOneModelStallsEveryStep(t *testing.T) {
+	// A model written before stalls were split by kind of step stalls
+	// every kind at its one rate.
+	m := &StepModel{Features: []string{FeatIntercept}, Coef: []float64{20e6}, StallFraction: 0.5,
+		StallExcessNs: []int64{10e6, 10e6}}
+	m.SetSeed(2)
+	dec := &sched.Batch{Entries: []sched.Entry{{Req: sched.NewRequest(0, 0, 0, 100, 8), Tokens: 1, CacheBefore: 100}}}
+	stalled := 0
+	for i := 0; i < 1000; i++ {
+		if m.StepNs(dec) == 30e6 {
+			stalled++
+		}
+	}
+	if stalled < 400 || stalled > 600 {
+		t.Errorf("%d of 1000 decode steps stalled, want about 500", stalled)
 	}
 }
