@@ -2,7 +2,6 @@ package schema
 
 import (
 	"io"
-	"strconv"
 )
 
 // StepMetricsWriter streams step_metrics.csv.
@@ -20,18 +19,19 @@ func (s *StepMetricsWriter) Write(m StepMetric) error {
 	if iw.err != nil {
 		return iw.err
 	}
-	b := iw.buf[:0]
+	b := iw.rowBuf()
+	if iw.err != nil {
+		return iw.err
+	}
 	for i, v := range [...]int64{m.Step, m.StartNs, m.EndNs, m.NumPrefillTokens, m.NumDecodeTokens,
 		m.NumRequests, m.NumPrefillRequests, m.NumDecodeRequests, m.NumContextTokens} {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = strconv.AppendInt(b, v, 10)
+		b = appendInt(b, v)
 	}
 	b = append(b, '\n')
-	iw.buf = b
-	_, iw.err = iw.w.Write(b)
-	return iw.err
+	return iw.putRow(b)
 }
 
 // Flush writes the header if nothing was written and flushes the buffer.

@@ -3,7 +3,6 @@ package schema
 import (
 	"io"
 	"os"
-	"strconv"
 )
 
 // TokenMetricsWriter streams token_metrics.csv. The header is written with
@@ -22,18 +21,19 @@ func (t *TokenMetricsWriter) Write(m TokenMetric) error {
 	if iw.err != nil {
 		return iw.err
 	}
-	b := iw.buf[:0]
-	b = strconv.AppendInt(b, m.RequestID, 10)
+	b := iw.rowBuf()
+	if iw.err != nil {
+		return iw.err
+	}
+	b = appendInt(b, m.RequestID)
 	b = append(b, ',')
-	b = strconv.AppendInt(b, m.TokenIndex, 10)
+	b = appendInt(b, m.TokenIndex)
 	b = append(b, ',')
-	b = strconv.AppendInt(b, m.TokenTimeNs, 10)
+	b = appendInt(b, m.TokenTimeNs)
 	b = append(b, ',')
-	b = strconv.AppendInt(b, m.TokenLatencyNs, 10)
+	b = appendInt(b, m.TokenLatencyNs)
 	b = append(b, '\n')
-	iw.buf = b
-	_, iw.err = iw.w.Write(b)
-	return iw.err
+	return iw.putRow(b)
 }
 
 // Flush writes the header if nothing was written and flushes the buffer.
