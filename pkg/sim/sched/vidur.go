@@ -108,6 +108,24 @@ func nextTokensVidur(r *Request) int64 {
 	return r.PrefillTarget
 }
 
+// makeRoom admits preempted request r, taken from s.preempted[i-1]: while
+// its blocks do not fit it restarts the most recently preempted requests
+// behind it (Vidur's victim order), and restarts r itself when none is
+// left. It reports whether r was allocated.
+func (s *vidurBase) makeRoom(r *Request, i int, watermark int64) bool {
+	for !s.canAllocate(r, watermark) {
+		if i >= len(s.preempted) {
+			s.restartInto(r)
+			return false
+		}
+		victim := s.preempted[len(s.preempted)-1]
+		s.preempted = s.preempted[:len(s.preempted)-1]
+		s.restartInto(victim)
+	}
+	s.allocateRequest(r)
+	return true
+}
+
 // vllmSched is Vidur's VLLMReplicaScheduler: prefill-only batches while new
 // requests fit (padded size len × max tokens ≤ max_tokens_in_batch), else a
 // decode batch of running requests, preempting the newest by recompute when
@@ -164,20 +182,7 @@ func (s *vllmSched) Next(now int64, b *Batch) bool {
 		}
 		r := s.preempted[i]
 		i++
-		ok := true
-		for !s.canAllocate(r, s.watermark) {
-			if i < len(s.preempted) {
-				victim := s.preempted[len(s.preempted)-1]
-				s.preempted = s.preempted[:len(s.preempted)-1]
-				s.restartInto(victim)
-			} else {
-				s.restartInto(r)
-				ok = false
-				break
-			}
-		}
-		if ok {
-			s.allocateRequest(r)
+		if s.makeRoom(r, i, s.watermark) {
 			b.add(r, nextTokensVidur(r))
 		}
 	}
@@ -238,20 +243,7 @@ func (s *sarathiSched) Next(now int64, b *Batch) bool {
 			s.skipped = append(s.skipped, r)
 			continue
 		}
-		ok := true
-		for !s.canAllocate(r, s.watermark) {
-			if i < len(s.preempted) {
-				victim := s.preempted[len(s.preempted)-1]
-				s.preempted = s.preempted[:len(s.preempted)-1]
-				s.restartInto(victim)
-			} else {
-				s.restartInto(r)
-				ok = false
-				break
-			}
-		}
-		if ok {
-			s.allocateRequest(r)
+		if s.makeRoom(r, i, s.watermark) {
 			batchTokens += next
 			b.add(r, next)
 		}
