@@ -27,7 +27,7 @@ func TestCheckParams(t *testing.T) {
 		{"negative warmup", map[string]any{"warmup": -1}, "with.warmup: must be >= 0"},
 		{"bad cpu batch", map[string]any{"cpu_batch_sizes": []any{0}}, "with.cpu_batch_sizes[0]: must be >= 1"},
 		{"typo", map[string]any{"max_token": 4}, "with.max_token: unknown parameter"},
-		{"wrong type", map[string]any{"max_tokens": "many"}, "with.max_tokens: expected int"},
+		{"wrong type", map[string]any{"max_tokens": "many"}, "with.max_tokens: expected an integer, got a string"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

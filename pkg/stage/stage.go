@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"reflect"
 	"sort"
 	"strings"
 )
@@ -132,22 +133,152 @@ func DecodeParams(params map[string]any, out any) error {
 	dec := json.NewDecoder(strings.NewReader(string(b)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(out); err != nil {
-		return paramDecodeError(err)
+		return paramDecodeError(err, params, out)
 	}
 	return nil
 }
 
-func paramDecodeError(err error) error {
+func paramDecodeError(err error, params map[string]any, out any) error {
 	var ute *json.UnmarshalTypeError
 	if asType(err, &ute) {
-		return &ParamError{Path: ute.Field, Msg: fmt.Sprintf("expected %s, got %s", ute.Type, ute.Value)}
+		return &ParamError{Path: ute.Field, Msg: fmt.Sprintf("expected %s, got %s", typeWords(ute.Type), valueWords(ute.Value))}
 	}
 	msg := err.Error()
 	if strings.HasPrefix(msg, "json: unknown field ") {
 		f := strings.Trim(strings.TrimPrefix(msg, "json: unknown field "), `"`)
+		// encoding/json names only the leaf; the user needs the whole path
+		// (arrival.rat, not rat) to find it under with:.
+		if full := unknownPath(params, reflect.TypeOf(out), "", f); full != "" {
+			f = full
+		}
 		return &ParamError{Path: f, Msg: "unknown parameter; check the kind's parameter list in docs/"}
 	}
 	return &ParamError{Msg: msg}
+}
+
+// typeWords says a Go type the way the YAML user writes its values.
+func typeWords(t reflect.Type) string {
+	if t == nil {
+		return "another type"
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		return "an integer"
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a non-negative integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "a list of " + strings.TrimPrefix(strings.TrimPrefix(typeWords(t.Elem()), "a "), "an ") + "s"
+	case reflect.Map, reflect.Struct:
+		return "a mapping (key: value)"
+	}
+	return t.String()
+}
+
+// valueWords turns encoding/json's value description ("number 2.5",
+// "string", "array") into the YAML user's words.
+func valueWords(v string) string {
+	kind, rest, _ := strings.Cut(v, " ")
+	words := map[string]string{"string": "a string", "number": "a number", "bool": "true/false",
+		"array": "a list", "object": "a mapping"}[kind]
+	if words == "" {
+		return v
+	}
+	if rest != "" {
+		return words + " " + rest
+	}
+	return words
+}
+
+// unknownPath finds the dotted path (list indexes as numbers) of the first
+// key named leaf in params, in the sorted order encoding/json met it, that
+// the type t has no field for.
+func unknownPath(v any, t reflect.Type, prefix, leaf string) string {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil {
+		return ""
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		m, ok := v.(map[string]any)
+		if !ok {
+			return ""
+		}
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			ft, ok := jsonField(t, k)
+			if !ok {
+				if k == leaf {
+					return prefix + k
+				}
+				continue
+			}
+			if p := unknownPath(m[k], ft, prefix+k+".", leaf); p != "" {
+				return p
+			}
+		}
+	case reflect.Map:
+		if m, ok := v.(map[string]any); ok {
+			keys := make([]string, 0, len(m))
+			for k := range m {
+				keys = append(keys, k)
+			}
+			sort.Strings(keys)
+			for _, k := range keys {
+				if p := unknownPath(m[k], t.Elem(), prefix+k+".", leaf); p != "" {
+					return p
+				}
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if l, ok := v.([]any); ok {
+			for i, e := range l {
+				if p := unknownPath(e, t.Elem(), fmt.Sprintf("%s%d.", prefix, i), leaf); p != "" {
+					return p
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// jsonField is the type of t's field that encoding/json decodes key into
+// (exact name first, then case-insensitive, as encoding/json matches).
+func jsonField(t reflect.Type, key string) (reflect.Type, bool) {
+	var fold reflect.Type
+	for _, f := range reflect.VisibleFields(t) {
+		if !f.IsExported() || (f.Anonymous && f.Tag.Get("json") == "") {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		if name == key {
+			return f.Type, true
+		}
+		if fold == nil && strings.EqualFold(name, key) {
+			fold = f.Type
+		}
+	}
+	return fold, fold != nil
 }
 
 func asType(err error, target **json.UnmarshalTypeError) bool {

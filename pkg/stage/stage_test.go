@@ -12,9 +12,16 @@ import (
 )
 
 func TestDecodeParams(t *testing.T) {
-	type cfg struct {
+	type arrival struct {
 		Rate float64 `json:"rate"`
-		Name string  `json:"name"`
+	}
+	type cfg struct {
+		Rate     float64   `json:"rate"`
+		Name     string    `json:"name"`
+		Seed     int64     `json:"seed"`
+		Features []string  `json:"features"`
+		Arrival  arrival   `json:"arrival"`
+		Phases   []arrival `json:"phases"`
 	}
 	tests := []struct {
 		name     string
@@ -24,7 +31,14 @@ func TestDecodeParams(t *testing.T) {
 	}{
 		{"ok", map[string]any{"rate": 4, "name": "x"}, "", ""},
 		{"unknown", map[string]any{"rat": 4}, "rat", "unknown parameter"},
-		{"type", map[string]any{"rate": "fast"}, "rate", "expected float64"},
+		{"type", map[string]any{"rate": "fast"}, "rate", "expected a number, got a string"},
+		// Go type names (int64, []string) mean nothing to a YAML user.
+		{"int", map[string]any{"seed": 2.5}, "seed", "expected an integer, got a number 2.5"},
+		{"list", map[string]any{"features": 7}, "features", "expected a list of strings, got a number"},
+		// encoding/json names only the leaf of a nested unknown key.
+		{"nested unknown", map[string]any{"arrival": map[string]any{"rat": 4}}, "arrival.rat", "unknown parameter"},
+		{"unknown in list", map[string]any{"phases": []any{map[string]any{"rate": 1}, map[string]any{"rat": 4}}}, "phases.1.rat", "unknown parameter"},
+		{"case-folded known", map[string]any{"Rate": 1, "arrival": map[string]any{"rat": 4}}, "arrival.rat", "unknown parameter"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -90,7 +90,7 @@ func TestCheckParams(t *testing.T) {
 		{"column unused", map[string]any{"prefill.column": "x"}, "prefill.column", "not used by dist fixed"},
 		{"max total", map[string]any{"max_total_tokens": 1}, "max_total_tokens", ">= 2"},
 		{"prompts", map[string]any{"prompts": "real"}, "prompts", `"real"`},
-		{"wrong type", map[string]any{"prefill.value": "many"}, "prefill.value", "expected int64"},
+		{"wrong type", map[string]any{"prefill.value": "many"}, "prefill.value", "expected an integer, got a string"},
 		{"unknown key", map[string]any{"rate": 4}, "rate", "unknown parameter"},
 	}
 	for _, c := range cases {
