@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
@@ -24,10 +25,36 @@ func oneArg(c *cli.Context, what string) (string, error) {
 		return "", usageError{fmt.Errorf("%s: want exactly one %s argument, got %d (see gsim %s --help)", c.Command.Name, what, c.NArg(), c.Command.Name)}
 	}
 	arg := c.Args().First()
-	if _, err := os.Stat(arg); err != nil {
-		return "", usageError{fmt.Errorf("%s: %w", c.Command.Name, err)}
+	if err := checkFileArg(c.Command.Name, what, arg); err != nil {
+		return "", usageError{err}
 	}
 	return arg, nil
+}
+
+// checkFileArg says what is wrong with the file argument in the user's
+// words: a missing file or a folder given for a file, not a bare stat error.
+func checkFileArg(cmd, what, arg string) error {
+	fi, err := os.Stat(arg)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		msg := fmt.Sprintf("%s: %s: no such file; give the path of the %s", cmd, arg, what)
+		if strings.HasSuffix(what, ".yaml") {
+			msg += " (e.g. experiments/quickstart.yaml)"
+		}
+		return errors.New(msg)
+	case err != nil:
+		return fmt.Errorf("%s: %w", cmd, err)
+	case fi.IsDir():
+		msg := fmt.Sprintf("%s: %s is a folder; give one %s file", cmd, arg, what)
+		if ms, _ := filepath.Glob(filepath.Join(arg, "*.y*ml")); len(ms) > 0 {
+			if len(ms) > 5 {
+				ms = append(ms[:5], "…")
+			}
+			msg += " (in it: " + strings.Join(ms, ", ") + ")"
+		}
+		return errors.New(msg)
+	}
+	return nil
 }
 
 func options(c *cli.Context, reg *stage.Registry) (executor.Options, error) {
