@@ -257,6 +257,28 @@ func TestReplay(t *testing.T) {
 		}
 	})
 
+	t.Run("bad path", func(t *testing.T) {
+		dir := t.TempDir()
+		file := filepath.Join(dir, schema.RequestMetricsFile)
+		if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct{ path, want string }{
+			{filepath.Join(dir, "runn"), "runn (" + filepath.Join(dir, "runn") + ") does not exist; set it to a run folder"},
+			{file, "is a file; name the run folder that holds it (" + dir + ")"},
+			{dir, "has no token_metrics.csv; name a run folder"},
+		} {
+			_, err := (ReplayKind{}).Fingerprint(map[string]any{"path": tc.path}, root)
+			var pe *stage.ParamError
+			if !errors.As(err, &pe) || pe.Path != "path" || !strings.Contains(pe.Msg, tc.want) {
+				t.Errorf("%s: want a with.path error containing %q, got %v", tc.path, tc.want, err)
+			}
+			if err != nil && strings.Contains(err.Error(), "open ") {
+				t.Errorf("%s: bare open error: %v", tc.path, err)
+			}
+		}
+	})
+
 	t.Run("params", func(t *testing.T) {
 		if err := (ReplayKind{}).CheckParams(map[string]any{}); err == nil || !strings.Contains(err.Error(), "with.path") {
 			t.Errorf("missing path: %v", err)

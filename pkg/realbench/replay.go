@@ -60,6 +60,9 @@ func (ReplayKind) Fingerprint(params map[string]any, baseDir string) (map[string
 		return nil, err
 	}
 	dir := stage.Resolve(baseDir, p.Path)
+	if err := checkRecordedDir(p.Path, dir); err != nil {
+		return nil, err
+	}
 	fp := map[string]string{}
 	for _, name := range runFiles {
 		path := filepath.Join(dir, name)
@@ -77,6 +80,28 @@ func (ReplayKind) Fingerprint(params map[string]any, baseDir string) (map[string
 		fp["recorded:"+filepath.ToSlash(filepath.Join(p.Path, name))] = d
 	}
 	return fp, nil
+}
+
+// checkRecordedDir says in the user's words why with.path is not a run
+// folder, before any file in it is opened.
+func checkRecordedDir(path, dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return &stage.ParamError{Path: "path", Msg: fmt.Sprintf("recorded run folder %s (%s) does not exist; set it to a run folder holding %s, %s and %s (relative paths start at the experiment file's folder)",
+			path, dir, schema.RequestMetricsFile, schema.TokenMetricsFile, schema.RunMetaFile)}
+	case err != nil:
+		return &stage.ParamError{Path: "path", Msg: fmt.Sprintf("recorded run folder %s: %v", path, err)}
+	case !fi.IsDir():
+		return &stage.ParamError{Path: "path", Msg: fmt.Sprintf("%s is a file; name the run folder that holds it (%s)", path, filepath.Dir(path))}
+	}
+	for _, name := range []string{schema.RequestMetricsFile, schema.TokenMetricsFile, schema.RunMetaFile} {
+		if !schema.Exists(filepath.Join(dir, name)) {
+			return &stage.ParamError{Path: "path", Msg: fmt.Sprintf("recorded run folder %s has no %s; name a run folder holding %s, %s and %s",
+				path, name, schema.RequestMetricsFile, schema.TokenMetricsFile, schema.RunMetaFile)}
+		}
+	}
+	return nil
 }
 
 // Resources implements stage.Kind: a replay needs no GPU.
