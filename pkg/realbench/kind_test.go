@@ -257,6 +257,30 @@ func TestReplay(t *testing.T) {
 		}
 	})
 
+	t.Run("bad row names the recorded file", func(t *testing.T) {
+		dir := t.TempDir()
+		for _, f := range []string{schema.RequestMetricsFile, schema.TokenMetricsFile, schema.RunMetaFile} {
+			b := readMaybeGzipped(t, filepath.Join(root, run, f))
+			if f == schema.RequestMetricsFile {
+				lines := strings.SplitN(string(b), "\n", 3)
+				lines[1] = strings.Replace(lines[1], ",", ",12x", 1)
+				b = []byte(strings.Join(lines, "\n"))
+			}
+			if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		spec := replaySpec(t, dir, wl)
+		err := (ReplayKind{}).Run(context.Background(), spec, stage.Env{})
+		want := filepath.Join(dir, schema.RequestMetricsFile) + ": row 1 (line 2)"
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("want an error naming %q, got %v", want, err)
+		}
+		if ents, _ := os.ReadDir(spec.OutDir); len(ents) != 0 {
+			t.Error("a refused replay must copy nothing")
+		}
+	})
+
 	t.Run("bad path", func(t *testing.T) {
 		dir := t.TempDir()
 		file := filepath.Join(dir, schema.RequestMetricsFile)

@@ -88,8 +88,12 @@ func checkRecordedDir(path, dir string) error {
 	fi, err := os.Stat(dir)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return &stage.ParamError{Path: "path", Msg: fmt.Sprintf("recorded run folder %s (%s) does not exist; set it to a run folder holding %s, %s and %s (relative paths start at the experiment file's folder)",
-			path, dir, schema.RequestMetricsFile, schema.TokenMetricsFile, schema.RunMetaFile)}
+		where := path
+		if dir != path {
+			where += " (" + dir + ")"
+		}
+		return &stage.ParamError{Path: "path", Msg: fmt.Sprintf("recorded run folder %s does not exist; set it to a run folder holding %s, %s and %s (relative paths start at the experiment file's folder)",
+			where, schema.RequestMetricsFile, schema.TokenMetricsFile, schema.RunMetaFile)}
 	case err != nil:
 		return &stage.ParamError{Path: "path", Msg: fmt.Sprintf("recorded run folder %s: %v", path, err)}
 	case !fi.IsDir():
@@ -126,6 +130,11 @@ func (ReplayKind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) erro
 	}
 	if err := checkDigest(src, wdir); err != nil {
 		return err
+	}
+	// Checked here, not only in Validate, so a bad row is reported in the
+	// user's recorded file rather than in the store's staging copy.
+	if err := schema.ValidateRun(src); err != nil {
+		return fmt.Errorf("recorded run %s is not a valid run folder (fix the file or record the run again): %w", p.Path, err)
 	}
 	var copied []string
 	for _, name := range runFiles {
