@@ -288,7 +288,8 @@ func TestReplay(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, tc := range []struct{ path, want string }{
-			{filepath.Join(dir, "runn"), "runn (" + filepath.Join(dir, "runn") + ") does not exist; set it to a run folder"},
+			{"testdata/real/runn", "folder testdata/real/runn (" + filepath.Join(root, "testdata/real/runn") + ") does not exist; set it to a run folder"},
+			{filepath.Join(dir, "runn"), "folder " + filepath.Join(dir, "runn") + " does not exist; set it to a run folder"},
 			{file, "is a file; name the run folder that holds it (" + dir + ")"},
 			{dir, "has no token_metrics.csv; name a run folder"},
 		} {
