@@ -259,6 +259,11 @@ func WriteXY(w io.Writer, title, xName string, xTicks []chart.Tick, yInfo analys
 		xa = axis{lo: xlo - pad, hi: xhi + pad}
 		xa.ticks = xTicksFor(lines, xa)
 	}
+	if len(xa.ticks) > 0 && tickSpan(xa.ticks) == 0 {
+		// go-chart takes the x range from the ticks, and one tick (a sweep of
+		// one value) is a zero range it refuses to draw.
+		xa.ticks = append([]chart.Tick{{Value: xa.lo}}, append(xa.ticks, chart.Tick{Value: xa.hi})...)
+	}
 	ya := newAxis(ylo, yhi, true)
 	var series []chart.Series
 	for i, l := range lines {
@@ -320,6 +325,14 @@ func xTicksFor(lines []XYLine, xa axis) []chart.Tick {
 	}
 	sortTicks(ticks)
 	return ticks
+}
+
+func tickSpan(t []chart.Tick) float64 {
+	lo, hi := math.Inf(1), math.Inf(-1)
+	for _, tk := range t {
+		lo, hi = min(lo, tk.Value), max(hi, tk.Value)
+	}
+	return hi - lo
 }
 
 func sortTicks(t []chart.Tick) {

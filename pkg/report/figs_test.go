@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/gsim-dev/gsim/pkg/analysis"
+	"github.com/wcharczuk/go-chart/v2"
 )
 
 func TestAxis(t *testing.T) {
@@ -71,6 +72,32 @@ func TestWriteCDF(t *testing.T) {
 		}
 		if b := img.Bounds(); b.Dx() != 900 || b.Dy() != 540 {
 			t.Errorf("%s: %v", name, b)
+		}
+	}
+}
+
+func TestWriteXY(t *testing.T) {
+	nan := math.NaN()
+	cases := []struct {
+		name  string
+		ticks []chart.Tick
+		lines []XYLine
+		slo   float64
+	}{
+		{"sweep", nil, []XYLine{{"real", []float64{2, 4, 8}, []float64{30, 40, 90}}}, 50},
+		// A matrix of one value: go-chart refused a zero x range.
+		{"one x value", nil, []XYLine{{"real", []float64{6}, []float64{30}}, {"sim", []float64{6}, []float64{35}}}, 50},
+		{"one category", []chart.Tick{{Value: 0, Label: "vllm"}}, []XYLine{{"real", []float64{0}, []float64{30}}}, nan},
+		{"no data", nil, []XYLine{{"real", []float64{6}, []float64{nan}}}, nan},
+	}
+	for _, tc := range cases {
+		var buf bytes.Buffer
+		if err := WriteXY(&buf, tc.name, "rate", tc.ticks, analysis.Info(analysis.TTFT), "P50", tc.lines, tc.slo); err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if _, err := png.Decode(&buf); err != nil {
+			t.Errorf("%s: not a PNG: %v", tc.name, err)
 		}
 	}
 }
