@@ -111,6 +111,52 @@ func (p *FitParams) Selected(cell map[string]any) bool {
 	return true
 }
 
+// trainMiss says, per variable of train, what was asked and what the input
+// cells have, in YAML words ("rate: [3, 5], the inputs have rate 2, 4, 6").
+func trainMiss(train map[string][]any, cells []map[string]any) string {
+	vars := make([]string, 0, len(train))
+	for k := range train {
+		vars = append(vars, k)
+	}
+	slices.Sort(vars)
+	have := map[string]bool{}
+	for _, c := range cells {
+		for k := range c {
+			have[k] = true
+		}
+	}
+	haveVars := make([]string, 0, len(have))
+	for k := range have {
+		haveVars = append(haveVars, k)
+	}
+	slices.Sort(haveVars)
+	var parts []string
+	for _, k := range vars {
+		asked := make([]string, len(train[k]))
+		for i, v := range train[k] {
+			asked[i] = fmt.Sprint(v)
+		}
+		part := fmt.Sprintf("%s: [%s]", k, strings.Join(asked, ", "))
+		if !have[k] {
+			if len(haveVars) == 0 {
+				part += ", but the inputs are not a matrix (fit them all: leave train out)"
+			} else {
+				part += fmt.Sprintf(", but the inputs have no matrix variable %q (they have %s)", k, strings.Join(haveVars, ", "))
+			}
+			parts = append(parts, part)
+			continue
+		}
+		var vals []string
+		for _, c := range cells {
+			if v, ok := c[k]; ok && !slices.Contains(vals, fmt.Sprint(v)) {
+				vals = append(vals, fmt.Sprint(v))
+			}
+		}
+		parts = append(parts, part+fmt.Sprintf(", the inputs have %s %s", k, strings.Join(vals, ", ")))
+	}
+	return strings.Join(parts, "; ")
+}
+
 type fitCell struct {
 	in    stage.Input
 	steps []predict.Step
@@ -213,9 +259,9 @@ func (FitKind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 	if err != nil {
 		return fmt.Errorf("fit %s: %w", spec.Instance, err)
 	}
-	var seen []string
+	var matrices []map[string]any
 	for _, c := range cells {
-		seen = append(seen, fmt.Sprintf("%s %v", c.in.Instance, c.in.Matrix))
+		matrices = append(matrices, c.in.Matrix)
 		if !c.train {
 			continue
 		}
@@ -223,8 +269,8 @@ func (FitKind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 		training = append(training, predict.TrainingCell{Instance: c.in.Instance, Matrix: c.in.Matrix, Steps: len(c.steps)})
 	}
 	if len(runs) == 0 {
-		return fmt.Errorf("fit %s: with.train %v selects none of the %d input cells (%s); name matrix values the inputs have",
-			spec.Instance, p.Train, len(cells), strings.Join(seen, "; "))
+		return fmt.Errorf("fit %s: with.train selects none of the %d input cells: %s; set with.train to values of the experiment's matrix",
+			spec.Instance, len(cells), trainMiss(p.Train, matrices))
 	}
 	m, err := predict.Fit(runs, p.Features, pad)
 	if err != nil {

@@ -328,3 +328,28 @@ func TestSimInheritsFittedEngine(t *testing.T) {
 		t.Fatalf("engine %v: want the fitted engine's block_size 256, num_blocks 1024, safety_margin 0.15 and the given max_batch_tokens 4096", e)
 	}
 }
+
+func TestTrainMiss(t *testing.T) {
+	sweep := []map[string]any{{"rate": 2}, {"rate": 4}, {"rate": 2.5}, {"rate": 4}}
+	tests := []struct {
+		name  string
+		train map[string][]any
+		cells []map[string]any
+		want  string
+	}{
+		// It printed Go maps: "with.train map[rate:[3 5]] … (real[rate=2] map[rate:2]; …)".
+		{"values not in the matrix", map[string][]any{"rate": {3, 5}}, sweep,
+			"rate: [3, 5], the inputs have rate 2, 4, 2.5"},
+		{"variable not in the matrix", map[string][]any{"rat": {2}}, sweep,
+			`rat: [2], but the inputs have no matrix variable "rat" (they have rate)`},
+		{"no matrix", map[string][]any{"rate": {2}}, []map[string]any{nil},
+			"rate: [2], but the inputs are not a matrix (fit them all: leave train out)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := trainMiss(tt.train, tt.cells); got != tt.want {
+				t.Errorf("got  %q\nwant %q", got, tt.want)
+			}
+		})
+	}
+}
