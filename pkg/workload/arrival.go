@@ -140,7 +140,7 @@ func traceArrivals(path string, n int, durNs int64) ([]int64, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return nil, csvRowError(path, len(header), err)
 		}
 		f := strings.TrimSpace(rec[col])
 		var t int64

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -118,6 +119,19 @@ func readTable(path string) (*table, error) {
 	}
 }
 
+// csvRowError turns encoding/csv's "record on line 5: wrong number of
+// fields" into the file, the line and what to do.
+func csvRowError(path string, nHeader int, err error) error {
+	var pe *csv.ParseError
+	if !errors.As(err, &pe) {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if errors.Is(pe.Err, csv.ErrFieldCount) {
+		return fmt.Errorf("%s: line %d: a different number of fields than the header's %d; fix or remove that row", path, pe.Line, nHeader)
+	}
+	return fmt.Errorf("%s: line %d, column %d: %v; fix the row's quoting (a field with a comma or quote must be quoted, quotes inside doubled)", path, pe.Line, pe.Column, pe.Err)
+}
+
 func readCSVTable(path string, b []byte) (*table, error) {
 	cr := csv.NewReader(bytes.NewReader(b))
 	cr.ReuseRecord = true
@@ -138,7 +152,7 @@ func readCSVTable(path string, b []byte) (*table, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+			return nil, csvRowError(path, len(names), err)
 		}
 		for i, f := range rec {
 			if bad[i] != "" {

@@ -81,6 +81,8 @@ func TestFileErrors(t *testing.T) {
 		"float.csv":  "num_prefill_tokens,num_decode_tokens\n10.5,2\n",
 		"zero.csv":   "num_prefill_tokens,num_decode_tokens\n0,2\n",
 		"bad.jsonl":  "{\"num_prefill_tokens\": 3}\nnot json\n",
+		"short.csv":  "arrived_at,num_prefill_tokens,num_decode_tokens\n0,10,2\n1,20\n",
+		"quote.csv":  "arrived_at,num_prefill_tokens\n0,10\n1,\"2\"0\n",
 		"rows.jsonl": "[{\"num_prefill_tokens\": 3, \"num_decode_tokens\": 1}]",
 	}
 	for n, c := range files {
@@ -108,6 +110,10 @@ func TestFileErrors(t *testing.T) {
 		{"non-integer column", lengths("float.csv", ""), `column "num_prefill_tokens" is not all integers (line 2 has "10.5")`},
 		{"zero length", lengths("zero.csv", ""), "row 1 is 0 (expected token counts >= 1)"},
 		{"bad jsonl", lengths("bad.jsonl", ""), "line 2: expected a JSON object"},
+		// encoding/csv said only "record on line 3: wrong number of fields".
+		{"short row, trace", arrival("short.csv", 0), "short.csv: line 3: a different number of fields than the header's 3; fix or remove that row"},
+		{"short row, empirical", lengths("short.csv", ""), "short.csv: line 3: a different number of fields than the header's 3; fix or remove that row"},
+		{"bad quote", lengths("quote.csv", ""), "quote.csv: line 3, column 5: extraneous or missing \" in quoted-field; fix the row's quoting"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := Generate(c.p, base)
