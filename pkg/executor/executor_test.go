@@ -229,6 +229,41 @@ func TestFailureStopsDependents(t *testing.T) {
 	}
 }
 
+func TestInterrupt(t *testing.T) {
+	f, opt := setup(t)
+	p := &plan.Plan{Name: "e", Instances: []*plan.Instance{
+		inst("slow", map[string]any{"value": "s", "sleep_ms": 10_000}),
+		inst("after", map[string]any{"value": "a"}, "slow"),
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	sum, err := Run(ctx, p, opt)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want one wrapping context.Canceled", err)
+	}
+	// It printed "run interrupted: context canceled".
+	if msg := err.Error(); strings.Contains(msg, "context canceled") || !strings.Contains(msg, "run the same command again") {
+		t.Errorf("message %q: want what is kept and what to do, not Go's context error", msg)
+	}
+	got := map[string]Entry{}
+	for _, e := range sum.Entries {
+		got[e.ID] = e
+	}
+	if got["slow"].Outcome != Cancelled {
+		t.Errorf("slow: %+v", got["slow"])
+	}
+	// It said "upstream slow failed".
+	if e := got["after"]; e.Outcome != Skipped || e.Reason != "upstream slow interrupted" {
+		t.Errorf("after: %+v, want skipped because upstream slow was interrupted", e)
+	}
+	if f.count("after") != 0 {
+		t.Error("a dependent of an interrupted stage ran")
+	}
+	if ents, _ := os.ReadDir(filepath.Join(opt.Store.Root, "staging")); len(ents) != 0 {
+		t.Errorf("staging not cleaned after interrupt: %d entries", len(ents))
+	}
+}
+
 func (e *StageError) keyOf(s *Summary) string {
 	for _, en := range s.Entries {
 		if en.ID == e.Instance {

@@ -67,7 +67,11 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 			}
 			if root := g.failedUpstream(n); root != "" {
 				n.state, n.root = skipped, root
-				record(n, Entry{Outcome: Skipped, Reason: fmt.Sprintf("upstream %s failed", root)})
+				why := "failed"
+				if e := entries[g.byID[root]]; e != nil && e.Outcome == Cancelled {
+					why = e.Reason // an interrupted upstream did not fail
+				}
+				record(n, Entry{Outcome: Skipped, Reason: fmt.Sprintf("upstream %s %s", root, why)})
 				continue
 			}
 			if g.upstreamPending(n) != nil {
@@ -165,13 +169,24 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 	}
 	sum.Elapsed = time.Since(start)
 	if ctx.Err() != nil {
-		return sum, fmt.Errorf("run interrupted: %w", ctx.Err())
+		return sum, &InterruptedError{Cause: ctx.Err()}
 	}
 	if len(stageErrs) > 0 {
 		return sum, fmt.Errorf("%w:\n%w", ErrStagesFailed, errors.Join(stageErrs...))
 	}
 	return sum, nil
 }
+
+// InterruptedError is a run stopped by a signal (Ctrl-C) or a cancelled
+// context. It says what is kept, in the user's words, rather than Go's
+// "context canceled"; errors.Is still finds the cause.
+type InterruptedError struct{ Cause error }
+
+func (e *InterruptedError) Error() string {
+	return "run interrupted: finished stages are kept, unfinished attempts are discarded; run the same command again to go on"
+}
+
+func (e *InterruptedError) Unwrap() error { return e.Cause }
 
 func stopReason(ctx context.Context) string {
 	if ctx.Err() != nil {
