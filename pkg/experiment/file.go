@@ -86,6 +86,26 @@ func Parse(path string, data []byte) (*File, error) {
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
+// yamlHints say what to do about the YAML parser's terse messages. The
+// parser reports the line where the enclosing block starts, not the bad line,
+// so the hints say where to look.
+var yamlHints = []struct{ prefix, hint string }{
+	{"did not find expected key", "; a line in the block starting here is indented differently from the keys beside it (indent with spaces, keys of one mapping line up)"},
+	{"could not find expected ':'", "; a line in the block starting here is not `key: value` (a missing colon, or a multi-line string that needs `|`)"},
+	{"mapping values are not allowed in this context", "; a value holds ': ' (quote it) or a key is indented under a value"},
+	{"found character that cannot start any token", "; indent with spaces, not tabs, and quote values that start with @ or `"},
+	{"did not find expected ',' or", "; a flow list [..] or mapping {..} starting here is not closed, or a value in it needs quotes"},
+}
+
+func yamlHint(msg string) string {
+	for _, h := range yamlHints {
+		if strings.HasPrefix(msg, h.prefix) {
+			return h.hint
+		}
+	}
+	return ""
+}
+
 // parseYAML returns the top mapping node, turning syntax errors into
 // positioned errors.
 func parseYAML(path string, data []byte) (*yaml.Node, error) {
@@ -94,7 +114,12 @@ func parseYAML(path string, data []byte) (*yaml.Node, error) {
 		msg := err.Error()
 		if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 			line, _ := strconv.Atoi(m[1])
-			return nil, &Error{File: path, Line: line, Col: 1, Msg: "invalid YAML: " + m[2]}
+			if strings.HasPrefix(m[2], "did not find expected") {
+				// yaml.v3 adds one to scanner errors' 0-based lines but not
+				// to the parser's ("did not find expected …").
+				line++
+			}
+			return nil, &Error{File: path, Line: line, Col: 1, Msg: "invalid YAML: " + m[2] + yamlHint(m[2])}
 		}
 		return nil, &Error{File: path, Line: 1, Col: 1, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
 	}
