@@ -119,6 +119,19 @@ func (Kind) Fingerprint(params map[string]any, baseDir string) (map[string]strin
 	}
 	if p.Source == SourceRecorded {
 		dir := stage.Resolve(baseDir, p.Path)
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			what := "does not exist"
+			if err == nil {
+				what = "is a file"
+			} else if !errors.Is(err, os.ErrNotExist) {
+				what = err.Error()
+			}
+			where := p.Path
+			if dir != p.Path {
+				where += " (" + dir + ")"
+			}
+			return nil, &stage.ParamError{Path: "path", Msg: fmt.Sprintf("recorded profile folder %s %s; set it to a folder written by the profile stage, e.g. testdata/profile/h100 (relative paths start at the experiment file's folder)", where, what)}
+		}
 		d, err := stage.DirDigest(dir)
 		if err != nil {
 			return nil, fmt.Errorf("recorded profile %s: %w", dir, err)

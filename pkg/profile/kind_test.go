@@ -113,8 +113,18 @@ func TestFingerprintRecorded(t *testing.T) {
 	if len(fp1) != 1 || fp1["recorded:"+filepath.Base(src)] == fp2["recorded:"+filepath.Base(src)] {
 		t.Errorf("recorded digest did not follow the content: %v %v", fp1, fp2)
 	}
-	if _, err := (Kind{}).Fingerprint(map[string]any{"source": "recorded", "path": "missing"}, base); err == nil {
-		t.Error("missing recorded folder gave no error")
+	if err := os.WriteFile(filepath.Join(base, "afile"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// It said "hash runner …: lstat …: no such file or directory".
+	for path, want := range map[string]string{
+		"missing": "with.path: recorded profile folder missing (" + filepath.Join(base, "missing") + ") does not exist; set it to a folder written by the profile stage",
+		"afile": "folder afile (" + filepath.Join(base, "afile") + ") is a file; set it to a folder",
+	} {
+		_, err := (Kind{}).Fingerprint(map[string]any{"source": "recorded", "path": path}, base)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v, want an error containing %q", path, err, want)
+		}
 	}
 }
 
