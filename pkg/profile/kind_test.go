@@ -119,7 +119,7 @@ func TestFingerprintRecorded(t *testing.T) {
 	// It said "hash runner …: lstat …: no such file or directory".
 	for path, want := range map[string]string{
 		"missing": "with.path: recorded profile folder missing (" + filepath.Join(base, "missing") + ") does not exist; set it to a folder written by the profile stage",
-		"afile": "folder afile (" + filepath.Join(base, "afile") + ") is a file; set it to a folder",
+		"afile":   "folder afile (" + filepath.Join(base, "afile") + ") is a file; set it to a folder",
 	} {
 		_, err := (Kind{}).Fingerprint(map[string]any{"source": "recorded", "path": path}, base)
 		if err == nil || !strings.Contains(err.Error(), want) {
