@@ -237,11 +237,11 @@ func TestCompareParams(t *testing.T) {
 		t.Errorf("explicit candidates: %+v, %v", ci.Candidates, err)
 	}
 	spec = compareSpec(t.TempDir(), map[string]string{"bench": "x", "sim": "y"}, map[string]any{"reference": "bench", "candidates": []any{"vidur"}})
-	if _, err := compareInput(spec); err == nil || !strings.Contains(err.Error(), `"vidur" is not among`) {
+	if _, err := compareInput(spec); err == nil || !strings.Contains(err.Error(), `with.candidates: "vidur" is not among the stage's needs (bench, sim); add it to needs: or fix with.candidates`) {
 		t.Errorf("unknown candidate: %v", err)
 	}
 	spec = compareSpec(t.TempDir(), map[string]string{"bench": "x", "sim": "y"}, map[string]any{"reference": "real"})
-	if _, err := compareInput(spec); err == nil || !strings.Contains(err.Error(), `"real" is not among`) {
+	if _, err := compareInput(spec); err == nil || !strings.Contains(err.Error(), `with.reference: "real" is not among the stage's needs (bench, sim); add it to needs: or fix with.reference`) {
 		t.Errorf("unknown reference: %v", err)
 	}
 }

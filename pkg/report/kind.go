@@ -69,11 +69,11 @@ func compareInput(spec *stage.Spec) (CompareInput, error) {
 	if err != nil {
 		return CompareInput{}, err
 	}
-	one := func(need string) (stage.Input, error) {
+	one := func(param, need string) (stage.Input, error) {
 		ins, ok := spec.Inputs[need]
 		if !ok {
-			return stage.Input{}, fmt.Errorf("compare %s: %q is not among the stage's needs (%s); add it to needs: or fix with.reference/with.workload",
-				spec.Instance, need, strings.Join(sortedKeys(spec.Inputs), ", "))
+			return stage.Input{}, fmt.Errorf("compare %s: with.%s: %q is not among the stage's needs (%s); add it to needs: or fix with.%s",
+				spec.Instance, param, need, strings.Join(sortedKeys(spec.Inputs), ", "), param)
 		}
 		if len(ins) != 1 {
 			return stage.Input{}, fmt.Errorf("compare %s: need %q has %d inputs; compare takes one run per need (use the sweep `report` kind for fan-in)", spec.Instance, need, len(ins))
@@ -84,13 +84,13 @@ func compareInput(spec *stage.Spec) (CompareInput, error) {
 		return RunInput{Name: need, Label: p.Labels[need], Dir: in.Dir, Key: in.Key, Instance: in.Instance}
 	}
 	ci := CompareInput{Title: p.Title, Instance: spec.Instance, Key: spec.Key, Matrix: spec.Matrix}
-	ref, err := one(p.Reference)
+	ref, err := one("reference", p.Reference)
 	if err != nil {
 		return ci, err
 	}
 	ci.Reference = runInput(p.Reference, ref)
 	if p.Workload != "" {
-		w, err := one(p.Workload)
+		w, err := one("workload", p.Workload)
 		if err != nil {
 			return ci, err
 		}
@@ -106,7 +106,7 @@ func compareInput(spec *stage.Spec) (CompareInput, error) {
 		}
 	}
 	for _, n := range cands {
-		in, err := one(n)
+		in, err := one("candidates", n)
 		if err != nil {
 			return ci, err
 		}
