@@ -2,7 +2,9 @@ package workload
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/gsim-dev/gsim/pkg/schema"
@@ -36,7 +38,17 @@ func (Kind) Fingerprint(params map[string]any, baseDir string) (map[string]strin
 		if path == "" {
 			return nil
 		}
-		d, err := stage.FileDigest(resolve(baseDir, path))
+		full := resolve(baseDir, path)
+		where := path
+		if full != path {
+			where += " (" + full + ")"
+		}
+		if fi, err := os.Stat(full); errors.Is(err, os.ErrNotExist) {
+			return &stage.ParamError{Path: field, Msg: fmt.Sprintf("no such file %s; check the path (relative paths start at the experiment file's folder)", where)}
+		} else if err == nil && fi.IsDir() {
+			return &stage.ParamError{Path: field, Msg: fmt.Sprintf("%s is a folder; name the CSV, JSON or JSONL file in it", where)}
+		}
+		d, err := stage.FileDigest(full)
 		if err != nil {
 			return &stage.ParamError{Path: field, Msg: fmt.Sprintf("cannot read %s: %v", path, err)}
 		}

@@ -62,6 +62,16 @@ decode: {dist: empirical, path: t.csv}
 	if !strings.Contains(log.String(), "wrote 3 requests") {
 		t.Fatalf("log %q", log.String())
 	}
+	// It said "cannot read none.csv: open /…/none.csv: no such file or directory".
+	for path, want := range map[string]string{
+		"none.csv": "with.prefill.path: no such file none.csv (" + filepath.Join(base, "none.csv") + "); check the path",
+		".":        "with.prefill.path: . (" + base + ") is a folder; name the CSV, JSON or JSONL file in it",
+	} {
+		bad := paramsFromYAML(t, "model: m\nseed: 3\nnum_requests: 2\narrival: {process: all-at-once}\nprefill: {dist: empirical, path: \""+path+"\"}\ndecode: {dist: fixed, value: 1}\n")
+		if _, err := k.Fingerprint(bad, base); err == nil || !strings.Contains(err.Error(), want) || strings.Contains(err.Error(), "open ") {
+			t.Errorf("%s: got %v, want an error containing %q", path, err, want)
+		}
+	}
 	// An edited file changes the fingerprint, so the stage reruns.
 	os.WriteFile(filepath.Join(base, "t.csv"), []byte(trace+"3,1,1\n"), 0o644)
 	fp2, _ := k.Fingerprint(params, base)
