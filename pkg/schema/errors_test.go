@@ -119,6 +119,11 @@ func TestRunErrors(t *testing.T) {
 		{"step requests", S, stepHdr + "\n0,0,100,12,0,3,1,1,0\n", 1, "num_requests", "between 1 and 2"},
 		// run_meta.json
 		{"meta json", M, "{", 0, "", "not valid JSON"},
+		// encoding/json said only "unexpected end of JSON input" and
+		// "cannot unmarshal number into Go struct field RunMeta.run_id of type string".
+		{"meta cut short", M, "{\n  \"schema_version\": 1,\n", 0, "", "not valid JSON at line 3, column 1: unexpected end of JSON input; the file is cut short"},
+		{"meta bad token", M, "{\"schema_version\": 1,\n \"model\": x}", 0, "", "not valid JSON at line 2, column 11: invalid character 'x'"},
+		{"meta field type", M, strings.Replace(goodMeta, `"run_id":"r"`, `"run_id":5`, 1), 0, "run_id", "expected a string, got a JSON number"},
 		{"meta version", M, strings.Replace(goodMeta, `"schema_version":1`, `"schema_version":2`, 1), 0, "schema_version", "expected 1"},
 		{"meta run type", M, strings.Replace(goodMeta, `"sim"`, `"simulated"`, 1), 0, "run_type", "expected real, sim or vidur"},
 		{"meta model", M, strings.Replace(goodMeta, `"model":"m"`, `"model":""`, 1), 0, "model", "empty"},
@@ -158,6 +163,7 @@ func TestErrorFormat(t *testing.T) {
 		{Error{"a.csv", 3, "ttft_ns", "bad"}, "a.csv: row 3 (line 4), column ttft_ns: bad"},
 		{Error{"a.csv", 2, "", "bad"}, "a.csv: row 2 (line 3): bad"},
 		{Error{"a.csv", 0, "x", "bad"}, "a.csv: header, column x: bad"},
+		{Error{"run_meta.json", 0, "model", "bad"}, "run_meta.json: field model: bad"},
 		{Error{"a.csv", 0, "", "bad"}, "a.csv: bad"},
 	} {
 		if got := c.e.Error(); got != c.want {

@@ -15,7 +15,7 @@ func ReadRunMeta(path string) (*RunMeta, error) {
 	}
 	var m RunMeta
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, &Error{File: path, Msg: fmt.Sprintf("not valid JSON: %v", err)}
+		return nil, jsonErr(path, b, err)
 	}
 	if err := checkRunMeta(path, &m); err != nil {
 		return nil, err

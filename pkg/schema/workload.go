@@ -230,7 +230,7 @@ func ReadWorkload(dir string) (*Workload, error) {
 	mp := filepath.Join(dir, WorkloadMetaFile)
 	if b, err := os.ReadFile(mp); err == nil {
 		if err := json.Unmarshal(b, &w.Meta); err != nil {
-			return nil, &Error{File: mp, Msg: fmt.Sprintf("not valid JSON: %v", err)}
+			return nil, jsonErr(mp, b, err)
 		}
 	} else if !os.IsNotExist(err) {
 		return nil, err
