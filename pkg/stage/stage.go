@@ -179,6 +179,8 @@ func typeWords(t reflect.Type) string {
 		return "a list of " + strings.TrimPrefix(strings.TrimPrefix(typeWords(t.Elem()), "a "), "an ") + "s"
 	case reflect.Map, reflect.Struct:
 		return "a mapping (key: value)"
+	case reflect.Interface:
+		return "a value"
 	}
 	return t.String()
 }

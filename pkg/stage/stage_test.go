@@ -16,12 +16,13 @@ func TestDecodeParams(t *testing.T) {
 		Rate float64 `json:"rate"`
 	}
 	type cfg struct {
-		Rate     float64   `json:"rate"`
-		Name     string    `json:"name"`
-		Seed     int64     `json:"seed"`
-		Features []string  `json:"features"`
-		Arrival  arrival   `json:"arrival"`
-		Phases   []arrival `json:"phases"`
+		Rate     float64          `json:"rate"`
+		Name     string           `json:"name"`
+		Seed     int64            `json:"seed"`
+		Features []string         `json:"features"`
+		Arrival  arrival          `json:"arrival"`
+		Phases   []arrival        `json:"phases"`
+		Train    map[string][]any `json:"train"`
 	}
 	tests := []struct {
 		name     string
@@ -35,6 +36,7 @@ func TestDecodeParams(t *testing.T) {
 		// Go type names (int64, []string) mean nothing to a YAML user.
 		{"int", map[string]any{"seed": 2.5}, "seed", "expected an integer, got a number 2.5"},
 		{"list", map[string]any{"features": 7}, "features", "expected a list of strings, got a number"},
+		{"list of any", map[string]any{"train": map[string]any{"rate": 2}}, "train", "expected a list of values, got a number"},
 		// encoding/json names only the leaf of a nested unknown key.
 		{"nested unknown", map[string]any{"arrival": map[string]any{"rat": 4}}, "arrival.rat", "unknown parameter"},
 		{"unknown in list", map[string]any{"phases": []any{map[string]any{"rate": 1}, map[string]any{"rat": 4}}}, "phases.1.rat", "unknown parameter"},
