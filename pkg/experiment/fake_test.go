@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/gsim-dev/gsim/pkg/stage"
 )
@@ -75,5 +76,21 @@ func testRegistry() *stage.Registry {
 		fakeKind{name: "report"},
 		fakeKind{name: "shell"},
 		fakeKind{name: "checked", check: checkBench},
+		namedKind{fakeKind{name: "named"}},
 	)
+}
+
+// namedKind names a need in with.ref and a matrix variable in with.x, as
+// compare and report do.
+type namedKind struct{ fakeKind }
+
+func (namedKind) CheckNeeds(p map[string]any, needs, matrix []string) error {
+	var errs []error
+	if r, _ := p["ref"].(string); r != "" && !slices.Contains(needs, r) {
+		errs = append(errs, &stage.ParamError{Path: "ref", Msg: fmt.Sprintf("%q is not under needs: (%v)", r, needs)})
+	}
+	if x, _ := p["x"].(string); x != "" && !slices.Contains(matrix, x) {
+		errs = append(errs, &stage.ParamError{Path: "x", Msg: fmt.Sprintf("%q is not a matrix variable (%v)", x, matrix)})
+	}
+	return errors.Join(errs...)
 }

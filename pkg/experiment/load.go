@@ -401,6 +401,10 @@ func checkParams(p *problems, f *File, pl *plan.Plan, reg *stage.Registry) {
 		at  Pos
 		msg string
 	}
+	var matrix []string
+	for _, mv := range f.Matrix {
+		matrix = append(matrix, mv.Name)
+	}
 	var order []complaint
 	who := map[complaint][]string{}
 	count := map[string]int{}
@@ -411,7 +415,15 @@ func checkParams(p *problems, f *File, pl *plan.Plan, reg *stage.Registry) {
 			continue
 		}
 		s := byName[in.Stage]
-		for _, e := range flatten(k.CheckParams(in.Params)) {
+		errs := flatten(k.CheckParams(in.Params))
+		if nc, ok := k.(stage.NeedsChecker); ok && len(errs) == 0 {
+			var needs []string
+			for _, d := range in.Needs {
+				needs = append(needs, d.Stage)
+			}
+			errs = flatten(nc.CheckNeeds(in.Params, needs, matrix))
+		}
+		for _, e := range errs {
 			c := complaint{at: s.WithPos, msg: e.Error()}
 			var pe *stage.ParamError
 			if errors.As(e, &pe) {

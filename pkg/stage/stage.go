@@ -100,6 +100,16 @@ type Kind interface {
 	Validate(spec *Spec) error
 }
 
+// NeedsChecker is implemented by kinds whose params name needed stages or
+// matrix variables (compare's reference, report's x), so that a wrong name
+// is reported when the experiment is loaded, at its line, rather than after
+// every upstream stage has run. needs are the stage names under needs:, in
+// order; matrix the experiment's matrix variables. Errors are *ParamError
+// where they concern one param.
+type NeedsChecker interface {
+	CheckNeeds(params map[string]any, needs, matrix []string) error
+}
+
 // Volatile is implemented by kinds whose outputs include files that record
 // when or where they ran rather than what they computed (workload_meta.json's
 // created_at). Those files stay in the object and are verified, but they are
