@@ -279,3 +279,36 @@ func TestGPUName(t *testing.T) {
 		}
 	}
 }
+
+// A wrong need name was found only when compare ran, after every upstream
+// stage; CheckNeeds lets the loader report it at its YAML line.
+func TestCompareCheckNeeds(t *testing.T) {
+	needs := []string{"workload", "real", "sim"}
+	tests := []struct {
+		name     string
+		params   map[string]any
+		wantPath string
+	}{
+		{"ok", map[string]any{"reference": "real", "workload": "workload", "candidates": []any{"sim"}, "labels": map[string]any{"sim": "S"}}, ""},
+		{"reference", map[string]any{"reference": "reall"}, "reference"},
+		{"workload", map[string]any{"reference": "real", "workload": "wl"}, "workload"},
+		{"candidate", map[string]any{"reference": "real", "candidates": []any{"sim", "sim-prof"}}, "candidates.1"},
+		{"label", map[string]any{"reference": "real", "labels": map[string]any{"vidur": "V"}}, "labels.vidur"},
+		{"bad params left to CheckParams", map[string]any{}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := CompareKind{}.CheckNeeds(tt.params, needs, []string{"rate"})
+			if tt.wantPath == "" {
+				if err != nil {
+					t.Fatalf("unexpected error %v", err)
+				}
+				return
+			}
+			var pe *stage.ParamError
+			if !errors.As(err, &pe) || pe.Path != tt.wantPath || !strings.Contains(pe.Msg, "is not among the stage's needs (workload, real, sim)") {
+				t.Fatalf("got %v, want a with.%s error listing the needs", err, tt.wantPath)
+			}
+		})
+	}
+}

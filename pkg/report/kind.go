@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -54,6 +55,31 @@ func decodeCompare(params map[string]any) (*CompareParams, error) {
 		seen[c] = true
 	}
 	return &p, nil
+}
+
+// CheckNeeds implements stage.NeedsChecker: every need named in with: must
+// be under needs:, so a typo fails at load time with its line.
+func (CompareKind) CheckNeeds(params map[string]any, needs, _ []string) error {
+	p, err := decodeCompare(params)
+	if err != nil {
+		return nil // CheckParams reports it
+	}
+	var errs []error
+	check := func(path, name string) {
+		if name != "" && !slices.Contains(needs, name) {
+			errs = append(errs, &stage.ParamError{Path: path, Msg: fmt.Sprintf("%q is not among the stage's needs (%s); add it to needs: or fix the name",
+				name, strings.Join(needs, ", "))})
+		}
+	}
+	check("reference", p.Reference)
+	check("workload", p.Workload)
+	for i, c := range p.Candidates {
+		check(fmt.Sprintf("candidates.%d", i), c)
+	}
+	for _, n := range sortedKeys(p.Labels) {
+		check("labels."+n, n)
+	}
+	return errors.Join(errs...)
 }
 
 // CheckParams validates `with:`.

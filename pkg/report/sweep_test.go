@@ -154,3 +154,30 @@ func TestCapacity(t *testing.T) {
 type analysisSummary = analysis.Summary
 
 func summaryWithP99(v float64) analysisSummary { return analysisSummary{Count: 1, P99: v} }
+
+func TestSweepCheckNeeds(t *testing.T) {
+	tests := []struct {
+		name   string
+		x      string
+		matrix []string
+		want   string
+	}{
+		{"ok", "rate", []string{"policy", "rate"}, ""},
+		{"typo", "rat", []string{"policy", "rate"}, `with.x: "rat" is not a matrix variable (the matrix has policy, rate)`},
+		{"no matrix", "rate", nil, `with.x: "rate": the experiment has no matrix`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := SweepKind{}.CheckNeeds(map[string]any{"x": tt.x}, []string{"compare"}, tt.matrix)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("unexpected error %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
