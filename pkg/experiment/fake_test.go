@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/gsim-dev/gsim/pkg/stage"
@@ -84,13 +85,13 @@ func testRegistry() *stage.Registry {
 // compare and report do.
 type namedKind struct{ fakeKind }
 
-func (namedKind) CheckNeeds(p map[string]any, needs, matrix []string) error {
+func (namedKind) CheckNeeds(p map[string]any, needs []string, matrix map[string][]any) error {
 	var errs []error
 	if r, _ := p["ref"].(string); r != "" && !slices.Contains(needs, r) {
 		errs = append(errs, &stage.ParamError{Path: "ref", Msg: fmt.Sprintf("%q is not under needs: (%v)", r, needs)})
 	}
-	if x, _ := p["x"].(string); x != "" && !slices.Contains(matrix, x) {
-		errs = append(errs, &stage.ParamError{Path: "x", Msg: fmt.Sprintf("%q is not a matrix variable (%v)", x, matrix)})
+	if x, _ := p["x"].(string); x != "" && matrix[x] == nil {
+		errs = append(errs, &stage.ParamError{Path: "x", Msg: fmt.Sprintf("%q is not a matrix variable (%v)", x, slices.Sorted(maps.Keys(matrix)))})
 	}
 	return errors.Join(errs...)
 }

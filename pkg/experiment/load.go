@@ -401,9 +401,9 @@ func checkParams(p *problems, f *File, pl *plan.Plan, reg *stage.Registry) {
 		at  Pos
 		msg string
 	}
-	var matrix []string
+	matrix := map[string][]any{}
 	for _, mv := range f.Matrix {
-		matrix = append(matrix, mv.Name)
+		matrix[mv.Name] = mv.Values
 	}
 	var order []complaint
 	who := map[complaint][]string{}

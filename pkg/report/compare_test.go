@@ -298,7 +298,7 @@ func TestCompareCheckNeeds(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := CompareKind{}.CheckNeeds(tt.params, needs, []string{"rate"})
+			err := CompareKind{}.CheckNeeds(tt.params, needs, map[string][]any{"rate": {2}})
 			if tt.wantPath == "" {
 				if err != nil {
 					t.Fatalf("unexpected error %v", err)

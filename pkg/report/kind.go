@@ -59,7 +59,7 @@ func decodeCompare(params map[string]any) (*CompareParams, error) {
 
 // CheckNeeds implements stage.NeedsChecker: every need named in with: must
 // be under needs:, so a typo fails at load time with its line.
-func (CompareKind) CheckNeeds(params map[string]any, needs, _ []string) error {
+func (CompareKind) CheckNeeds(params map[string]any, needs []string, _ map[string][]any) error {
 	p, err := decodeCompare(params)
 	if err != nil {
 		return nil // CheckParams reports it

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -62,15 +61,15 @@ func decodeSweep(params map[string]any) (*SweepParams, error) {
 
 // CheckNeeds implements stage.NeedsChecker: x must be a matrix variable,
 // so a typo fails at load time with its line, not after the sweep ran.
-func (SweepKind) CheckNeeds(params map[string]any, _, matrix []string) error {
+func (SweepKind) CheckNeeds(params map[string]any, _ []string, matrix map[string][]any) error {
 	p, err := decodeSweep(params)
-	if err != nil || slices.Contains(matrix, p.X) {
+	if _, ok := matrix[p.X]; err != nil || ok {
 		return nil // CheckParams reports a decode error
 	}
 	if len(matrix) == 0 {
 		return &stage.ParamError{Path: "x", Msg: fmt.Sprintf("%q: the experiment has no matrix; a report plots against a swept matrix variable (add matrix: {%s: [...]})", p.X, p.X)}
 	}
-	return &stage.ParamError{Path: "x", Msg: fmt.Sprintf("%q is not a matrix variable (the matrix has %s); set with.x to one of them", p.X, strings.Join(matrix, ", "))}
+	return &stage.ParamError{Path: "x", Msg: fmt.Sprintf("%q is not a matrix variable (the matrix has %s); set with.x to one of them", p.X, strings.Join(sortedKeys(matrix), ", "))}
 }
 
 // CheckParams validates `with:`.

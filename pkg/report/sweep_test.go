@@ -159,11 +159,11 @@ func TestSweepCheckNeeds(t *testing.T) {
 	tests := []struct {
 		name   string
 		x      string
-		matrix []string
+		matrix map[string][]any
 		want   string
 	}{
-		{"ok", "rate", []string{"policy", "rate"}, ""},
-		{"typo", "rat", []string{"policy", "rate"}, `with.x: "rat" is not a matrix variable (the matrix has policy, rate)`},
+		{"ok", "rate", map[string][]any{"policy": {"a"}, "rate": {1}}, ""},
+		{"typo", "rat", map[string][]any{"policy": {"a"}, "rate": {1}}, `with.x: "rat" is not a matrix variable (the matrix has policy, rate)`},
 		{"no matrix", "rate", nil, `with.x: "rate": the experiment has no matrix`},
 	}
 	for _, tt := range tests {

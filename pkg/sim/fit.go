@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -71,6 +72,41 @@ func (FitKind) Version() string { return FitVersion }
 func (FitKind) CheckParams(params map[string]any) error {
 	_, err := decodeFitParams(params)
 	return err
+}
+
+// CheckNeeds implements stage.NeedsChecker: each variable of with.train must
+// be a matrix variable and name at least one of its values, or the fit
+// would find no training cell only after every real run had been made.
+// (Some values missing is fine: `--set matrix.rate=[...]` narrows a sweep.)
+func (FitKind) CheckNeeds(params map[string]any, _ []string, matrix map[string][]any) error {
+	p, err := decodeFitParams(params)
+	if err != nil {
+		return nil // CheckParams reports it
+	}
+	var errs []error
+	for _, k := range slices.Sorted(maps.Keys(p.Train)) {
+		have, ok := matrix[k]
+		if !ok {
+			errs = append(errs, &stage.ParamError{Path: "train." + k, Msg: fmt.Sprintf("%q is not a matrix variable (the matrix has %s); train on matrix values",
+				k, strings.Join(slices.Sorted(maps.Keys(matrix)), ", "))})
+			continue
+		}
+		if !slices.ContainsFunc(p.Train[k], func(x any) bool {
+			return slices.ContainsFunc(have, func(v any) bool { return sameValue(x, v) })
+		}) {
+			errs = append(errs, &stage.ParamError{Path: "train." + k, Msg: fmt.Sprintf("%s selects no cell: matrix.%s is %s; train on some of those values",
+				fmtValues(p.Train[k]), k, fmtValues(have))})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func fmtValues(vs []any) string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = fmt.Sprint(v)
+	}
+	return "[" + strings.Join(out, ", ") + "]"
 }
 
 // sameValue compares matrix values from YAML (ints and floats mix freely).

@@ -353,3 +353,34 @@ func TestTrainMiss(t *testing.T) {
 		})
 	}
 }
+
+// Train values that select no cell were found only when the fit ran, after
+// every real run; CheckNeeds lets the loader report them at their line.
+func TestFitCheckNeeds(t *testing.T) {
+	matrix := map[string][]any{"rate": {2, 4, 6.5}, "policy": {"vllm"}}
+	tests := []struct {
+		name  string
+		train map[string]any
+		want  string
+	}{
+		{"all present", map[string]any{"rate": []any{2, 4}}, ""},
+		{"some present", map[string]any{"rate": []any{2, 8}}, ""},
+		{"int and float", map[string]any{"rate": []any{6.5, 4.0}}, ""},
+		{"none present", map[string]any{"rate": []any{3, 5}}, "with.train.rate: [3, 5] selects no cell: matrix.rate is [2, 4, 6.5]"},
+		{"not a variable", map[string]any{"rat": []any{2}}, `with.train.rat: "rat" is not a matrix variable (the matrix has policy, rate)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := FitKind{}.CheckNeeds(map[string]any{"train": tt.train}, []string{"real"}, matrix)
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("unexpected error %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want %q", err, tt.want)
+			}
+		})
+	}
+}

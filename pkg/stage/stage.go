@@ -101,13 +101,14 @@ type Kind interface {
 }
 
 // NeedsChecker is implemented by kinds whose params name needed stages or
-// matrix variables (compare's reference, report's x), so that a wrong name
-// is reported when the experiment is loaded, at its line, rather than after
-// every upstream stage has run. needs are the stage names under needs:, in
-// order; matrix the experiment's matrix variables. Errors are *ParamError
-// where they concern one param.
+// matrix variables and values (compare's reference, report's x, fit's
+// train), so that a wrong name is reported when the experiment is loaded,
+// at its line, rather than after every upstream stage has run. needs are
+// the stage names under needs:, in order; matrix maps the experiment's
+// matrix variables to their values. Errors are *ParamError where they
+// concern one param.
 type NeedsChecker interface {
-	CheckNeeds(params map[string]any, needs, matrix []string) error
+	CheckNeeds(params map[string]any, needs []string, matrix map[string][]any) error
 }
 
 // Volatile is implemented by kinds whose outputs include files that record
