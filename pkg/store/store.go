@@ -33,9 +33,12 @@ func Open(root string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store %s: %w", root, err)
 	}
+	if fi, err := os.Stat(abs); err == nil && !fi.IsDir() {
+		return nil, fmt.Errorf("store %s is a file; give --store (or $GSIM_STORE) a folder, e.g. tmp", abs)
+	}
 	for _, d := range subdirs {
 		if err := os.MkdirAll(filepath.Join(abs, d), 0o755); err != nil {
-			return nil, fmt.Errorf("store %s: %w", abs, err)
+			return nil, fmt.Errorf("store %s: %w; give --store (or $GSIM_STORE) a folder gsim can write", abs, err)
 		}
 	}
 	return &Store{Root: abs}, nil

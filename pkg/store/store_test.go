@@ -264,3 +264,26 @@ func TestLinksAndClean(t *testing.T) {
 	}
 	held.Unlock()
 }
+
+func TestOpenErrors(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "f")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct{ name, root, want string }{
+		// It said "store X: mkdir X: not a directory".
+		{"a file", file, "store " + file + " is a file; give --store (or $GSIM_STORE) a folder"},
+		{"under a file", filepath.Join(file, "s"), "; give --store (or $GSIM_STORE) a folder gsim can write"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := Open(tt.root); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want %q", err, tt.want)
+			}
+		})
+	}
+	if _, err := Open(filepath.Join(dir, "new")); err != nil {
+		t.Fatalf("a new folder: %v", err)
+	}
+}
