@@ -427,7 +427,11 @@ func checkParams(p *problems, f *File, pl *plan.Plan, reg *stage.Registry) {
 			c := complaint{at: s.WithPos, msg: e.Error()}
 			var pe *stage.ParamError
 			if errors.As(e, &pe) {
-				c.at = paramPos(s, pe.Path)
+				var from string
+				c.at, from = paramPos(s, pe.Path)
+				if from != "" {
+					c.msg += " (the value comes from --set " + from + ")"
+				}
 			}
 			if _, seen := who[c]; !seen {
 				order = append(order, c)
@@ -468,11 +472,12 @@ func flatten(err error) []error {
 
 // paramPos finds a dotted param path (list indexes as numbers) in the stage's
 // with: tree and returns the position of the deepest part that exists, so a
-// missing required param points at its parent (or at with:).
-func paramPos(s *Stage, path string) Pos {
-	at := s.WithPos
+// missing required param points at its parent (or at with:). from is the
+// --set override (PATH=VALUE) that put a value on the path there, if any.
+func paramPos(s *Stage, path string) (at Pos, from string) {
+	at = s.WithPos
 	if s.With == nil || path == "" {
-		return at
+		return at, ""
 	}
 	// encoding/json names an unknown field by its leaf name only; when that
 	// name is not a top-level param, a unique key of that name anywhere in
@@ -482,32 +487,39 @@ func paramPos(s *Stage, path string) Pos {
 			var found []*yaml.Node
 			findKeys(s.With, path, &found)
 			if len(found) == 1 {
-				return posOf(found[0])
+				return posOf(found[0]), ""
 			}
 		}
 	}
 	cur := s.With
+	mark := func(n *yaml.Node) {
+		if c, ok := strings.CutPrefix(n.LineComment, setMark); ok && from == "" {
+			from = c
+		}
+	}
+	mark(cur)
 	for _, part := range strings.Split(path, ".") {
 		cur = deref(cur)
 		switch cur.Kind {
 		case yaml.MappingNode:
 			k, v := lookupEntry(cur, part)
 			if k == nil {
-				return at
+				return at, from
 			}
 			at, cur = posOf(k), v
 		case yaml.SequenceNode:
 			i, err := strconv.Atoi(part)
 			if err != nil || i < 0 || i >= len(cur.Content) {
-				return at
+				return at, from
 			}
 			cur = cur.Content[i]
 			at = posOf(cur)
 		default:
-			return at
+			return at, from
 		}
+		mark(cur)
 	}
-	return at
+	return at, from
 }
 
 func findKeys(n *yaml.Node, key string, out *[]*yaml.Node) {

@@ -12,6 +12,9 @@ import (
 // before decoding, so that overridden values are checked exactly like
 // written ones. Errors are positioned at the deepest part of the path that
 // exists.
+// setMark starts the line comment of a value that --set put in the tree.
+const setMark = "gsim --set "
+
 func applySet(p *problems, root *yaml.Node, set string) {
 	path, raw, ok := strings.Cut(set, "=")
 	if !ok || path == "" {
@@ -29,6 +32,9 @@ func applySet(p *problems, root *yaml.Node, set string) {
 	} else {
 		v = val.Content[0]
 	}
+	// The value takes the position of what it replaces; the mark lets a
+	// later complaint about it say that it came from the command line.
+	v.LineComment = setMark + set
 	parts := strings.Split(path, ".")
 	bad := func(at *yaml.Node, format string, args ...any) {
 		p.add(posOf(at), "--set %s: %s", path, fmt.Sprintf(format, args...))
