@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -220,8 +221,15 @@ func RunnerDir(name, baseDir string) (string, error) {
 		}
 		d = parent
 	}
+	// The folder beside the binary can also be one above the experiment.
+	var uniq []string
+	for _, p := range tried {
+		if !slices.Contains(uniq, p) {
+			uniq = append(uniq, p)
+		}
+	}
 	return "", fmt.Errorf("runner folder stages/%s not found (looked in %s); set GSIM_STAGES_DIR to the repository's stages/ folder",
-		name, strings.Join(tried, ", "))
+		name, strings.Join(uniq, ", "))
 }
 
 func isDir(p string) bool {

@@ -141,6 +141,28 @@ func TestRunCommandCancelKillsTree(t *testing.T) {
 	}
 }
 
+func TestRunnerDirListsEachPlaceOnce(t *testing.T) {
+	t.Setenv("GSIM_STAGES_DIR", "")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Skip(err)
+	}
+	// From beside the binary, the walk up reaches the binary's parent, which
+	// is also where the binary's own stages/ would be: it was listed twice.
+	_, err = RunnerDir("no-such-runner", filepath.Dir(exe))
+	if err == nil {
+		t.Fatal("found a runner that does not exist")
+	}
+	list, _, _ := strings.Cut(strings.TrimPrefix(err.Error()[strings.Index(err.Error(), "(looked in ")+len("(looked in "):], ""), ")")
+	seen := map[string]bool{}
+	for _, p := range strings.Split(list, ", ") {
+		if seen[p] {
+			t.Errorf("%s listed twice: %v", p, err)
+		}
+		seen[p] = true
+	}
+}
+
 func TestRunnerDirFindsCheckoutStages(t *testing.T) {
 	root := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(root, "stages", "x"), 0o755); err != nil {
