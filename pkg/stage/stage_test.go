@@ -153,7 +153,8 @@ func TestRunnerDirListsEachPlaceOnce(t *testing.T) {
 	if err == nil {
 		t.Fatal("found a runner that does not exist")
 	}
-	list, _, _ := strings.Cut(strings.TrimPrefix(err.Error()[strings.Index(err.Error(), "(looked in ")+len("(looked in "):], ""), ")")
+	_, list, _ := strings.Cut(err.Error(), "(looked in ")
+	list, _, _ = strings.Cut(list, ")")
 	seen := map[string]bool{}
 	for _, p := range strings.Split(list, ", ") {
 		if seen[p] {
