@@ -287,6 +287,56 @@ func FileDigest(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+// ParamFileDigest is FileDigest of the file that param names (relative paths
+// against baseDir). A missing file or a folder is a *ParamError that names
+// the param, the path as written and as resolved, and what to do.
+func ParamFileDigest(param, baseDir, path string) (string, error) {
+	full := Resolve(baseDir, path)
+	if err := checkParamPath(param, path, full, false); err != nil {
+		return "", err
+	}
+	d, err := FileDigest(full)
+	if err != nil {
+		return "", &ParamError{Path: param, Msg: fmt.Sprintf("cannot read %s: %v", path, err)}
+	}
+	return d, nil
+}
+
+// ParamDirDigest is DirDigest of the folder that param names, with the
+// errors of ParamFileDigest.
+func ParamDirDigest(param, baseDir, path string) (string, error) {
+	full := Resolve(baseDir, path)
+	if err := checkParamPath(param, path, full, true); err != nil {
+		return "", err
+	}
+	d, err := DirDigest(full)
+	if err != nil {
+		return "", &ParamError{Path: param, Msg: fmt.Sprintf("cannot read %s: %v", path, err)}
+	}
+	return d, nil
+}
+
+func checkParamPath(param, path, full string, wantDir bool) error {
+	where := path
+	if full != path {
+		where += " (" + full + ")"
+	}
+	what, other := "file", "folder"
+	if wantDir {
+		what, other = other, what
+	}
+	fi, err := os.Stat(full)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return &ParamError{Path: param, Msg: fmt.Sprintf("no such %s %s; check the path (relative paths start at the experiment file's folder)", what, where)}
+	case err != nil:
+		return &ParamError{Path: param, Msg: fmt.Sprintf("cannot read %s: %v", where, err)}
+	case fi.IsDir() != wantDir:
+		return &ParamError{Path: param, Msg: fmt.Sprintf("%s is a %s; name a %s", where, other, what)}
+	}
+	return nil
+}
+
 // Resolve makes a params path absolute against baseDir.
 func Resolve(baseDir, p string) string {
 	if p == "" || filepath.IsAbs(p) {

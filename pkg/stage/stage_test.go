@@ -141,6 +141,48 @@ func TestRunCommandCancelKillsTree(t *testing.T) {
 	}
 }
 
+func TestParamDigestErrors(t *testing.T) {
+	base := t.TempDir()
+	if err := os.WriteFile(filepath.Join(base, "f.json"), []byte("{}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		dir  bool
+		path string
+		want string // empty: no error
+	}{
+		{"file ok", false, "f.json", ""},
+		{"folder ok", true, ".", ""},
+		// It said "cannot read x: open /abs/x: no such file or directory" or,
+		// for a folder, "hash runner /abs/x: lstat /abs/x: no such file or directory".
+		{"missing file", false, "nope.json", "with.p: no such file nope.json (" + filepath.Join(base, "nope.json") + "); check the path"},
+		{"missing folder", true, "nope", "with.p: no such folder nope (" + filepath.Join(base, "nope") + "); check the path"},
+		{"folder for a file", false, ".", "is a folder; name a file"},
+		{"file for a folder", true, "f.json", "is a file; name a folder"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var err error
+			if tt.dir {
+				_, err = ParamDirDigest("p", base, tt.path)
+			} else {
+				_, err = ParamFileDigest("p", base, tt.path)
+			}
+			if tt.want == "" {
+				if err != nil {
+					t.Fatalf("unexpected error %v", err)
+				}
+				return
+			}
+			var pe *ParamError
+			if !errors.As(err, &pe) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want a *ParamError containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
 func TestRunnerDirListsEachPlaceOnce(t *testing.T) {
 	t.Setenv("GSIM_STAGES_DIR", "")
 	exe, err := os.Executable()
