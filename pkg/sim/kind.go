@@ -77,9 +77,9 @@ func (k *Kind) Fingerprint(params map[string]any, baseDir string) (map[string]st
 		if f.path == "" {
 			continue
 		}
-		d, err := stage.FileDigest(resolve(baseDir, f.path))
+		d, err := stage.ParamFileDigest(f.field, baseDir, f.path)
 		if err != nil {
-			return nil, &stage.ParamError{Path: f.field, Msg: fmt.Sprintf("cannot read %s: %v", f.path, err)}
+			return nil, err
 		}
 		fp["file:"+filepath.ToSlash(f.path)] = d
 	}
@@ -87,9 +87,9 @@ func (k *Kind) Fingerprint(params map[string]any, baseDir string) (map[string]st
 		if f.path == "" {
 			continue
 		}
-		d, err := stage.DirDigest(resolve(baseDir, f.path))
+		d, err := stage.ParamDirDigest(f.field, baseDir, f.path)
 		if err != nil {
-			return nil, &stage.ParamError{Path: f.field, Msg: err.Error()}
+			return nil, err
 		}
 		fp["dir:"+filepath.ToSlash(f.path)] = d
 	}

@@ -384,3 +384,20 @@ func TestFitCheckNeeds(t *testing.T) {
 		})
 	}
 }
+
+// Paths in with: that do not exist were "cannot read x: open /abs/x: no such
+// file or directory" and "hash runner /abs/p: lstat /abs/p: …".
+func TestSimFingerprintBadPaths(t *testing.T) {
+	base := t.TempDir()
+	k := NewKind(nil)
+	for param, want := range map[string]string{
+		"step_model":   "with.step_model: no such file nope.json (" + filepath.Join(base, "nope.json") + "); check the path",
+		"model_config": "with.model_config: no such file nope.json (" + filepath.Join(base, "nope.json") + "); check the path",
+		"profile":      "with.profile: no such folder nope.json (" + filepath.Join(base, "nope.json") + "); check the path",
+	} {
+		params := map[string]any{"engine": "embedded", param: "nope.json"}
+		if _, err := k.Fingerprint(params, base); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v, want %q", param, err, want)
+		}
+	}
+}
