@@ -92,12 +92,12 @@ func (engine) Fingerprint(params map[string]any, baseDir string) (map[string]str
 		}
 	}
 	if p.ModelConfig != "" {
-		if fp["file:model_config"], err = stage.FileDigest(stage.Resolve(baseDir, p.ModelConfig)); err != nil {
+		if fp["file:model_config"], err = stage.ParamFileDigest("model_config", baseDir, p.ModelConfig); err != nil {
 			return nil, err
 		}
 	}
 	if p.Profile != "" {
-		if fp["dir:profile"], err = stage.DirDigest(stage.Resolve(baseDir, p.Profile)); err != nil {
+		if fp["dir:profile"], err = stage.ParamDirDigest("profile", baseDir, p.Profile); err != nil {
 			return nil, err
 		}
 	}

@@ -197,3 +197,18 @@ func writeTinyProfile(t *testing.T) string {
 	}
 	return root
 }
+
+// A missing model_config or profile was a bare "open …: no such file or
+// directory" / "hash runner …: lstat …" without the param's name.
+func TestFingerprintBadPaths(t *testing.T) {
+	base, _ := filepath.Abs("../..")
+	for param, want := range map[string]string{
+		"model_config": "with.model_config: no such file no/such.json (" + filepath.Join(base, "no/such.json") + "); check the path",
+		"profile":      "with.profile: no such folder no/such.json (" + filepath.Join(base, "no/such.json") + "); check the path",
+	} {
+		params := map[string]any{"engine": "vidur", param: "no/such.json"}
+		if _, err := NewEngine().Fingerprint(params, base); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: got %v, want %q", param, err, want)
+		}
+	}
+}
