@@ -205,6 +205,9 @@ func (Kind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 	}
 	py := p.Python
 	if py == "" {
+		py = os.Getenv("GSIM_PYTHON") // as real-bench: one variable picks the CUDA interpreter
+	}
+	if py == "" {
 		py = "python3"
 	}
 	return stage.RunCommand(ctx, stage.Command{

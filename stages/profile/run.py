@@ -468,7 +468,13 @@ def versions(torch):
 def main(argv=None):
     p, out, _base = parse_args(argv if argv is not None else sys.argv[1:])
     t_start = time.time()
-    import torch
+    try:
+        import torch
+    except ImportError as e:
+        log("profile: cannot import torch (%s). This stage measures the GPU: run gsim on a machine with an "
+            "NVIDIA GPU and CUDA torch (or point with.python / $GSIM_PYTHON at such an interpreter), or use "
+            "source: recorded with a recorded profile folder." % e)
+        return 2
 
     if not torch.cuda.is_available():
         log("profile: no CUDA device; this stage needs a GPU (or use source: recorded)")
