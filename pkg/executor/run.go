@@ -302,6 +302,13 @@ func (g *graph) attempt(ctx context.Context, n *node, spec *stage.Spec, opt *Opt
 		Log:      log,
 		Progress: func(done, total float64, msg string) { opt.display().Progress(n.inst.ID, done, total, msg) },
 		Gsim:     opt.Gsim,
+		Tag:      attemptTag(opt.Store, n.key),
+	}
+	// We hold the key's lock, so processes still tagged with it belong to an
+	// attempt whose gsim was killed: end them before starting anew (a stray
+	// GPU bench would otherwise share the GPU with this one).
+	if k := stage.KillTagged(env.Tag); k > 0 {
+		fmt.Fprintf(log, "gsim: ended %d process(es) left by a killed earlier attempt\n", k)
 	}
 	switch {
 	case opt.Launcher != nil:
@@ -477,3 +484,6 @@ func logTail(path string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// attemptTag identifies processes of attempts at key in this store.
+func attemptTag(s *store.Store, key string) string { return s.Root + "#" + key }

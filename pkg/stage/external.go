@@ -95,6 +95,9 @@ func RunCommand(ctx context.Context, cmd Command, env Env) error {
 	c := exec.Command(cmd.Argv[0], cmd.Argv[1:]...)
 	c.Dir = cmd.Dir
 	c.Env = append(os.Environ(), cmd.Env...)
+	if env.Tag != "" {
+		c.Env = append(c.Env, TagVar+"="+env.Tag)
+	}
 	// Pdeathsig: if gsim itself is killed (SIGKILL leaves no chance to clean
 	// up), the stage dies with it instead of holding the GPU while a rerun
 	// starts. It fires when the starting thread exits, so pin the thread.

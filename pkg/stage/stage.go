@@ -65,6 +65,9 @@ type Env struct {
 	Progress func(done, total float64, msg string)
 	// Gsim is the path of the running gsim binary, for kinds that re-invoke it.
 	Gsim string
+	// Tag marks every process RunCommand starts (TagVar in its environment),
+	// so a later attempt can end processes a killed gsim left behind.
+	Tag string
 }
 
 // Report forwards progress if anyone listens.
