@@ -92,3 +92,41 @@ func BenchmarkReadRequestMetrics1M(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkScanTokensBatched reads 2.56M token rows written the way a
+// simulator writes them: each iteration emits one token for each of the 64
+// requests in its batch, so consecutive rows never share a request.
+func BenchmarkScanTokensBatched(b *testing.B) {
+	path := filepath.Join(b.TempDir(), TokenMetricsFile)
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := NewTokenMetricsWriter(f)
+	const batch, tokens = 64, 256
+	for r0 := int64(0); r0 < 10000; r0 += batch {
+		for i := int64(0); i < tokens; i++ {
+			for id := r0; id < r0+batch && id < 10000; id++ {
+				lat := int64(20_000_000)
+				if i == 0 {
+					lat = 0
+				}
+				if err := w.Write(TokenMetric{id, i, r0*1_000_000 + i*20_000_000, lat}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	st, _ := os.Stat(path)
+	b.SetBytes(st.Size())
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if err := ScanTokenMetrics(path, func(TokenMetric) error { return nil }); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package schema
 import (
 	"io"
 	"os"
+	"slices"
 )
 
 // TokenMetricsWriter streams token_metrics.csv. The header is written with
@@ -62,19 +63,36 @@ type tokenState struct {
 
 // tokenSeq checks token rows as they stream by: per request, token_index runs
 // 0,1,2,... in file order (requests may interleave), times never go back, and
-// token_latency_ns is the gap to the previous token (0 for token 0). Rows of
-// one request usually come together, so the current request is kept out of
-// the map.
+// latencies are the gaps. Simulators interleave every request of an iteration,
+// so per-row map lookups dominated validation; request ids are almost always
+// small dense integers, so they index a slice, and only large ids go to a map.
 type tokenSeq struct {
 	file   string
-	states map[int64]tokenState
-	curID  int64
-	cur    tokenState
-	hasCur bool
+	dense  []tokenState // by request id, for ids below denseIDs
+	sparse map[int64]*tokenState
 }
 
+// denseIDs bounds the slice (32 bytes an id, so at most 64 MiB, reached only
+// by runs with millions of requests, whose token files are far larger).
+const denseIDs = 1 << 21
+
 func newTokenSeq(file string) *tokenSeq {
-	return &tokenSeq{file: file, states: make(map[int64]tokenState)}
+	return &tokenSeq{file: file, sparse: map[int64]*tokenState{}}
+}
+
+func (s *tokenSeq) state(id int64) *tokenState {
+	if id < denseIDs {
+		if id >= int64(len(s.dense)) {
+			s.dense = slices.Grow(s.dense, int(id)+1-len(s.dense))[:id+1]
+		}
+		return &s.dense[id]
+	}
+	st := s.sparse[id]
+	if st == nil {
+		st = &tokenState{}
+		s.sparse[id] = st
+	}
+	return st
 }
 
 func (s *tokenSeq) add(row int, m TokenMetric) error {
@@ -86,14 +104,7 @@ func (s *tokenSeq) add(row int, m TokenMetric) error {
 	case m.TokenTimeNs < 0:
 		return rowErr(s.file, row, "token_time_ns", "%d is negative (expected ns since run start, >= 0)", m.TokenTimeNs)
 	}
-	if !s.hasCur || m.RequestID != s.curID {
-		if s.hasCur {
-			s.states[s.curID] = s.cur
-		}
-		s.curID, s.hasCur = m.RequestID, true
-		s.cur = s.states[m.RequestID]
-	}
-	st := &s.cur
+	st := s.state(m.RequestID)
 	if m.TokenIndex != st.count {
 		return rowErr(s.file, row, "token_index", "%d for request %d (expected %d: indexes run 0,1,2,... per request in file order)",
 			m.TokenIndex, m.RequestID, st.count)
@@ -120,11 +131,16 @@ func (s *tokenSeq) add(row int, m TokenMetric) error {
 
 // done returns the per-request summary.
 func (s *tokenSeq) done() map[int64]tokenState {
-	if s.hasCur {
-		s.states[s.curID] = s.cur
-		s.hasCur = false
+	out := make(map[int64]tokenState, len(s.sparse))
+	for id, st := range s.dense {
+		if st.count > 0 {
+			out[int64(id)] = st
+		}
 	}
-	return s.states
+	for id, st := range s.sparse {
+		out[id] = *st
+	}
+	return out
 }
 
 // ScanTokenMetrics streams token_metrics.csv through fn, checking each row
