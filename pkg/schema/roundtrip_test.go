@@ -258,3 +258,38 @@ func TestRunMissingFiles(t *testing.T) {
 		}
 	}
 }
+
+func TestTokenSequencesDenseAndSparseIDs(t *testing.T) {
+	big := int64(1) << 40
+	tests := []struct {
+		name    string
+		rows    []TokenMetric
+		wantErr string
+	}{
+		{"interleaved dense and sparse", []TokenMetric{
+			{3, 0, 10, 0}, {big, 0, 11, 0}, {3, 1, 15, 5}, {big, 1, 20, 9}, {0, 0, 21, 0}}, ""},
+		{"sparse id skips an index", []TokenMetric{{big, 0, 10, 0}, {3, 0, 10, 0}, {big, 2, 20, 10}}, "expected 1"},
+		{"dense id goes back in time", []TokenMetric{{7, 0, 10, 0}, {big, 0, 10, 0}, {7, 1, 5, -5}}, "before the previous token"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), TokenMetricsFile)
+			if err := WriteTokenMetrics(path, tc.rows); err != nil {
+				t.Fatal(err)
+			}
+			states, err := scanTokens(path, nil)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(states) != 3 || states[big].count != 2 || states[3].last != 15 || states[0].count != 1 {
+					t.Fatalf("states %+v", states)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("want error containing %q, got %v", tc.wantErr, err)
+			}
+		})
+	}
+}
