@@ -201,6 +201,9 @@ func cleanCmd(c *cli.Context) error {
 		fmt.Fprintf(c.App.Writer, "%s %s (%s, %s)\n", verb, rel, it.Why, bytes(it.Bytes))
 	}
 	fmt.Fprintf(c.App.Writer, "%s %d items, %s\n", verb, len(rep.Items), bytes(rep.Bytes))
+	if rep.InUse {
+		fmt.Fprintln(c.App.Writer, "a gsim run is using this store: kept its objects, links and failed attempts; run gsim clean again after it ends")
+	}
 	return nil
 }
 

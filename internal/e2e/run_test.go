@@ -431,3 +431,50 @@ func TestStageExecFromSpec(t *testing.T) {
 		t.Errorf("stage exec with a missing output: %s", r)
 	}
 }
+
+// slowPair: b waits until the test lets it finish.
+const slowPair = `name: t
+stages:
+  a:
+    uses: shell
+    with:
+      run: ` + count + `; echo a > a.txt
+      outputs: [a.txt]
+  b:
+    uses: shell
+    needs: [a]
+    with:
+      run: ` + count + `; touch "$TESTDIR/started"; while [ ! -e "$TESTDIR/go" ]; do sleep 0.02; done; cat "$GSIM_INPUT_A/a.txt" > b.txt
+      outputs: [b.txt]
+`
+
+// gsim clean while a run is live keeps what the run committed or reads
+// (an object is linked only after its commit) and says so.
+func TestCleanDuringRun(t *testing.T) {
+	e := newEnv(t, slowPair)
+	run := e.start("run", e.exp)
+	for i := 0; ; i++ {
+		if _, err := os.Stat(filepath.Join(e.dir, "started")); err == nil {
+			break
+		}
+		if i > 500 {
+			os.WriteFile(filepath.Join(e.dir, "go"), nil, 0o644)
+			t.Fatalf("b never started: %s", run.wait(t))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cl := e.gsim("clean")
+	os.WriteFile(filepath.Join(e.dir, "go"), nil, 0o644)
+	if r := run.wait(t); r.code != 0 {
+		t.Fatalf("run with a clean in the middle: %s", r)
+	}
+	if cl.code != 0 || !strings.Contains(cl.stdout, "a gsim run is using this store") {
+		t.Errorf("clean during a run: %s", cl)
+	}
+	if ran, _, _, _, _ := summary(t, e.mustRun()); ran != 0 {
+		t.Error("clean during the run removed an output")
+	}
+	if cl := e.gsim("clean"); cl.code != 0 || strings.Contains(cl.stdout, "using this store") {
+		t.Errorf("clean after the run: %s", cl)
+	}
+}

@@ -335,3 +335,44 @@ func TestLauncher(t *testing.T) {
 		t.Error("launched output not adopted")
 	}
 }
+
+// cleaningLauncher runs `gsim clean` from inside the run, just before
+// instance at, having removed w's link as if w were committed but not yet
+// linked (the window between Commit and Link).
+type cleaningLauncher struct {
+	st  *store.Store
+	at  string
+	rep *store.CleanReport
+}
+
+func (l *cleaningLauncher) Launch(ctx context.Context, k stage.Kind, spec *stage.Spec, specPath string, env stage.Env) error {
+	if spec.Instance == l.at {
+		if err := os.Remove(filepath.Join(l.st.LinkDir("e"), "w")); err != nil {
+			return err
+		}
+		rep, err := l.st.Clean(false)
+		if err != nil {
+			return err
+		}
+		l.rep = rep
+	}
+	return k.Run(ctx, spec, env)
+}
+
+func TestCleanDuringRunKeepsItsObjects(t *testing.T) {
+	_, opt := setup(t)
+	l := &cleaningLauncher{st: opt.Store, at: "z"}
+	opt.Launcher, opt.Jobs = l, 1
+	sum, err := Run(context.Background(), diamond(), opt)
+	if err != nil {
+		t.Fatalf("run with a clean in the middle: %v", err)
+	}
+	if l.rep == nil || !l.rep.InUse {
+		t.Errorf("clean during a run did not see the store in use: %+v", l.rep)
+	}
+	for _, e := range sum.Entries {
+		if !opt.Store.Check(e.Key).Complete {
+			t.Errorf("clean during the run removed %s's object", e.ID)
+		}
+	}
+}

@@ -35,6 +35,16 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A clean meanwhile must not remove the objects this run commits or
+	// reads: it removes only dead staging folders while a run holds this.
+	use, err := opt.Store.Use(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, &InterruptedError{Cause: ctx.Err()}
+		}
+		return nil, err
+	}
+	defer use.Unlock()
 	disp := opt.display()
 	sum := &Summary{}
 	entries := map[*node]*Entry{}

@@ -19,15 +19,27 @@ type CleanItem struct {
 type CleanReport struct {
 	Items []CleanItem
 	Bytes int64
+	// InUse is true when a run held the store: only staging folders of dead
+	// attempts were removed.
+	InUse bool
 }
 
 // Clean removes staging leftovers whose key no live process holds, failed
 // attempts, objects that no runs/ link references and links whose object is
-// gone. With dryRun it only reports. Keys of a run in progress are safe:
-// their staging folders are locked, and an object is linked right after it
-// is committed.
+// gone. With dryRun it only reports. While a run holds the store (Use) it
+// removes only staging leftovers and sets InUse: a live run's staging
+// folders are locked, but an object it has just committed is not linked
+// yet, and one it skipped is linked only after it was found complete.
 func (s *Store) Clean(dryRun bool) (*CleanReport, error) {
 	rep := &CleanReport{}
+	excl, ok, err := s.tryExclusive()
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		defer excl.Unlock()
+	}
+	rep.InUse = !ok
 	add := func(p, why string) error {
 		n := duSize(p)
 		rep.Items = append(rep.Items, CleanItem{Path: p, Bytes: n, Why: why})
@@ -56,6 +68,10 @@ func (s *Store) Clean(dryRun bool) (*CleanReport, error) {
 		if err != nil {
 			return nil, err
 		}
+	}
+
+	if rep.InUse {
+		return rep, nil
 	}
 
 	failed, err := readDirNames(filepath.Join(s.Root, "failed"))

@@ -52,6 +52,36 @@ func (s *Store) TryLock(key string) (*Lock, bool, error) {
 	return &Lock{fl}, true, nil
 }
 
+// Use marks the store as in use by a run until the returned lock is
+// released (a shared lock: many runs may hold it). Clean removes objects,
+// links and failed attempts only when no run holds it, so it never deletes
+// an object a live run has committed but not linked yet, or is reading.
+// Use waits while a clean is removing things.
+func (s *Store) Use(ctx context.Context) (*Lock, error) {
+	fl := flock.New(s.usePath())
+	ok, err := fl.TryRLockContext(ctx, 50*time.Millisecond)
+	if err != nil {
+		return nil, fmt.Errorf("store %s in use: %w", s.Root, err)
+	}
+	if !ok {
+		return nil, fmt.Errorf("store %s in use: %w", s.Root, ctx.Err())
+	}
+	return &Lock{fl}, nil
+}
+
+// tryExclusive takes the store for Clean if no run holds it.
+func (s *Store) tryExclusive() (*Lock, bool, error) {
+	fl := flock.New(s.usePath())
+	ok, err := fl.TryLock()
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	return &Lock{fl}, true, nil
+}
+
+// usePath is not a key's lock: keys are hex digests.
+func (s *Store) usePath() string { return filepath.Join(s.Root, "locks", "store.lock") }
+
 func (s *Store) lockPath(key string) string {
 	return filepath.Join(s.Root, "locks", key+".lock")
 }
