@@ -80,6 +80,14 @@ func (s *Store) Commit(staging string, m *Manifest) error {
 	if err != nil {
 		return err
 	}
+	for _, f := range files {
+		if f.Link == "" || !filepath.IsAbs(f.Link) {
+			continue
+		}
+		if rel, err := filepath.Rel(staging, f.Link); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
+			return fmt.Errorf("output %s is a symbolic link to %s, inside the attempt's folder by absolute path; it would dangle once the folder moves into objects/: make the link relative (ln -sr)", f.Path, f.Link)
+		}
+	}
 	m.SchemaVersion = ManifestVersion
 	m.Files = files
 	m.OutputDigest = OutputDigest(files, m.Volatile...)

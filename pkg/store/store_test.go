@@ -287,3 +287,78 @@ func TestOpenErrors(t *testing.T) {
 		t.Fatalf("a new folder: %v", err)
 	}
 }
+
+// A run holds the store in use: a clean meanwhile must not remove an object
+// it just committed and has not linked yet (or any object it reads), nor its
+// failed attempts; only staging folders of dead attempts may go.
+func TestCleanKeepsWhatALiveRunUses(t *testing.T) {
+	s, _ := Open(t.TempDir())
+	use, err := s.Use(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	commitOne(t, s, "fresh", map[string]string{"a": "1"}) // committed, not yet linked
+	f, _ := s.NewStaging("bad")
+	s.Fail(f, "bad")
+	dead, _ := s.NewStaging("dead")
+
+	rep, err := s.Clean(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.InUse {
+		t.Error("report does not say a run is using the store")
+	}
+	for _, p := range []string{s.ObjectDir("fresh"), s.FailedDir("bad")} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("clean during a live run removed %s", p)
+		}
+	}
+	if _, err := os.Stat(dead); !os.IsNotExist(err) {
+		t.Errorf("clean during a live run kept the dead attempt %s", dead)
+	}
+	use.Unlock()
+
+	rep, err = s.Clean(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.InUse {
+		t.Error("report says in use after the run ended")
+	}
+	if _, err := os.Stat(s.ObjectDir("fresh")); !os.IsNotExist(err) {
+		t.Error("clean after the run kept an unlinked object")
+	}
+}
+
+// A link whose absolute target lies inside the attempt's folder is valid
+// while the stage runs and validates, then dangles once the folder moves
+// into objects/; Commit must refuse it. Relative links move with the folder.
+func TestCommitRefusesAbsoluteLinkIntoStaging(t *testing.T) {
+	s, _ := Open(t.TempDir())
+	dir, _ := s.NewStaging("k")
+	os.WriteFile(filepath.Join(dir, "data.csv"), []byte("x\n"), 0o644)
+	if err := os.Symlink(filepath.Join(dir, "data.csv"), filepath.Join(dir, "latest.csv")); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Commit(dir, &Manifest{Key: "k"})
+	if err == nil || !strings.Contains(err.Error(), "latest.csv") || !strings.Contains(err.Error(), "relative") {
+		t.Fatalf("commit of an absolute link into staging: %v", err)
+	}
+	if r := s.Check("k"); r.Exists {
+		t.Fatalf("refused attempt was adopted: %+v", r)
+	}
+
+	dir, _ = s.NewStaging("k")
+	os.WriteFile(filepath.Join(dir, "data.csv"), []byte("x\n"), 0o644)
+	os.Symlink("data.csv", filepath.Join(dir, "latest.csv"))
+	if err := s.Commit(dir, &Manifest{Key: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(s.ObjectDir("k"), "latest.csv")); err != nil || string(b) != "x\n" {
+		t.Errorf("relative link in an object: %q %v", b, err)
+	}
+	if r := s.Check("k"); !r.Complete {
+		t.Errorf("object with a relative link: %+v", r)
+	}
+}
