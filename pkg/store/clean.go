@@ -116,10 +116,21 @@ func (s *Store) Clean(dryRun bool) (*CleanReport, error) {
 		return nil, err
 	}
 	for _, key := range objects {
-		if !referenced[key] {
-			if err := add(s.ObjectDir(key), "no runs/ link references it"); err != nil {
-				return nil, err
-			}
+		if referenced[key] {
+			continue
+		}
+		// Its key's holder (a status recording mtimes) writes into it.
+		l, ok, err := s.TryLock(key)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		err = add(s.ObjectDir(key), "no runs/ link references it")
+		l.Unlock()
+		if err != nil {
+			return nil, err
 		}
 	}
 	return rep, nil

@@ -147,7 +147,8 @@ type Result struct {
 
 // Check tells whether key's object is complete without reading its files: the
 // manifest must be valid and every file's recorded size and mtime must match.
-// A file whose mtime alone changed is rehashed (a touch must not cost a rerun).
+// A file whose mtime alone changed is rehashed (a touch must not cost a
+// rerun) and its new mtime recorded, so the next run trusts it again.
 func (s *Store) Check(key string) Result {
 	dir := s.ObjectDir(key)
 	m, err := ReadManifest(dir)
@@ -163,6 +164,7 @@ func (s *Store) Check(key string) Result {
 	if m.Key != key {
 		return Result{Exists: true, Manifest: m, Problem: fmt.Sprintf("manifest names key %s", m.Key)}
 	}
+	touched := map[string]int64{}
 	for _, f := range m.Files {
 		p := filepath.Join(dir, filepath.FromSlash(f.Path))
 		st, err := os.Lstat(p)
@@ -177,9 +179,51 @@ func (s *Store) Check(key string) Result {
 			if err != nil || e.SHA256 != f.SHA256 {
 				return Result{Exists: true, Manifest: m, Problem: f.Path + ": modified"}
 			}
+			// The mtime seen before hashing: a write during the hash
+			// changes it again, so the next Check rehashes.
+			touched[f.Path] = st.ModTime().UnixNano()
 		}
 	}
+	if len(touched) > 0 {
+		s.recordMtimes(key, m, touched)
+	}
 	return Result{Exists: true, Manifest: m, Complete: true}
+}
+
+// recordMtimes rewrites key's manifest with the mtimes of files Check has
+// just rehashed, atomically, and only while no one else holds the key: a
+// gsim holding it may be swapping in a new object, whose manifest this one
+// must not overwrite. Failing to record is harmless (the next Check rehashes).
+func (s *Store) recordMtimes(key string, seen *Manifest, touched map[string]int64) {
+	l, ok, err := s.TryLock(key)
+	if err != nil || !ok {
+		return
+	}
+	defer l.Unlock()
+	dir := s.ObjectDir(key)
+	m, err := ReadManifest(dir)
+	if err != nil || m.Key != key || m.OutputDigest != seen.OutputDigest || !m.StartedAt.Equal(seen.StartedAt) {
+		return
+	}
+	for i, f := range m.Files {
+		if mt, ok := touched[f.Path]; ok {
+			m.Files[i].MtimeNs = mt
+		}
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return
+	}
+	tmp := filepath.Join(dir, fmt.Sprintf(".%s.tmp-%d-%d", ManifestFile, os.Getpid(), stagingSeq.Add(1)))
+	if err := writeFileSync(tmp, append(b, '\n')); err != nil {
+		os.Remove(tmp)
+		return
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, ManifestFile)); err != nil {
+		os.Remove(tmp)
+		return
+	}
+	_ = syncDir(dir)
 }
 
 // Problem is one corrupt file found by Verify.

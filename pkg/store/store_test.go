@@ -362,3 +362,57 @@ func TestCommitRefusesAbsoluteLinkIntoStaging(t *testing.T) {
 		t.Errorf("object with a relative link: %+v", r)
 	}
 }
+
+// After a touch (or a copy of the store that did not keep mtimes), the first
+// Check rehashes the file and records its new mtime, so later no-op runs
+// trust (size, mtime) again instead of rehashing it every time.
+func TestCheckRecordsMtimeAfterRehash(t *testing.T) {
+	s, _ := Open(t.TempDir())
+	m := commitOne(t, s, "k", map[string]string{"a.txt": "hello", "b.txt": "world"})
+	p := filepath.Join(s.ObjectDir("k"), "a.txt")
+	later := time.Now().Add(time.Hour).Truncate(time.Second)
+	os.Chtimes(p, later, later)
+	if r := s.Check("k"); !r.Complete {
+		t.Fatalf("touched object: %+v", r)
+	}
+	got, err := ReadManifest(s.ObjectDir("k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Files[0].MtimeNs != later.UnixNano() {
+		t.Errorf("manifest still records mtime %d for a.txt, want %d: every run rehashes it", got.Files[0].MtimeNs, later.UnixNano())
+	}
+	if got.OutputDigest != m.OutputDigest || got.Files[0].SHA256 != m.Files[0].SHA256 || got.Files[1] != m.Files[1] {
+		t.Errorf("refreshing mtimes changed the manifest's content: %+v", got)
+	}
+	// While another gsim holds the key (it may be replacing the object), the
+	// manifest is left alone; the object is still complete.
+	os.Chtimes(p, later.Add(time.Hour), later.Add(time.Hour))
+	l, _, _ := s.Lock(context.Background(), "k", nil)
+	if r := s.Check("k"); !r.Complete {
+		t.Fatalf("touched object, key held: %+v", r)
+	}
+	l.Unlock()
+	if got, _ := ReadManifest(s.ObjectDir("k")); got.Files[0].MtimeNs != later.UnixNano() {
+		t.Error("manifest rewritten while another gsim held the key")
+	}
+}
+
+// An unlinked object whose key someone holds (a gsim status recording its
+// mtimes) is left for a later clean.
+func TestCleanSkipsHeldObject(t *testing.T) {
+	s, _ := Open(t.TempDir())
+	commitOne(t, s, "busy", map[string]string{"a": "1"})
+	l, _, _ := s.Lock(context.Background(), "busy", nil)
+	if _, err := s.Clean(false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(s.ObjectDir("busy")); err != nil {
+		t.Error("clean removed an object whose key was held")
+	}
+	l.Unlock()
+	s.Clean(false)
+	if _, err := os.Stat(s.ObjectDir("busy")); !os.IsNotExist(err) {
+		t.Error("clean kept an unlinked object once its key was free")
+	}
+}
