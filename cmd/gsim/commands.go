@@ -63,7 +63,7 @@ func options(c *cli.Context, reg *stage.Registry) (executor.Options, error) {
 		return executor.Options{}, err
 	}
 	self, _ := os.Executable()
-	return executor.Options{Store: st, Registry: reg, GsimVersion: version(), Gsim: self}, nil
+	return executor.Options{Store: st, Registry: reg, GsimVersion: version(), Gsim: self, SlotDir: executor.DefaultSlotDir()}, nil
 }
 
 func runCmd(c *cli.Context) error {

@@ -77,7 +77,8 @@ func (r result) String() string {
 func (e *env) cmd(args ...string) *exec.Cmd {
 	c := exec.Command(gsimBin, args...)
 	c.Dir = e.dir
-	c.Env = append(os.Environ(), "GSIM_STORE="+e.store, "COUNTS="+e.counts, "TESTDIR="+e.dir)
+	// Each test its own machine slots: other tests on this host hold GPU slots too.
+	c.Env = append(os.Environ(), "GSIM_STORE="+e.store, "COUNTS="+e.counts, "TESTDIR="+e.dir, "GSIM_SLOT_DIR="+filepath.Join(e.dir, "slots"))
 	return c
 }
 

@@ -478,3 +478,56 @@ func TestCleanDuringRun(t *testing.T) {
 		t.Errorf("clean after the run: %s", cl)
 	}
 }
+
+// gpuStage records when it held the GPU; two experiments in one store.
+const gpuStage = `name: NAME
+stages:
+  g:
+    uses: shell
+    with:
+      run: date +%s%N > "$TESTDIR/NAME.start"; sleep 0.3; date +%s%N > "$TESTDIR/NAME.end"; echo NAME > g.txt
+      outputs: [g.txt]
+      resources: {gpu: 1}
+`
+
+// Two gsim runs on one machine share its GPU: their GPU stages take turns.
+func TestGPUStagesOfTwoRunsNeverOverlap(t *testing.T) {
+	e := newEnv(t, strings.ReplaceAll(gpuStage, "NAME", "one"))
+	two := filepath.Join(e.dir, "two.yaml")
+	if err := os.WriteFile(two, []byte(strings.ReplaceAll(gpuStage, "NAME", "two")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmds := []*cmdOut{e.start("run", e.exp), e.start("run", two)}
+	waited := false
+	for _, c := range cmds {
+		r := c.wait(t)
+		if r.code != 0 {
+			t.Fatalf("run: %s", r)
+		}
+		waited = waited || strings.Contains(r.stderr, "waits for a gpu slot another gsim holds")
+	}
+	span := func(name string) (int64, int64) {
+		var s, e2 int64
+		for _, x := range []struct {
+			suffix string
+			v      *int64
+		}{{".start", &s}, {".end", &e2}} {
+			b, err := os.ReadFile(filepath.Join(e.dir, name+x.suffix))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := fmtSscan(string(b), x.v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return s, e2
+	}
+	s1, e1 := span("one")
+	s2, e2 := span("two")
+	if s1 < e2 && s2 < e1 {
+		t.Errorf("gpu stages of two runs overlapped: one %d–%d, two %d–%d", s1, e1, s2, e2)
+	}
+	if !waited {
+		t.Error("neither run said it waited for the GPU")
+	}
+}

@@ -33,6 +33,10 @@ type Options struct {
 	// Slots are resource capacities; "gpu" defaults to 1 and any other
 	// resource a kind asks for defaults to 1.
 	Slots map[string]int
+	// SlotDir holds the machine's resource slot locks, shared by every gsim
+	// process that names it (DefaultSlotDir), so GPU stages of two runs never
+	// overlap either; empty: slots count only this run's stages.
+	SlotDir string
 	// Force lists stage names whose instances run even if up to date, or "all".
 	Force []string
 	// Only restricts the run to these stages and their ancestors.

@@ -376,3 +376,44 @@ func TestCleanDuringRunKeepsItsObjects(t *testing.T) {
 		}
 	}
 }
+
+// Two gsim processes on one machine (here two Runs with their own stores)
+// share its GPU: their GPU stages must not overlap either, while a CPU stage
+// is not held back.
+func TestGPUSlotsAcrossRuns(t *testing.T) {
+	f, opt1 := setup(t)
+	opt1.SlotDir = t.TempDir()
+	opt2 := opt1
+	st2, err := store.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt2.Store = st2
+	p1 := &plan.Plan{Name: "e1", Instances: []*plan.Instance{inst("a", map[string]any{"gpu": 1, "sleep_ms": 150, "value": 1})}}
+	p2 := &plan.Plan{Name: "e2", Instances: []*plan.Instance{
+		inst("b", map[string]any{"gpu": 1, "sleep_ms": 150, "value": 2}),
+		inst("cpu", map[string]any{"sleep_ms": 150, "value": 3}),
+	}}
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, run := range []func() error{
+		func() error { _, err := Run(context.Background(), p1, opt1); return err },
+		func() error { _, err := Run(context.Background(), p2, opt2); return err },
+	} {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = run() }()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	sa, sb := f.spans["a"], f.spans["b"]
+	if sa[0].Before(sb[1]) && sb[0].Before(sa[1]) {
+		t.Errorf("gpu stages of two runs overlapped: a %v–%v, b %v–%v", sa[0], sa[1], sb[0], sb[1])
+	}
+	if f.runs["cpu"] != 1 {
+		t.Error("cpu stage did not run")
+	}
+}

@@ -248,8 +248,14 @@ func (g *graph) runNode(ctx context.Context, n *node, mustRun bool, opt *Options
 		return res
 	}
 	spec := g.spec(n, opt.Store, staging)
-	disp.Started(n.inst.ID)
-	runErr := g.attempt(ctx, n, spec, opt)
+	release, runErr := acquireSlots(ctx, opt.SlotDir, n.resources, opt.capacity, func(r string) {
+		disp.Printf("%s waits for a %s slot another gsim holds", n.inst.ID, r)
+	})
+	if runErr == nil {
+		disp.Started(n.inst.ID)
+		runErr = g.attempt(ctx, n, spec, opt)
+	}
+	release()
 	res.dur = time.Since(start)
 	if runErr == nil {
 		m := &store.Manifest{
