@@ -417,3 +417,53 @@ func TestGPUSlotsAcrossRuns(t *testing.T) {
 		t.Error("cpu stage did not run")
 	}
 }
+
+// A forced (or corrupt, with Verify) instance whose key lock was held a
+// moment by someone who made no new object (gsim clean or status take keys
+// briefly) must still rerun: only a new object made meanwhile satisfies it.
+func TestForcedRunNotSatisfiedByOldObjectAfterWaiting(t *testing.T) {
+	f, opt := setup(t)
+	p := &plan.Plan{Name: "e", Instances: []*plan.Instance{inst("a", map[string]any{"value": 1})}}
+	sum, err := Run(context.Background(), p, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := sum.Entries[0].Key
+	for _, tc := range []struct {
+		name string
+		set  func(*Options)
+	}{
+		{"force", func(o *Options) { o.Force = []string{"a"} }},
+		{"verify", func(o *Options) {
+			o.Verify = true
+			// Same size, same mtime: only a rehash sees it.
+			p := filepath.Join(o.Store.ObjectDir(key), "out.txt")
+			st, _ := os.Stat(p)
+			b, _ := os.ReadFile(p)
+			b[0] ^= 1
+			os.WriteFile(p, b, 0o644)
+			os.Chtimes(p, st.ModTime(), st.ModTime())
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := opt
+			tc.set(&o)
+			l, _, err := o.Store.Lock(context.Background(), key, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			go func() { time.Sleep(150 * time.Millisecond); l.Unlock() }()
+			before := f.count("a")
+			sum, err := Run(context.Background(), p, o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.count("a") != before+1 || sum.Count(Ran) != 1 {
+				t.Errorf("after waiting for a lock that made nothing: ran %d times, %+v", f.count("a")-before, sum.Entries)
+			}
+			if probs, err := o.Store.Verify(key); err != nil || len(probs) > 0 {
+				t.Errorf("object after the run: %v %v", probs, err)
+			}
+		})
+	}
+}

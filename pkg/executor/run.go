@@ -106,12 +106,17 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 				}
 			}
 			mustRun := n.forced
-			if !mustRun {
+			// The object a forced or corrupt rerun replaces: one that is
+			// still there after waiting for the key does not satisfy it.
+			var stale *store.Manifest
+			if mustRun {
+				stale, _ = store.ReadManifest(opt.Store.ObjectDir(n.key))
+			} else {
 				c := opt.Store.Check(n.key)
 				if c.Complete && opt.Verify {
 					if probs, err := opt.Store.Verify(n.key); err != nil || len(probs) > 0 {
 						disp.Printf("%s corrupt (%s): rerunning", n.inst.ID, problemText(probs, err))
-						mustRun = true
+						mustRun, stale = true, c.Manifest
 					}
 				}
 				if c.Complete && !mustRun {
@@ -131,9 +136,9 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 			}
 			nRunning++
 			n.state = running
-			go func(n *node, mustRun bool) {
-				results <- g.runNode(runCtx, n, mustRun, &opt)
-			}(n, mustRun)
+			go func(n *node, mustRun bool, stale *store.Manifest) {
+				results <- g.runNode(runCtx, n, mustRun, stale, &opt)
+			}(n, mustRun, stale)
 		}
 		if nRunning == 0 {
 			break
@@ -218,8 +223,9 @@ func (g *graph) failedUpstream(n *node) string {
 	return ""
 }
 
-// runNode makes one attempt at n under its key lock.
-func (g *graph) runNode(ctx context.Context, n *node, mustRun bool, opt *Options) result {
+// runNode makes one attempt at n under its key lock. stale is the object a
+// forced or corrupt rerun (mustRun) replaces, if it had one.
+func (g *graph) runNode(ctx context.Context, n *node, mustRun bool, stale *store.Manifest, opt *Options) result {
 	disp := opt.display()
 	start := time.Now()
 	res := result{n: n}
@@ -232,9 +238,11 @@ func (g *graph) runNode(ctx context.Context, n *node, mustRun bool, opt *Options
 	}
 	defer lock.Unlock()
 	// Another process (or an instance with the same key) may have finished
-	// it while we waited; a forced rerun that had to wait is satisfied by it.
+	// it while we waited; a forced rerun that had to wait is satisfied by a
+	// new object, not by the one it replaces (the lock's holder may have
+	// been a clean or a status, which make none).
 	if waited || !mustRun {
-		if c := opt.Store.Check(n.key); c.Complete {
+		if c := opt.Store.Check(n.key); c.Complete && (!mustRun || !sameObject(c.Manifest, stale)) {
 			res.outcome, res.digest, res.dur = Reused, c.Manifest.OutputDigest, time.Since(start)
 			if err := opt.Store.Link(g.p.Name, n.inst.ID, n.key); err != nil {
 				disp.Printf("warning: %v", err)
@@ -299,6 +307,12 @@ func (g *graph) runNode(ctx context.Context, n *node, mustRun bool, opt *Options
 	}
 	disp.Finished(n.inst.ID, res.dur, runErr)
 	return res
+}
+
+// sameObject tells whether two manifests describe one commit.
+func sameObject(a, b *store.Manifest) bool {
+	return a != nil && b != nil && a.Key == b.Key && a.OutputDigest == b.OutputDigest &&
+		a.StartedAt.Equal(b.StartedAt) && a.EndedAt.Equal(b.EndedAt) && a.Host == b.Host
 }
 
 // attempt runs the kind into spec.OutDir and validates what it wrote.
