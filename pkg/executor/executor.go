@@ -105,10 +105,16 @@ type node struct {
 	forced    bool
 	selected  bool
 
-	key    string
-	keyIn  store.KeyInput
-	digest string // output digest once complete
-	state  state
+	key   string
+	keyIn store.KeyInput
+	// decided: the run has checked the object once; mustRun: it reruns
+	// even if complete (forced, or corrupt under Verify); stale: the
+	// object such a rerun replaces.
+	decided bool
+	mustRun bool
+	stale   *store.Manifest
+	digest  string // output digest once complete
+	state   state
 	// root is the failed instance that made this one skip.
 	root string
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gsim-dev/gsim/pkg/plan"
+	"github.com/gsim-dev/gsim/pkg/progress"
 	"github.com/gsim-dev/gsim/pkg/stage"
 	"github.com/gsim-dev/gsim/pkg/store"
 )
@@ -465,5 +466,58 @@ func TestForcedRunNotSatisfiedByOldObjectAfterWaiting(t *testing.T) {
 				t.Errorf("object after the run: %v %v", probs, err)
 			}
 		})
+	}
+}
+
+// syncBuffer is a display's writer shared by the executor's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// An instance waiting for a job or a slot is checked (and, with Verify,
+// rehashed) once, not again each time another instance finishes.
+func TestVerifyOncePerInstance(t *testing.T) {
+	_, opt := setup(t)
+	opt.Jobs = 1
+	p := &plan.Plan{Name: "e", Instances: []*plan.Instance{
+		inst("a", map[string]any{"value": 1}),
+		inst("b", map[string]any{"value": 2}),
+		inst("c", map[string]any{"value": 3}),
+	}}
+	sum, err := Run(context.Background(), p, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range sum.Entries {
+		// Same size, same mtime: only a rehash sees it.
+		p := filepath.Join(opt.Store.ObjectDir(e.Key), "out.txt")
+		st, _ := os.Stat(p)
+		b, _ := os.ReadFile(p)
+		b[0] ^= 1
+		os.WriteFile(p, b, 0o644)
+		os.Chtimes(p, st.ModTime(), st.ModTime())
+	}
+	var out syncBuffer
+	opt.Verify, opt.Display = true, progress.NewPlain(&out, time.Now, time.Hour)
+	if sum, err = Run(context.Background(), p, opt); err != nil || sum.Count(Ran) != 3 {
+		t.Fatalf("verify run: %v %+v", err, sum)
+	}
+	for _, id := range []string{"a", "b", "c"} {
+		if n := strings.Count(out.String(), " "+id+" corrupt"); n != 1 {
+			t.Errorf("%s reported corrupt %d times:\n%s", id, n, out.String())
+		}
 	}
 }

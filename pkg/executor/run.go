@@ -105,27 +105,31 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 					continue
 				}
 			}
-			mustRun := n.forced
-			// The object a forced or corrupt rerun replaces: one that is
-			// still there after waiting for the key does not satisfy it.
-			var stale *store.Manifest
-			if mustRun {
-				stale, _ = store.ReadManifest(opt.Store.ObjectDir(n.key))
-			} else {
-				c := opt.Store.Check(n.key)
-				if c.Complete && opt.Verify {
-					if probs, err := opt.Store.Verify(n.key); err != nil || len(probs) > 0 {
-						disp.Printf("%s corrupt (%s): rerunning", n.inst.ID, problemText(probs, err))
-						mustRun, stale = true, c.Manifest
+			// Decided once: an instance waiting for a job or a slot is not
+			// checked (or, with Verify, rehashed) again each time another
+			// finishes; runNode checks again under the key's lock.
+			if !n.decided {
+				n.decided, n.mustRun = true, n.forced
+				// The object a forced or corrupt rerun replaces: one that
+				// is still there after waiting for the key does not satisfy it.
+				if n.mustRun {
+					n.stale, _ = store.ReadManifest(opt.Store.ObjectDir(n.key))
+				} else {
+					c := opt.Store.Check(n.key)
+					if c.Complete && opt.Verify {
+						if probs, err := opt.Store.Verify(n.key); err != nil || len(probs) > 0 {
+							disp.Printf("%s corrupt (%s): rerunning", n.inst.ID, problemText(probs, err))
+							n.mustRun, n.stale = true, c.Manifest
+						}
 					}
-				}
-				if c.Complete && !mustRun {
-					n.state, n.digest = done, c.Manifest.OutputDigest
-					if err := opt.Store.Link(p.Name, n.inst.ID, n.key); err != nil {
-						disp.Printf("warning: %v", err)
+					if c.Complete && !n.mustRun {
+						n.state, n.digest = done, c.Manifest.OutputDigest
+						if err := opt.Store.Link(p.Name, n.inst.ID, n.key); err != nil {
+							disp.Printf("warning: %v", err)
+						}
+						record(n, Entry{Outcome: UpToDateRun})
+						continue
 					}
-					record(n, Entry{Outcome: UpToDateRun})
-					continue
 				}
 			}
 			if nRunning >= opt.jobs() || !fits(n) {
@@ -136,9 +140,9 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 			}
 			nRunning++
 			n.state = running
-			go func(n *node, mustRun bool, stale *store.Manifest) {
-				results <- g.runNode(runCtx, n, mustRun, stale, &opt)
-			}(n, mustRun, stale)
+			go func(n *node) {
+				results <- g.runNode(runCtx, n, &opt)
+			}(n)
 		}
 		if nRunning == 0 {
 			break
@@ -223,9 +227,8 @@ func (g *graph) failedUpstream(n *node) string {
 	return ""
 }
 
-// runNode makes one attempt at n under its key lock. stale is the object a
-// forced or corrupt rerun (mustRun) replaces, if it had one.
-func (g *graph) runNode(ctx context.Context, n *node, mustRun bool, stale *store.Manifest, opt *Options) result {
+// runNode makes one attempt at n under its key lock.
+func (g *graph) runNode(ctx context.Context, n *node, opt *Options) result {
 	disp := opt.display()
 	start := time.Now()
 	res := result{n: n}
@@ -241,8 +244,8 @@ func (g *graph) runNode(ctx context.Context, n *node, mustRun bool, stale *store
 	// it while we waited; a forced rerun that had to wait is satisfied by a
 	// new object, not by the one it replaces (the lock's holder may have
 	// been a clean or a status, which make none).
-	if waited || !mustRun {
-		if c := opt.Store.Check(n.key); c.Complete && (!mustRun || !sameObject(c.Manifest, stale)) {
+	if waited || !n.mustRun {
+		if c := opt.Store.Check(n.key); c.Complete && (!n.mustRun || !sameObject(c.Manifest, n.stale)) {
 			res.outcome, res.digest, res.dur = Reused, c.Manifest.OutputDigest, time.Since(start)
 			if err := opt.Store.Link(g.p.Name, n.inst.ID, n.key); err != nil {
 				disp.Printf("warning: %v", err)
