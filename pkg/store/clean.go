@@ -97,6 +97,13 @@ func (s *Store) Clean(dryRun bool) (*CleanReport, error) {
 		}
 		for _, l := range links {
 			p := filepath.Join(runs, exp, l)
+			if strings.HasPrefix(l, linkTmpPrefix) {
+				// No run holds the store, so no one is making it.
+				if err := add(p, "unfinished link"); err != nil {
+					return nil, err
+				}
+				continue
+			}
 			t, err := os.Readlink(p)
 			if err != nil {
 				continue

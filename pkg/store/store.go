@@ -285,7 +285,7 @@ func (s *Store) Link(experiment, instance, key string) error {
 	if cur, err := os.Readlink(name); err == nil && cur == target {
 		return nil
 	}
-	tmp := filepath.Join(dir, ".tmp-"+strconv.Itoa(os.Getpid())+"-"+strconv.FormatInt(stagingSeq.Add(1), 10))
+	tmp := filepath.Join(dir, linkTmpPrefix+strconv.Itoa(os.Getpid())+"-"+strconv.FormatInt(stagingSeq.Add(1), 10))
 	if err := os.Symlink(target, tmp); err != nil {
 		return fmt.Errorf("link %s: %w", instance, err)
 	}
@@ -295,6 +295,9 @@ func (s *Store) Link(experiment, instance, key string) error {
 	}
 	return nil
 }
+
+// linkTmpPrefix names a link being made; instance ids never start with '.'.
+const linkTmpPrefix = ".tmp-"
 
 // Linked returns the key that runs/<experiment>/<instance> points at.
 func (s *Store) Linked(experiment, instance string) (string, bool) {

@@ -416,3 +416,24 @@ func TestCleanSkipsHeldObject(t *testing.T) {
 		t.Error("clean kept an unlinked object once its key was free")
 	}
 }
+
+// A gsim killed between making a link's temporary name and renaming it
+// leaves runs/<exp>/.tmp-<pid>-<n>; it is no link of an instance, so clean
+// removes it rather than keeping its object forever.
+func TestCleanRemovesUnfinishedLink(t *testing.T) {
+	s, _ := Open(t.TempDir())
+	commitOne(t, s, "k", map[string]string{"a": "1"})
+	os.MkdirAll(s.LinkDir("exp"), 0o755)
+	tmp := filepath.Join(s.LinkDir("exp"), ".tmp-999999-1")
+	if err := os.Symlink(filepath.Join("..", "..", "objects", "k"), tmp); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Clean(false); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{tmp, s.ObjectDir("k")} {
+		if _, err := os.Lstat(p); !os.IsNotExist(err) {
+			t.Errorf("clean kept %s", p)
+		}
+	}
+}
