@@ -35,7 +35,8 @@ type Options struct {
 	Slots map[string]int
 	// SlotDir holds the machine's resource slot locks, shared by every gsim
 	// process that names it (DefaultSlotDir), so GPU stages of two runs never
-	// overlap either; empty: slots count only this run's stages.
+	// overlap either; empty: slots count only this run's stages (as for a
+	// Launcher that runs stages on other machines).
 	SlotDir string
 	// Force lists stage names whose instances run even if up to date, or "all".
 	Force []string
