@@ -210,14 +210,13 @@ func readLine(br *bufio.Reader, name string, row int) ([]byte, error) {
 // intWriter is the buffered append-only writer behind every integer CSV.
 type intWriter struct {
 	w      *bufio.Writer
-	buf    []byte
 	header []string
 	wrote  bool
 	err    error
 }
 
 func newIntWriter(w io.Writer, header []string) intWriter {
-	return intWriter{w: bufio.NewWriterSize(w, 1<<16), buf: make([]byte, 0, 256), header: header}
+	return intWriter{w: bufio.NewWriterSize(w, 1<<16), header: header}
 }
 
 func (iw *intWriter) writeHeader() {
@@ -267,6 +266,27 @@ func (iw *intWriter) rowBuf() []byte {
 		}
 	}
 	return iw.w.AvailableBuffer()
+}
+
+// writeRow writes one row of integers (and the header before the first).
+// Every integer CSV writer goes through it.
+func (iw *intWriter) writeRow(vals ...int64) error {
+	iw.writeHeader()
+	if iw.err != nil {
+		return iw.err
+	}
+	b := iw.rowBuf()
+	if iw.err != nil {
+		return iw.err
+	}
+	for i, v := range vals {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendInt(b, v)
+	}
+	b = append(b, '\n')
+	return iw.putRow(b)
 }
 
 // putRow writes a row built on rowBuf's slice.

@@ -14,24 +14,8 @@ func NewStepMetricsWriter(w io.Writer) *StepMetricsWriter {
 
 // Write appends one row.
 func (s *StepMetricsWriter) Write(m StepMetric) error {
-	iw := &s.iw
-	iw.writeHeader()
-	if iw.err != nil {
-		return iw.err
-	}
-	b := iw.rowBuf()
-	if iw.err != nil {
-		return iw.err
-	}
-	for i, v := range [...]int64{m.Step, m.StartNs, m.EndNs, m.NumPrefillTokens, m.NumDecodeTokens,
-		m.NumRequests, m.NumPrefillRequests, m.NumDecodeRequests, m.NumContextTokens} {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendInt(b, v)
-	}
-	b = append(b, '\n')
-	return iw.putRow(b)
+	return s.iw.writeRow(m.Step, m.StartNs, m.EndNs, m.NumPrefillTokens, m.NumDecodeTokens,
+		m.NumRequests, m.NumPrefillRequests, m.NumDecodeRequests, m.NumContextTokens)
 }
 
 // Flush writes the header if nothing was written and flushes the buffer.

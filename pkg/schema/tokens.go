@@ -17,24 +17,7 @@ func NewTokenMetricsWriter(w io.Writer) *TokenMetricsWriter {
 
 // Write appends one row.
 func (t *TokenMetricsWriter) Write(m TokenMetric) error {
-	iw := &t.iw
-	iw.writeHeader()
-	if iw.err != nil {
-		return iw.err
-	}
-	b := iw.rowBuf()
-	if iw.err != nil {
-		return iw.err
-	}
-	b = appendInt(b, m.RequestID)
-	b = append(b, ',')
-	b = appendInt(b, m.TokenIndex)
-	b = append(b, ',')
-	b = appendInt(b, m.TokenTimeNs)
-	b = append(b, ',')
-	b = appendInt(b, m.TokenLatencyNs)
-	b = append(b, '\n')
-	return iw.putRow(b)
+	return t.iw.writeRow(m.RequestID, m.TokenIndex, m.TokenTimeNs, m.TokenLatencyNs)
 }
 
 // Flush writes the header if nothing was written and flushes the buffer.

@@ -64,7 +64,9 @@ func WriteWorkload(dir string, w *Workload) error {
 		iw := newIntWriter(f, TraceLengthsColumns)
 		iw.writeHeader()
 		for _, r := range w.Requests {
-			writeIntRow(&iw, r.ID, r.PromptID, r.NumPrefillTokens, r.NumDecodeTokens)
+			if err := iw.writeRow(r.ID, r.PromptID, r.NumPrefillTokens, r.NumDecodeTokens); err != nil {
+				return err
+			}
 		}
 		return iw.flush()
 	})
@@ -76,7 +78,9 @@ func WriteWorkload(dir string, w *Workload) error {
 		iw := newIntWriter(f, TraceIntervalsColumns)
 		iw.writeHeader()
 		for _, r := range w.Requests {
-			writeIntRow(&iw, r.ID, r.InterArrivalNs, r.ArrivalTimeNs)
+			if err := iw.writeRow(r.ID, r.InterArrivalNs, r.ArrivalTimeNs); err != nil {
+				return err
+			}
 		}
 		return iw.flush()
 	})
@@ -135,22 +139,6 @@ func createdAt() string {
 		}
 	}
 	return t.UTC().Format(time.RFC3339)
-}
-
-func writeIntRow(iw *intWriter, vals ...int64) {
-	if iw.err != nil {
-		return
-	}
-	b := iw.buf[:0]
-	for i, v := range vals {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = strconv.AppendInt(b, v, 10)
-	}
-	b = append(b, '\n')
-	iw.buf = b
-	_, iw.err = iw.w.Write(b)
 }
 
 // ReadWorkload reads and checks a workload folder: the two trace CSVs
