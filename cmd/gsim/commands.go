@@ -15,6 +15,7 @@ import (
 	"github.com/gsim-dev/gsim/pkg/executor"
 	"github.com/gsim-dev/gsim/pkg/experiment"
 	"github.com/gsim-dev/gsim/pkg/kinds"
+	"github.com/gsim-dev/gsim/pkg/plan"
 	"github.com/gsim-dev/gsim/pkg/progress"
 	"github.com/gsim-dev/gsim/pkg/stage"
 	"github.com/gsim-dev/gsim/pkg/store"
@@ -66,17 +67,24 @@ func options(c *cli.Context, reg *stage.Registry) (executor.Options, error) {
 	return executor.Options{Store: st, Registry: reg, GsimVersion: version(), Gsim: self, SlotDir: executor.DefaultSlotDir()}, nil
 }
 
-func runCmd(c *cli.Context) error {
+// loadExperiment reads the command's EXPERIMENT.yaml (with --set) and opens
+// the store: what run and status both start from.
+func loadExperiment(c *cli.Context) (string, *plan.Plan, executor.Options, error) {
 	path, err := oneArg(c, "EXPERIMENT.yaml")
 	if err != nil {
-		return err
+		return "", nil, executor.Options{}, err
 	}
 	reg := kinds.Registry()
 	p, err := experiment.Load(path, experiment.Options{Sets: c.StringSlice("set"), Registry: reg})
 	if err != nil {
-		return err
+		return "", nil, executor.Options{}, err
 	}
 	opt, err := options(c, reg)
+	return path, p, opt, err
+}
+
+func runCmd(c *cli.Context) error {
+	_, p, opt, err := loadExperiment(c)
 	if err != nil {
 		return err
 	}
@@ -111,16 +119,7 @@ func runCmd(c *cli.Context) error {
 }
 
 func statusCmd(c *cli.Context) error {
-	path, err := oneArg(c, "EXPERIMENT.yaml")
-	if err != nil {
-		return err
-	}
-	reg := kinds.Registry()
-	p, err := experiment.Load(path, experiment.Options{Sets: c.StringSlice("set"), Registry: reg})
-	if err != nil {
-		return err
-	}
-	opt, err := options(c, reg)
+	path, p, opt, err := loadExperiment(c)
 	if err != nil {
 		return err
 	}
