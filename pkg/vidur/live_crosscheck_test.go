@@ -12,7 +12,6 @@ import (
 	"github.com/gsim-dev/gsim/pkg/sim"
 	"github.com/gsim-dev/gsim/pkg/stage"
 	"github.com/gsim-dev/gsim/pkg/vidur"
-	"github.com/gsim-dev/gsim/pkg/workload"
 )
 
 // TestLiveVidurTables runs real Vidur, then the embedded simulator on the
@@ -28,22 +27,7 @@ func TestLiveVidurTables(t *testing.T) {
 	}
 	prof := liveProfile(t)
 	base, _ := filepath.Abs("../..")
-	workDir := t.TempDir()
-	rate, seed := 20.0, int64(11)
-	mean, std, dmean, dstd := 600.0, 400.0, 60.0, 40.0
-	lo, hi, dlo, dhi := int64(16), int64(2048), int64(4), int64(256)
-	w, err := workload.Generate(workload.Params{
-		Model: "Qwen/Qwen3-0.6B", Seed: seed, NumRequests: 80,
-		Arrival: workload.Arrival{Process: workload.Poisson, Rate: &rate},
-		Prefill: workload.Lengths{Dist: workload.LogNormal, Mean: &mean, Std: &std, Min: &lo, Max: &hi},
-		Decode:  workload.Lengths{Dist: workload.LogNormal, Mean: &dmean, Std: &dstd, Min: &dlo, Max: &dhi},
-	}, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := schema.WriteWorkload(workDir, w); err != nil {
-		t.Fatal(err)
-	}
+	workDir := liveWorkload(t, 80, 20, 11, [2]float64{600, 400}, [2]float64{60, 40}, [2]int64{16, 2048}, [2]int64{4, 256})
 	for _, c := range []struct {
 		name   string
 		params map[string]any

@@ -37,23 +37,7 @@ func TestLiveVidurThroughSim(t *testing.T) {
 	}
 	prof := liveProfile(t)
 	base, _ := filepath.Abs("../..")
-	workDir := t.TempDir()
-	rate, seed := 8.0, int64(7)
-	mean, std := 300.0, 150.0
-	dmean, dstd := 40.0, 20.0
-	lo, hi, dlo, dhi := int64(16), int64(1024), int64(4), int64(128)
-	w, err := workload.Generate(workload.Params{
-		Model: "Qwen/Qwen3-0.6B", Seed: seed, NumRequests: 40,
-		Arrival: workload.Arrival{Process: workload.Poisson, Rate: &rate},
-		Prefill: workload.Lengths{Dist: workload.LogNormal, Mean: &mean, Std: &std, Min: &lo, Max: &hi},
-		Decode:  workload.Lengths{Dist: workload.LogNormal, Mean: &dmean, Std: &dstd, Min: &dlo, Max: &dhi},
-	}, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := schema.WriteWorkload(workDir, w); err != nil {
-		t.Fatal(err)
-	}
+	workDir := liveWorkload(t, 40, 8, 7, [2]float64{300, 150}, [2]float64{40, 20}, [2]int64{16, 1024}, [2]int64{4, 128})
 
 	kind := sim.NewKind(vidur.NewEngine())
 	params := map[string]any{"engine": "vidur", "scheduler": "vllm", "profile": prof, "batch_size_cap": 64}
@@ -88,6 +72,10 @@ func TestLiveVidurThroughSim(t *testing.T) {
 		t.Fatal(err)
 	}
 	digest, _ := schema.WorkloadDigest(workDir)
+	w, err := schema.ReadWorkload(workDir)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if run.Meta.RunType != schema.RunVidur || run.Meta.WorkloadDigest != digest {
 		t.Fatalf("run_meta: type %q digest %q, want vidur %q", run.Meta.RunType, run.Meta.WorkloadDigest, digest)
 	}
@@ -102,4 +90,25 @@ func TestLiveVidurThroughSim(t *testing.T) {
 			t.Fatalf("request %d: %+v vs workload %+v", i, r, w.Requests[i])
 		}
 	}
+}
+
+// liveWorkload writes a Poisson workload of n requests with lognormal
+// prefill and decode lengths (mean, std; clipped to min, max) for a live run.
+func liveWorkload(t *testing.T, n int, rate float64, seed int64, prefill, decode [2]float64, pclip, dclip [2]int64) string {
+	t.Helper()
+	base, _ := filepath.Abs("../..")
+	dir := t.TempDir()
+	w, err := workload.Generate(workload.Params{
+		Model: "Qwen/Qwen3-0.6B", Seed: seed, NumRequests: n,
+		Arrival: workload.Arrival{Process: workload.Poisson, Rate: &rate},
+		Prefill: workload.Lengths{Dist: workload.LogNormal, Mean: &prefill[0], Std: &prefill[1], Min: &pclip[0], Max: &pclip[1]},
+		Decode:  workload.Lengths{Dist: workload.LogNormal, Mean: &decode[0], Std: &decode[1], Min: &dclip[0], Max: &dclip[1]},
+	}, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := schema.WriteWorkload(dir, w); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
