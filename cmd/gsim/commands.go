@@ -182,8 +182,17 @@ func cleanCmd(c *cli.Context) error {
 	if c.NArg() != 0 {
 		return usageError{errors.New("clean takes no arguments; it cleans the whole store (--store)")}
 	}
-	st, err := store.Open(c.String("store"))
-	if err != nil {
+	// Clean removes things: only in a folder that is a store, and it never
+	// makes one.
+	st, err := store.OpenExisting(c.String("store"))
+	var ns *store.NotStoreError
+	switch {
+	case errors.As(err, &ns) && ns.Missing:
+		fmt.Fprintf(c.App.Writer, "%s: nothing to clean\n", err)
+		return nil
+	case errors.As(err, &ns):
+		return usageError{err}
+	case err != nil:
 		return err
 	}
 	dry := c.Bool("dry-run")
@@ -200,6 +209,9 @@ func cleanCmd(c *cli.Context) error {
 		fmt.Fprintf(c.App.Writer, "%s %s (%s, %s)\n", verb, rel, it.Why, bytes(it.Bytes))
 	}
 	fmt.Fprintf(c.App.Writer, "%s %d items, %s\n", verb, len(rep.Items), bytes(rep.Bytes))
+	for _, l := range rep.Links {
+		fmt.Fprintf(c.App.Writer, "kept %s: it is a symbolic link, and clean never follows a link out of the store\n", l)
+	}
 	if rep.InUse {
 		fmt.Fprintln(c.App.Writer, "a gsim run is using this store: kept its objects, links and failed attempts; run gsim clean again after it ends")
 	}

@@ -25,9 +25,15 @@ type Store struct {
 	Root string
 }
 
+// subdirs is the layout Open makes; a folder holding all of them as real
+// folders is a store made before MarkerFile existed.
 var subdirs = []string{"objects", "staging", "failed", "locks", "runs"}
 
-// Open makes root's layout if needed.
+// MarkerFile, at the top of a store, says the folder is one: gsim clean
+// removes things only in a folder that has it (or gsim's full layout).
+const MarkerFile = "gsim-store.json"
+
+// Open makes root's layout (and its marker) if needed.
 func Open(root string) (*Store, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
@@ -41,7 +47,84 @@ func Open(root string) (*Store, error) {
 			return nil, fmt.Errorf("store %s: %w; give --store (or $GSIM_STORE) a folder gsim can write", abs, err)
 		}
 	}
+	if err := writeMarker(abs); err != nil {
+		return nil, fmt.Errorf("store %s: %w; give --store (or $GSIM_STORE) a folder gsim can write", abs, err)
+	}
 	return &Store{Root: abs}, nil
+}
+
+// NotStoreError is a folder OpenExisting will not treat as a store.
+type NotStoreError struct {
+	Root string
+	// Missing is true when nothing exists at Root.
+	Missing bool
+}
+
+func (e *NotStoreError) Error() string {
+	if e.Missing {
+		return fmt.Sprintf("no gsim store at %s", e.Root)
+	}
+	return fmt.Sprintf("%s is not a gsim store (it has no %s and not gsim's layout: %s); give --store the folder gsim run made (tmp by default)",
+		e.Root, MarkerFile, strings.Join(subdirs, "/, ")+"/")
+}
+
+// Is lets errors.Is(err, fs.ErrNotExist) find a missing store.
+func (e *NotStoreError) Is(target error) bool { return e.Missing && target == fs.ErrNotExist }
+
+// OpenExisting opens root only if it is a store, creating nothing: for
+// commands that remove things (clean) or only look (status). A folder is a
+// store if it holds MarkerFile, or, made by a gsim older than the marker,
+// every folder of gsim's layout (and none of them is a link).
+func OpenExisting(root string) (*Store, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("store %s: %w", root, err)
+	}
+	fi, err := os.Stat(abs)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, &NotStoreError{Root: abs, Missing: true}
+	case err != nil:
+		return nil, fmt.Errorf("store %s: %w", abs, err)
+	case !fi.IsDir():
+		return nil, fmt.Errorf("store %s is a file; give --store (or $GSIM_STORE) a folder, e.g. tmp", abs)
+	}
+	if !isStore(abs) {
+		return nil, &NotStoreError{Root: abs}
+	}
+	return &Store{Root: abs}, nil
+}
+
+func isStore(abs string) bool {
+	if fi, err := os.Lstat(filepath.Join(abs, MarkerFile)); err == nil && fi.Mode().IsRegular() {
+		return true
+	}
+	for _, d := range subdirs {
+		fi, err := os.Lstat(filepath.Join(abs, d))
+		if err != nil || !fi.IsDir() {
+			return false
+		}
+	}
+	return true
+}
+
+// writeMarker writes MarkerFile once; a concurrent Open may win the race.
+func writeMarker(abs string) error {
+	p := filepath.Join(abs, MarkerFile)
+	if _, err := os.Lstat(p); err == nil {
+		return nil
+	}
+	tmp := fmt.Sprintf("%s.tmp-%d-%d", p, os.Getpid(), stagingSeq.Add(1))
+	b := []byte(`{"gsim_store": 1, "note": "a gsim artifact store; gsim clean removes only what gsim made in it"}` + "\n")
+	if err := writeFileSync(tmp, b); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
 }
 
 // ObjectDir is where the complete output of key lives.
