@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -64,6 +65,10 @@ type FileEntry struct {
 	Link string `json:"link,omitempty"`
 }
 
+// ErrManifestVersion is wrapped by ReadManifest's error for a manifest
+// another gsim version wrote: not damage, but not this gsim's to trust.
+var ErrManifestVersion = errors.New("another manifest version")
+
 // ReadManifest reads dir/manifest.json.
 func ReadManifest(dir string) (*Manifest, error) {
 	b, err := os.ReadFile(filepath.Join(dir, ManifestFile))
@@ -75,8 +80,8 @@ func ReadManifest(dir string) (*Manifest, error) {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ManifestFile), err)
 	}
 	if m.SchemaVersion != ManifestVersion {
-		return nil, fmt.Errorf("%s: manifest schema_version %d, this gsim reads %d",
-			filepath.Join(dir, ManifestFile), m.SchemaVersion, ManifestVersion)
+		return nil, fmt.Errorf("%s: manifest schema_version %d, this gsim reads %d: %w",
+			filepath.Join(dir, ManifestFile), m.SchemaVersion, ManifestVersion, ErrManifestVersion)
 	}
 	return &m, nil
 }

@@ -164,11 +164,10 @@ func (s *Store) Commit(staging string, m *Manifest) error {
 		return err
 	}
 	for _, f := range files {
-		if f.Link == "" || !filepath.IsAbs(f.Link) {
-			continue
-		}
-		if rel, err := filepath.Rel(staging, f.Link); err == nil && rel != ".." && !strings.HasPrefix(rel, "../") {
-			return fmt.Errorf("output %s is a symbolic link to %s, inside the attempt's folder by absolute path; it would dangle once the folder moves into objects/: make the link relative (ln -sr)", f.Path, f.Link)
+		if f.Link != "" {
+			if err := checkLink(staging, f); err != nil {
+				return err
+			}
 		}
 	}
 	m.SchemaVersion = ManifestVersion
@@ -180,6 +179,11 @@ func (s *Store) Commit(staging string, m *Manifest) error {
 	}
 	if err := writeFileSync(filepath.Join(staging, ManifestFile), append(b, '\n')); err != nil {
 		return fmt.Errorf("write manifest of %s: %w", m.Key, err)
+	}
+	// The object is read-only from the moment it exists: an editor or a
+	// stray writer fails loudly instead of changing what was recorded.
+	if err := sealFiles(staging); err != nil {
+		return fmt.Errorf("make %s read-only: %w", m.Key, err)
 	}
 	if err := syncDir(staging); err != nil {
 		return err
@@ -201,9 +205,21 @@ func (s *Store) Commit(staging string, m *Manifest) error {
 }
 
 // Fail keeps a failed attempt's folder (with its stage.log) as failed/<key>,
-// replacing the previous failed attempt.
+// replacing the previous failed attempt, unless this attempt could write no
+// log at all (a full disk): then the earlier attempt's diagnostic is worth
+// more than an empty file, so it is kept and this attempt dropped. It
+// returns the failed folder kept.
 func (s *Store) Fail(staging, key string) (string, error) {
 	dst := s.FailedDir(key)
+	if !hasLog(staging) && hasLog(dst) {
+		appendNote(filepath.Join(dst, LogFile), fmt.Sprintf(
+			"gsim: a later attempt (%s) failed as well and could write no log of its own (is the disk full?); the log above is the earlier attempt's\n",
+			time.Now().UTC().Format(time.RFC3339)))
+		if err := os.RemoveAll(staging); err != nil {
+			return dst, fmt.Errorf("remove failed attempt of %s: %w", key, err)
+		}
+		return dst, nil
+	}
 	if err := os.RemoveAll(dst); err != nil {
 		return "", fmt.Errorf("remove old failed attempt of %s: %w", key, err)
 	}
@@ -211,6 +227,22 @@ func (s *Store) Fail(staging, key string) (string, error) {
 		return "", fmt.Errorf("keep failed attempt of %s: %w", key, err)
 	}
 	return dst, nil
+}
+
+// hasLog tells whether dir holds a stage.log with something in it.
+func hasLog(dir string) bool {
+	fi, err := os.Lstat(filepath.Join(dir, LogFile))
+	return err == nil && fi.Mode().IsRegular() && fi.Size() > 0
+}
+
+// appendNote adds a line to a log, if the disk lets it.
+func appendNote(path, line string) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_, _ = f.WriteString(line)
 }
 
 // ClearFailed removes the failed attempt of key, after a success.
@@ -226,6 +258,10 @@ type Result struct {
 	Problem string
 	// Exists is false when there is no object folder at all.
 	Exists bool
+	// Damaged is true when the object was committed and has changed since:
+	// a file missing or different, its manifest gone or unreadable. That is
+	// corruption, unlike a manifest another gsim version wrote.
+	Damaged bool
 }
 
 // Check tells whether key's object is complete without reading its files: the
@@ -240,27 +276,27 @@ func (s *Store) Check(key string) Result {
 			if _, serr := os.Stat(dir); serr != nil {
 				return Result{}
 			}
-			return Result{Exists: true, Problem: "no manifest"}
+			return Result{Exists: true, Damaged: true, Problem: ManifestFile + ": missing"}
 		}
-		return Result{Exists: true, Problem: err.Error()}
+		return Result{Exists: true, Damaged: !errors.Is(err, ErrManifestVersion), Problem: err.Error()}
 	}
 	if m.Key != key {
-		return Result{Exists: true, Manifest: m, Problem: fmt.Sprintf("manifest names key %s", m.Key)}
+		return Result{Exists: true, Damaged: true, Manifest: m, Problem: fmt.Sprintf("manifest names key %s", m.Key)}
 	}
 	touched := map[string]int64{}
 	for _, f := range m.Files {
 		p := filepath.Join(dir, filepath.FromSlash(f.Path))
 		st, err := os.Lstat(p)
 		if err != nil {
-			return Result{Exists: true, Manifest: m, Problem: f.Path + ": missing"}
+			return Result{Exists: true, Damaged: true, Manifest: m, Problem: f.Path + ": missing"}
 		}
 		if st.Size() != f.Size {
-			return Result{Exists: true, Manifest: m, Problem: f.Path + ": size changed"}
+			return Result{Exists: true, Damaged: true, Manifest: m, Problem: f.Path + ": size changed"}
 		}
 		if st.ModTime().UnixNano() != f.MtimeNs {
 			e, err := hashEntry(p, f.Path, st.Mode().Type(), false)
 			if err != nil || e.SHA256 != f.SHA256 {
-				return Result{Exists: true, Manifest: m, Problem: f.Path + ": modified"}
+				return Result{Exists: true, Damaged: true, Manifest: m, Problem: f.Path + ": modified"}
 			}
 			// The mtime seen before hashing: a write during the hash
 			// changes it again, so the next Check rehashes.
@@ -302,6 +338,7 @@ func (s *Store) recordMtimes(key string, seen *Manifest, touched map[string]int6
 		os.Remove(tmp)
 		return
 	}
+	_ = os.Chmod(tmp, readOnly)
 	if err := os.Rename(tmp, filepath.Join(dir, ManifestFile)); err != nil {
 		os.Remove(tmp)
 		return
