@@ -92,10 +92,15 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 				record(n, Entry{Outcome: NotRun, Reason: stopReason(ctx)})
 				continue
 			}
-			if n.key == "" {
-				if err := g.computeKey(n); err != nil {
+			// Decided once: an instance waiting for a job or a slot is not
+			// checked (or, with Verify, rehashed) again each time another
+			// finishes; runNode checks again under the key's lock.
+			if !n.decided {
+				d := g.decide(n, &opt)
+				switch {
+				case d.Err != nil:
 					n.state, n.root = failed, n.inst.ID
-					se := &StageError{Instance: n.inst.ID, Err: err}
+					se := &StageError{Instance: n.inst.ID, Err: d.Err}
 					stageErrs = append(stageErrs, se)
 					record(n, Entry{Outcome: FailedOutcome, Err: se})
 					if !opt.KeepGoing {
@@ -103,33 +108,14 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 						cancel()
 					}
 					continue
-				}
-			}
-			// Decided once: an instance waiting for a job or a slot is not
-			// checked (or, with Verify, rehashed) again each time another
-			// finishes; runNode checks again under the key's lock.
-			if !n.decided {
-				n.decided, n.mustRun = true, n.forced
-				// The object a forced or corrupt rerun replaces: one that
-				// is still there after waiting for the key does not satisfy it.
-				if n.mustRun {
-					n.stale, _ = store.ReadManifest(opt.Store.ObjectDir(n.key))
-				} else {
-					c := opt.Store.Check(n.key)
-					if c.Complete && opt.Verify {
-						if probs, err := opt.Store.Verify(n.key); err != nil || len(probs) > 0 {
-							disp.Printf("%s corrupt (%s): rerunning", n.inst.ID, problemText(probs, err))
-							n.mustRun, n.stale = true, c.Manifest
-						}
+				case !d.Run:
+					if err := opt.Store.Link(p.Name, n.inst.ID, n.key); err != nil {
+						disp.Printf("warning: %v", err)
 					}
-					if c.Complete && !n.mustRun {
-						n.state, n.digest = done, c.Manifest.OutputDigest
-						if err := opt.Store.Link(p.Name, n.inst.ID, n.key); err != nil {
-							disp.Printf("warning: %v", err)
-						}
-						record(n, Entry{Outcome: UpToDateRun})
-						continue
-					}
+					record(n, Entry{Outcome: UpToDateRun})
+					continue
+				case d.State == Corrupt:
+					disp.Printf("%s corrupt (%s): rerunning", n.inst.ID, d.Detail)
 				}
 			}
 			if nRunning >= opt.jobs() || !fits(n) {
