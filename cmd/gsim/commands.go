@@ -196,6 +196,11 @@ func cleanCmd(c *cli.Context) error {
 		return err
 	}
 	dry := c.Bool("dry-run")
+	if !dry {
+		if n := executor.EndOrphans(st, true); n > 0 {
+			fmt.Fprintf(c.App.Writer, "ended %d process(es) left running by killed gsim runs\n", n)
+		}
+	}
 	rep, err := st.Clean(dry)
 	if err != nil {
 		return err

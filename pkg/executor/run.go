@@ -46,6 +46,9 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 	}
 	defer use.Unlock()
 	disp := opt.display()
+	if n := EndOrphans(opt.Store, false); n > 0 {
+		disp.Printf("ended %d process(es) left running by killed gsim runs", n)
+	}
 	sum := &Summary{}
 	entries := map[*node]*Entry{}
 	record := func(n *node, e Entry) {
@@ -324,10 +327,13 @@ func (g *graph) attempt(ctx context.Context, n *node, spec *stage.Spec, opt *Opt
 		Tag:      attemptTag(opt.Store, n.key),
 	}
 	// We hold the key's lock, so processes still tagged with it belong to an
-	// attempt whose gsim was killed: end them before starting anew (a stray
-	// GPU bench would otherwise share the GPU with this one).
-	if k := stage.KillTagged(env.Tag); k > 0 {
-		fmt.Fprintf(log, "gsim: ended %d process(es) left by a killed earlier attempt\n", k)
+	// attempt whose gsim was killed (meanwhile: the run's start ended older
+	// ones), which left its staging folder: end them before starting anew (a
+	// stray GPU bench would otherwise share the GPU with this one).
+	if otherAttempts(opt.Store, n.key, spec.OutDir) {
+		if k := stage.KillTagged(env.Tag); k > 0 {
+			fmt.Fprintf(log, "gsim: ended %d process(es) left by a killed earlier attempt\n", k)
+		}
 	}
 	switch {
 	case opt.Launcher != nil:
@@ -503,6 +509,3 @@ func logTail(path string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
-
-// attemptTag identifies processes of attempts at key in this store.
-func attemptTag(s *store.Store, key string) string { return s.Root + "#" + key }

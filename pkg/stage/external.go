@@ -17,8 +17,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
+	"time"
 )
 
 // ProgressPrefix starts a line an external runner prints to report progress:
@@ -87,7 +87,10 @@ type Command struct {
 
 // RunCommand runs cmd, sending its stdout and stderr to env.Log line by line
 // and turning progress lines into env.Progress calls. The process gets its own
-// process group so a cancelled context kills the whole tree.
+// process group so a cancelled context kills the whole tree. However it ends,
+// nothing it started outlives it: its process group and every process
+// carrying env.Tag are killed before RunCommand returns, so no leftover can
+// write into the output once gsim has adopted it.
 func RunCommand(ctx context.Context, cmd Command, env Env) error {
 	if len(cmd.Argv) == 0 {
 		return errors.New("empty command")
@@ -102,7 +105,13 @@ func RunCommand(ctx context.Context, cmd Command, env Env) error {
 	// up), the stage dies with it instead of holding the GPU while a rerun
 	// starts. It fires when the starting thread exits, so pin the thread.
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	pr, pw := io.Pipe()
+	// A pipe of our own rather than exec's copying goroutine: Wait then
+	// returns when the command exits, even while something it left behind
+	// still holds the pipe, so that leftover can be ended.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("start %s: %w", quoteArgs(cmd.Argv), err)
+	}
 	c.Stdout = pw
 	c.Stderr = pw
 	tail := newTail(40)
@@ -110,10 +119,9 @@ func RunCommand(ctx context.Context, cmd Command, env Env) error {
 	if log == nil {
 		log = io.Discard
 	}
-	var wg sync.WaitGroup
-	wg.Add(1)
+	readDone := make(chan struct{})
 	go func() {
-		defer wg.Done()
+		defer close(readDone)
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
 		for sc.Scan() {
@@ -130,26 +138,40 @@ func RunCommand(ctx context.Context, cmd Command, env Env) error {
 		_, _ = io.Copy(io.Discard, pr)
 	}()
 	runtime.LockOSThread()
-	err := c.Start()
+	err = c.Start()
 	runtime.UnlockOSThread()
+	pw.Close()
 	if err != nil {
-		pw.Close()
-		wg.Wait()
+		<-readDone
+		pr.Close()
 		return fmt.Errorf("start %s: %w", quoteArgs(cmd.Argv), err)
 	}
 	waitDone := make(chan error, 1)
 	go func() { waitDone <- c.Wait() }()
+	var cancelled bool
 	select {
 	case err = <-waitDone:
 	case <-ctx.Done():
 		_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
 		err = <-waitDone
-		pw.Close()
-		wg.Wait()
+		cancelled = true
+	}
+	if endLeftovers(c.Process.Pid, env.Tag) && !cancelled {
+		fmt.Fprintln(log, "gsim: ended the processes the command left running")
+	}
+	// Whatever still holds the pipe now escaped both the group and the tag
+	// (it cleared its environment): stop waiting for it.
+	select {
+	case <-readDone:
+	case <-time.After(2 * time.Second):
+		fmt.Fprintln(log, "gsim: a process the command started still holds its output open; it is no longer logged")
+		pr.Close()
+		<-readDone
+	}
+	pr.Close()
+	if cancelled {
 		return fmt.Errorf("%s: %w", quoteArgs(cmd.Argv), ctx.Err())
 	}
-	pw.Close()
-	wg.Wait()
 	if err != nil {
 		code := -1
 		var ee *exec.ExitError
@@ -159,6 +181,25 @@ func RunCommand(ctx context.Context, cmd Command, env Env) error {
 		return &ExitError{Command: cmd.Argv, ExitCode: code, LogTail: tail.String()}
 	}
 	return nil
+}
+
+// endLeftovers kills what a finished command left: its process group
+// (pgid, the command's pid) and every process tagged with tag, again while
+// any is found (a leftover may fork while it is being ended). It reports
+// whether there was anything to end.
+func endLeftovers(pgid int, tag string) (ended bool) {
+	for i := 0; i < 10; i++ {
+		killed := syscall.Kill(-pgid, syscall.SIGKILL) == nil
+		if KillTagged(tag) > 0 {
+			killed = true
+		}
+		if !killed {
+			break
+		}
+		ended = true
+		time.Sleep(time.Millisecond)
+	}
+	return ended
 }
 
 func parseProgress(line string) (done, total float64, msg string, ok bool) {
