@@ -179,6 +179,9 @@ func newGraph(p *plan.Plan, opt *Options) (*graph, error) {
 		}
 	}
 	g.selectOnly(opt.Only)
+	// Files named by params are trusted by their signature across runs, as
+	// outputs are by size and mtime.
+	stage.UseDigestCache(opt.Store.CacheDir("digests"), opt.Store.Root)
 	return g, nil
 }
 

@@ -283,8 +283,10 @@ func isDir(p string) bool {
 
 // DirDigest hashes every regular file under dir (names and contents, sorted),
 // skipping caches, so that an external runner's identity follows its code.
+// Like FileDigest it rehashes only when a file changed (see UseDigestCache).
 func DirDigest(dir string) (string, error) {
 	var files []string
+	var sigs []fileSig
 	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -296,29 +298,49 @@ func DirDigest(dir string) (string, error) {
 			return nil
 		}
 		if d.Type().IsRegular() && !strings.HasSuffix(p, ".pyc") {
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
 			files = append(files, p)
+			sigs = append(sigs, sigOf(fi))
 		}
 		return nil
 	})
 	if err != nil {
 		return "", fmt.Errorf("hash runner %s: %w", dir, err)
 	}
-	sort.Strings(files)
-	h := sha256.New()
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return "", fmt.Errorf("hash runner %s: %w", dir, err)
+	sort.Sort(byPath{files, sigs})
+	return digests.get("dir", dir, dirSig(dir, files, sigs), func() (string, error) {
+		h := sha256.New()
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return "", fmt.Errorf("hash runner %s: %w", dir, err)
+			}
+			rel, _ := filepath.Rel(dir, f)
+			fmt.Fprintf(h, "%s\x00%d\x00", filepath.ToSlash(rel), len(b))
+			h.Write(b)
 		}
-		rel, _ := filepath.Rel(dir, f)
-		fmt.Fprintf(h, "%s\x00%d\x00", filepath.ToSlash(rel), len(b))
-		h.Write(b)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+		return hex.EncodeToString(h.Sum(nil)), nil
+	})
 }
 
-// FileDigest is the sha256 of one file's content.
+// FileDigest is the sha256 of one file's content. A file is hashed once per
+// process, and across processes (see UseDigestCache) again only when its
+// size, mtime, ctime or inode changed.
 func FileDigest(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if !fi.Mode().IsRegular() {
+		return hashFile(path)
+	}
+	return digests.get("file", path, sigOf(fi), func() (string, error) { return hashFile(path) })
+}
+
+func hashFile(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err

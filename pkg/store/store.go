@@ -130,6 +130,10 @@ func writeMarker(abs string) error {
 // ObjectDir is where the complete output of key lives.
 func (s *Store) ObjectDir(key string) string { return filepath.Join(s.Root, "objects", key) }
 
+// CacheDir is a folder for what gsim remembers between runs that is no
+// object (digests of files named by params); removing it costs only time.
+func (s *Store) CacheDir(name string) string { return filepath.Join(s.Root, "cache", name) }
+
 // FailedDir is where the last failed attempt of key is kept.
 func (s *Store) FailedDir(key string) string { return filepath.Join(s.Root, "failed", key) }
 
