@@ -57,12 +57,13 @@ func Explain(p *plan.Plan, opt Options) ([]Decision, error) {
 	if err != nil {
 		return nil, err
 	}
+	ds := g.decideAll(&opt, true, nil)
+	_ = opt.Store.SaveTrust()
 	var out []Decision
 	for _, n := range g.nodes {
-		if !n.selected {
-			continue
+		if n.selected {
+			out = append(out, ds[n])
 		}
-		out = append(out, g.decide(n, &opt))
 	}
 	return out, nil
 }

@@ -65,6 +65,21 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 	stopping := false
 	var stageErrs []error
 
+	// Every instance whose inputs are up to date is decided up front, several
+	// at once, and linked if it is up to date too.
+	pre := g.decideAll(&opt, false, func(n *node, d Decision) {
+		if !d.Run && d.Err == nil {
+			if err := opt.Store.Link(p.Name, n.inst.ID, n.key); err != nil {
+				disp.Printf("warning: %v", err)
+			}
+		}
+	})
+	for n, d := range pre {
+		if !d.Run && d.Err == nil {
+			record(n, Entry{Outcome: UpToDateRun})
+			delete(pre, n)
+		}
+	}
 	fits := func(n *node) bool {
 		for r, k := range n.resources {
 			if used[r]+k > opt.capacity(r) {
@@ -98,8 +113,18 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 			// Decided once: an instance waiting for a job or a slot is not
 			// checked (or, with Verify, rehashed) again each time another
 			// finishes; runNode checks again under the key's lock.
-			if !n.decided {
-				d := g.decide(n, &opt)
+			d, predecided := pre[n]
+			if predecided || !n.decided {
+				if predecided {
+					delete(pre, n)
+				} else {
+					d = g.decide(n, &opt)
+					if !d.Run && d.Err == nil {
+						if err := opt.Store.Link(p.Name, n.inst.ID, n.key); err != nil {
+							disp.Printf("warning: %v", err)
+						}
+					}
+				}
 				switch {
 				case d.Err != nil:
 					n.state, n.root = failed, n.inst.ID
@@ -112,9 +137,6 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 					}
 					continue
 				case !d.Run:
-					if err := opt.Store.Link(p.Name, n.inst.ID, n.key); err != nil {
-						disp.Printf("warning: %v", err)
-					}
 					record(n, Entry{Outcome: UpToDateRun})
 					continue
 				case d.State == Corrupt:
@@ -167,6 +189,7 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 			cancel()
 		}
 	}
+	_ = opt.Store.SaveTrust()
 	for _, n := range g.nodes {
 		if n.selected && n.state == pending {
 			record(n, Entry{Outcome: NotRun, Reason: stopReason(ctx)})

@@ -23,6 +23,9 @@ import (
 // Store is an artifact root (tmp/ by default).
 type Store struct {
 	Root string
+	// trust, once UseTrust is called, lets Check skip reading manifests it
+	// has seen unchanged.
+	trust atomic.Pointer[trustTable]
 }
 
 // subdirs is the layout Open makes; a folder holding all of them as real
@@ -256,6 +259,9 @@ func (s *Store) ClearFailed(key string) error {
 
 // Result is what Check found for a key.
 type Result struct {
+	// Manifest is the object's manifest. Taken from the trust table (see
+	// UseTrust) it holds only what Check needs: key, files, output digest,
+	// start and end times, host; ReadManifest reads all of it.
 	Manifest *Manifest
 	Complete bool
 	// Problem says why an existing object is not complete.
@@ -274,7 +280,22 @@ type Result struct {
 // rerun) and its new mtime recorded, so the next run trusts it again.
 func (s *Store) Check(key string) Result {
 	dir := s.ObjectDir(key)
-	m, err := ReadManifest(dir)
+	var m *Manifest
+	var err error
+	var sig manifestSig
+	t := s.trust.Load()
+	if t != nil {
+		// The signature before the read: a manifest replaced meanwhile is
+		// another inode, which the next Check will not take for this one.
+		if fi, serr := os.Lstat(filepath.Join(dir, ManifestFile)); serr == nil {
+			sig = sigOfInfo(fi)
+			m = t.trusted(key, sig)
+		}
+	}
+	fromTrust := m != nil
+	if m == nil {
+		m, err = ReadManifest(dir)
+	}
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			if _, serr := os.Stat(dir); serr != nil {
@@ -309,6 +330,8 @@ func (s *Store) Check(key string) Result {
 	}
 	if len(touched) > 0 {
 		s.recordMtimes(key, m, touched)
+	} else if t != nil && !fromTrust && sig.ino != 0 {
+		t.remember(m, sig)
 	}
 	return Result{Exists: true, Manifest: m, Complete: true}
 }
@@ -393,9 +416,13 @@ func (s *Store) LinkDir(experiment string) string {
 // LinkName turns an instance id into a file name ('/' may occur in matrix
 // values such as model names).
 func LinkName(instance string) string {
-	r := strings.NewReplacer("%", "%25", "/", "%2F")
-	return r.Replace(instance)
+	if !strings.ContainsAny(instance, "%/") {
+		return instance
+	}
+	return linkNamer.Replace(instance)
 }
+
+var linkNamer = strings.NewReplacer("%", "%25", "/", "%2F")
 
 // Link points runs/<experiment>/<instance> at key's object with a relative
 // symlink, replaced atomically.
