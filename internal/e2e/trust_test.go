@@ -409,3 +409,47 @@ func readHead(p string) []byte {
 	n, _ := io.ReadFull(f, b)
 	return b[:n]
 }
+
+// The same on a real full disk: a small tmpfs in a private mount namespace
+// (root only; elsewhere the test says why it skips).
+func TestFullDiskKeepsEarlierDiagnostic(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs in a private mount namespace")
+	}
+	if err := exec.Command("unshare", "-m", "true").Run(); err != nil {
+		t.Skipf("cannot make a private mount namespace here (unshare -m): %v", err)
+	}
+	e := newEnv(t, `name: a
+stages:
+  a:
+    uses: shell
+    with:
+      run: |
+        echo "the first diagnostic: $(cat "$TESTDIR/attempt")" >&2
+        exit 3
+      outputs: [out.txt]
+`)
+	disk := filepath.Join(e.dir, "disk")
+	os.MkdirAll(disk, 0o755)
+	script := `set -u
+mount -t tmpfs -o size=1m tmpfs "$DISK" || exit 97
+echo one > "$TESTDIR/attempt"
+"$GSIM" run "$EXP" --store "$DISK/store" > /dev/null 2>&1
+head -c 2000000 /dev/zero > "$DISK/filler" 2>/dev/null
+echo two > "$TESTDIR/attempt"
+"$GSIM" run "$EXP" --store "$DISK/store" 2> "$TESTDIR/second.err" > /dev/null
+echo "second exit $?"
+cat "$DISK"/store/failed/*/stage.log
+`
+	c := exec.Command("unshare", "-m", "sh", "-c", script)
+	c.Env = append(os.Environ(), "DISK="+disk, "GSIM="+gsimBin, "EXP="+e.exp, "TESTDIR="+e.dir,
+		"GSIM_SLOT_DIR="+filepath.Join(e.dir, "slots"))
+	out, err := c.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); ok && ee.ExitCode() == 97 {
+		t.Skipf("cannot mount a tmpfs here: %s", out)
+	}
+	second, _ := os.ReadFile(filepath.Join(e.dir, "second.err"))
+	if !strings.Contains(string(out), "second exit 1") || !strings.Contains(string(out), "the first diagnostic: one") {
+		t.Errorf("after a second attempt on a full disk the failed log is not the first attempt's:\n%s\nsecond run:\n%s", out, second)
+	}
+}
