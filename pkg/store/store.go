@@ -308,24 +308,31 @@ func (s *Store) Check(key string) Result {
 	if m.Key != key {
 		return Result{Exists: true, Damaged: true, Manifest: m, Problem: fmt.Sprintf("manifest names key %s", m.Key)}
 	}
-	touched := map[string]int64{}
+	var touched map[string]int64
+	var st unix.Stat_t
 	for _, f := range m.Files {
 		p := filepath.Join(dir, filepath.FromSlash(f.Path))
-		st, err := os.Lstat(p)
-		if err != nil {
+		if err := unix.Lstat(p, &st); err != nil {
 			return Result{Exists: true, Damaged: true, Manifest: m, Problem: f.Path + ": missing"}
 		}
-		if st.Size() != f.Size {
+		if st.Size != f.Size {
 			return Result{Exists: true, Damaged: true, Manifest: m, Problem: f.Path + ": size changed"}
 		}
-		if st.ModTime().UnixNano() != f.MtimeNs {
-			e, err := hashEntry(p, f.Path, st.Mode().Type(), false)
+		if st.Mtim.Nano() != f.MtimeNs {
+			fi, err := os.Lstat(p)
+			if err != nil {
+				return Result{Exists: true, Damaged: true, Manifest: m, Problem: f.Path + ": missing"}
+			}
+			e, err := hashEntry(p, f.Path, fi.Mode().Type(), false)
 			if err != nil || e.SHA256 != f.SHA256 {
 				return Result{Exists: true, Damaged: true, Manifest: m, Problem: f.Path + ": modified"}
 			}
 			// The mtime seen before hashing: a write during the hash
 			// changes it again, so the next Check rehashes.
-			touched[f.Path] = st.ModTime().UnixNano()
+			if touched == nil {
+				touched = map[string]int64{}
+			}
+			touched[f.Path] = st.Mtim.Nano()
 		}
 	}
 	if len(touched) > 0 {
