@@ -253,7 +253,7 @@ func (g *graph) runNode(ctx context.Context, n *node, opt *Options) result {
 			return res
 		}
 	}
-	staging, err := opt.Store.NewStaging(n.key)
+	staging, _, err := g.newStaging(n, opt)
 	if err != nil {
 		res.err, res.dur = err, time.Since(start)
 		return res
@@ -279,6 +279,7 @@ func (g *graph) runNode(ctx context.Context, n *node, opt *Options) result {
 			m.Volatile = v.VolatileFiles()
 		}
 		if runErr = opt.Store.Commit(staging, m); runErr == nil {
+			settled(n, opt, staging)
 			res.outcome, res.digest = Ran, m.OutputDigest
 			if err := opt.Store.Link(g.p.Name, n.inst.ID, n.key); err != nil {
 				disp.Printf("warning: %v", err)
@@ -307,6 +308,7 @@ func (g *graph) runNode(ctx context.Context, n *node, opt *Options) result {
 	res.logPath = filepath.Join(staging, store.LogFile)
 	if dir, err := opt.Store.Fail(staging, n.key); err == nil {
 		res.logPath = filepath.Join(dir, store.LogFile)
+		settled(n, opt, staging)
 	}
 	disp.Finished(n.inst.ID, res.dur, runErr)
 	return res
@@ -321,7 +323,7 @@ func sameObject(a, b *store.Manifest) bool {
 // attempt runs the kind into spec.OutDir and validates what it wrote.
 func (g *graph) attempt(ctx context.Context, n *node, spec *stage.Spec, opt *Options) (err error) {
 	specPath := filepath.Join(spec.OutDir, store.SpecFile)
-	if err := stage.WriteSpec(specPath, spec); err != nil {
+	if err := writeSpec(specPath, spec); err != nil {
 		return err
 	}
 	logf, err := os.OpenFile(filepath.Join(spec.OutDir, store.LogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
