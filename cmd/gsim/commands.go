@@ -75,7 +75,7 @@ func loadExperiment(c *cli.Context) (string, *plan.Plan, executor.Options, error
 		return "", nil, executor.Options{}, err
 	}
 	reg := kinds.Registry()
-	p, err := experiment.Load(path, experiment.Options{Sets: c.StringSlice("set"), Registry: reg})
+	p, err := experiment.Load(path, experiment.Options{Sets: append(c.StringSlice("set"), slurmSets(c)...), Registry: reg})
 	if err != nil {
 		return "", nil, executor.Options{}, err
 	}
@@ -109,8 +109,17 @@ func runCmd(c *cli.Context) error {
 	}
 	disp := progress.New(os.Stderr)
 	opt.Display = disp
+	done, err := useExecutor(c, p, &opt, disp)
+	if err != nil {
+		disp.Close()
+		return err
+	}
 	sum, err := executor.Run(c.Context, p, opt)
+	said := done()
 	disp.Close()
+	if said != "" {
+		fmt.Fprintln(out, said)
+	}
 	if sum != nil {
 		sum.Print(out)
 		fmt.Fprintf(out, "outputs: %s\n", opt.Store.LinkDir(p.Name))
@@ -130,8 +139,13 @@ func statusCmd(c *cli.Context) error {
 	}
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
 	corrupt := 0
+	jobs := jobNotes(c.Context, opt.Store, ds)
 	for _, d := range ds {
-		fmt.Fprintf(tw, "%s\t%s\n", d.ID, d.StatusLine())
+		line := d.StatusLine()
+		if j := jobs[d.ID]; j != "" {
+			line += "; " + j
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", d.ID, line)
 		if d.State == executor.Corrupt {
 			corrupt++
 		}

@@ -76,7 +76,7 @@ func newApp() *cli.App {
 				Name:      "run",
 				Usage:     "run the out-of-date stages of an experiment",
 				ArgsUsage: "EXPERIMENT.yaml",
-				Flags: []cli.Flag{
+				Flags: append([]cli.Flag{
 					&cli.StringSliceFlag{Name: "set", Usage: "override a value: stages.NAME.with.PATH=VALUE, matrix.VAR=[..] (repeatable)"},
 					&cli.StringSliceFlag{Name: "only", Usage: "run only this stage and its ancestors (repeatable)"},
 					&cli.StringSliceFlag{Name: "force", Usage: "rerun this stage even if up to date, or 'all' (repeatable)"},
@@ -87,7 +87,7 @@ func newApp() *cli.App {
 					&cli.BoolFlag{Name: "verify", Usage: "rehash complete outputs and rerun corrupt ones"},
 					&cli.IntFlag{Name: "gpus", Value: 1, Usage: "GPU slots: GPU stages running at once"},
 					&cli.BoolFlag{Name: "subprocess", Hidden: true, Usage: "run every stage as `gsim stage exec`"},
-				},
+				}, executorFlags()...),
 				OnUsageError: onUsage,
 				Action:       runCmd,
 			},

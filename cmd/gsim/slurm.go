@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/gsim-dev/gsim/pkg/executor"
+	"github.com/gsim-dev/gsim/pkg/plan"
+	"github.com/gsim-dev/gsim/pkg/progress"
+	"github.com/gsim-dev/gsim/pkg/slurm"
+	"github.com/gsim-dev/gsim/pkg/store"
+)
+
+// executorFlags choose where `gsim run` runs stages.
+func executorFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "executor", Value: "local", EnvVars: []string{"GSIM_EXECUTOR"},
+			Usage: "local (this machine) or slurm (stages as Slurm jobs, see docs/cluster.md)"},
+		&cli.StringSliceFlag{Name: "slurm", Usage: "set executor.slurm.KEY=VALUE, e.g. --slurm partition=gpu --slurm time=2h (repeatable)"},
+	}
+}
+
+// slurmSets turns --slurm KEY=VALUE into --set executor.slurm.KEY=VALUE, so
+// the values are checked (and errors placed) like the file's own.
+func slurmSets(c *cli.Context) []string {
+	var out []string
+	for _, s := range c.StringSlice("slurm") {
+		out = append(out, "executor.slurm."+s)
+	}
+	return out
+}
+
+// slurmJobs is how many instances a Slurm run keeps in flight (queued or
+// running jobs, and local stages) unless --jobs says otherwise.
+const slurmJobs = 100
+
+// useExecutor checks the store's locks, which every guarantee between gsim
+// processes rests on, and sets up the chosen executor. The returned
+// function ends it and says what it did ("" for nothing to say).
+func useExecutor(c *cli.Context, p *plan.Plan, opt *executor.Options, disp progress.Display) (func() string, error) {
+	if err := opt.Store.CheckLocks(); err != nil {
+		return nil, err
+	}
+	switch c.String("executor") {
+	case "local":
+		return func() string { return "" }, nil
+	case "slurm":
+	default:
+		return nil, usageError{fmt.Errorf("--executor %s: want local or slurm", c.String("executor"))}
+	}
+	// gsim processes on several machines (login nodes, users) share this
+	// store: its locks must hold between machines.
+	if m, err := store.MountOf(opt.Store.Root); err == nil {
+		if err := m.CrossNodeLocks(); err != nil {
+			return nil, &store.LockError{Root: opt.Store.Root, Msg: err.Error()}
+		}
+		if m.Local() {
+			disp.Printf("note: the store %s is on %s (%s), which only this machine sees: jobs on other nodes cannot reach it unless the cluster is this machine", opt.Store.Root, m.Point, m.FSType)
+		}
+	}
+	if opt.Jobs == 0 {
+		opt.Jobs = slurmJobs
+	}
+	l, err := slurm.New(slurm.Config{Store: opt.Store, Plan: p, Self: opt.Gsim, Printf: disp.Printf,
+		LocalJobs: runtime.NumCPU(), LocalGPUs: c.Int("gpus")})
+	if err != nil {
+		return nil, err
+	}
+	opt.Launcher = l
+	// Slurm places GPU jobs; this machine's GPU slots do not apply to them.
+	opt.SlotDir = ""
+	opt.Slots = map[string]int{"gpu": opt.Jobs}
+	return l.Close, nil
+}
+
+// jobNotes says, for each decision whose key has a job record, the job's id
+// and what Slurm says of it (one squeue call for all of them).
+func jobNotes(ctx context.Context, st *store.Store, ds []executor.Decision) map[string]string {
+	recs := map[string]*store.Job{}
+	var ids []string
+	for _, d := range ds {
+		if d.Key == "" || d.State == executor.UpToDate {
+			continue
+		}
+		if j, err := st.ReadJob(d.Key); err == nil && j != nil && j.System == "slurm" {
+			recs[d.ID] = j
+			if j.ID != "" {
+				ids = append(ids, j.ID)
+			}
+		}
+	}
+	if len(recs) == 0 {
+		return nil
+	}
+	c := slurm.NewClient(slurm.Exec{})
+	states, qerr := c.Queue(ctx, ids)
+	out := map[string]string{}
+	for id, j := range recs {
+		switch s, ok := states[j.ID]; {
+		case j.ID == "":
+			out[id] = "Slurm job being submitted (" + j.Name + ")"
+		case qerr != nil:
+			out[id] = fmt.Sprintf("Slurm job %s (state unknown: %v)", j.ID, qerr)
+		case !ok:
+			out[id] = fmt.Sprintf("Slurm job %s ended (no longer in squeue); gsim run settles it", j.ID)
+		default:
+			w := []string{"Slurm job", j.ID, s.State}
+			if s.Reason != "" && !s.Terminal() {
+				w = append(w, "("+s.Reason+")")
+			}
+			if s.State == "RUNNING" && s.Node != "" {
+				w = append(w, "on", s.Node)
+			}
+			if s.Terminal() {
+				w = append(w, "; gsim run settles it")
+			}
+			out[id] = strings.Join(w, " ")
+		}
+	}
+	return out
+}
