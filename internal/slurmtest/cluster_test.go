@@ -41,25 +41,32 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// needCluster skips (or, in CI, fails) when no Slurm cluster answers.
-func needCluster(t *testing.T) string {
+// needCluster skips (or, in CI, fails) when no Slurm cluster answers, and
+// returns the node's name.
+func needCluster(t testing.TB) string {
 	t.Helper()
+	node, problem := cluster()
+	if problem != "" {
+		if os.Getenv("GSIM_SLURM_REQUIRED") != "" {
+			t.Fatal(problem)
+		}
+		t.Skip(problem)
+	}
+	return node
+}
+
+func cluster() (node, problem string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, "sinfo", "-h", "-o", "%n %T %G").CombinedOutput()
 	line := strings.TrimSpace(string(out))
-	usable := err == nil && regexp.MustCompile(`\b(idle|mixed|allocated)\b`).MatchString(line)
-	if !usable {
-		msg := fmt.Sprintf("no usable Slurm cluster (sinfo: %v %q); start one with: sudo .ci/slurm-up.sh up", err, line)
-		if os.Getenv("GSIM_SLURM_REQUIRED") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
+	if err != nil || !regexp.MustCompile(`\b(idle|mixed|allocated)\b`).MatchString(line) {
+		return "", fmt.Sprintf("no usable Slurm cluster (sinfo: %v %q); start one with: sudo .ci/slurm-up.sh up", err, line)
 	}
 	if !strings.Contains(line, "gpu:") {
-		t.Skipf("the cluster declares no GPUs (sinfo: %q); the stand-in GPU stages need them (.ci/slurm-up.sh declares two)", line)
+		return "", fmt.Sprintf("the cluster declares no GPUs (sinfo: %q); the stand-in GPU stages need them (.ci/slurm-up.sh declares two)", line)
 	}
-	return strings.Fields(line)[0]
+	return strings.Fields(line)[0], ""
 }
 
 type env struct {
@@ -247,4 +254,24 @@ func readFile(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return strings.TrimSpace(string(b))
+}
+
+var elapsedRE = regexp.MustCompile(`summary: .* in (\S+)`)
+
+// elapsed reads the run's duration from its summary line.
+func elapsed(t *testing.T, r result) time.Duration {
+	t.Helper()
+	m := elapsedRE.FindStringSubmatch(r.stdout)
+	if m == nil {
+		t.Fatalf("no summary line: %s", r)
+	}
+	s := m[1]
+	if min, sec, ok := strings.Cut(s, "m"); ok && strings.HasSuffix(sec, "s") {
+		s = min + "m" + sec
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		t.Fatalf("summary duration %q: %v", m[1], err)
+	}
+	return d
 }

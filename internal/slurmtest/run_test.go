@@ -76,8 +76,9 @@ func TestSweepJobsAndLocal(t *testing.T) {
 	if submitted != 4 || sbatch != 4 || sacct != 0 {
 		t.Errorf("submitted %d with %d sbatch, %d sacct", submitted, sbatch, sacct)
 	}
-	if squeue == 0 {
-		t.Errorf("no squeue call")
+	// One squeue or sacct per poll interval (1s here), not one per job.
+	if limit := int(elapsed(t, r).Seconds()) + 2; squeue == 0 || squeue+sacct > limit {
+		t.Errorf("%d squeue and %d sacct calls in a %s run with a 1s poll", squeue, sacct, elapsed(t, r))
 	}
 	if !strings.Contains(r.stderr, "submitted as Slurm job") || !strings.Contains(r.stderr, "running on") {
 		t.Errorf("no job lines in the display:\n%s", r.stderr)

@@ -86,6 +86,10 @@ type Client struct {
 	Timeout time.Duration
 	mu      sync.Mutex
 	counts  map[string]int
+	// submitting lets one sbatch run at a time: a sweep submits hundreds
+	// of jobs at once, and the controller (and this machine) serve them
+	// faster one by one than as a burst of processes.
+	submitting sync.Mutex
 }
 
 // NewClient wraps r (Exec{} for the real commands).
@@ -162,6 +166,8 @@ func transient(err error) bool {
 // submitted or not at random), only the waits between tries.
 func (c *Client) Submit(ctx context.Context, args []string, script string) (string, error) {
 	full := append([]string{"--parsable"}, args...)
+	c.submitting.Lock()
+	defer c.submitting.Unlock()
 	var err error
 	for try, wait := 0, time.Second; try < 4; try, wait = try+1, wait*3 {
 		var out string

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -282,7 +283,10 @@ func (l *Launcher) runJob(ctx context.Context, spec *stage.Spec, env stage.Env, 
 		}
 		fmt.Fprintf(env.Log, "gsim: %s\n", st.Describe())
 		if st.Succeeded() {
-			return os.Remove(filepath.Join(spec.OutDir, ExitFile))
+			if err := os.Remove(filepath.Join(spec.OutDir, ExitFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			return nil
 		}
 		if st.Retryable() && rec.Attempt <= l.retries {
 			l.printf("%s: %s; submitting it again (resubmission %d of at most %d)", spec.Instance, st.Describe(), rec.Attempt, l.retries)
