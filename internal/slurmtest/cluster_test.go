@@ -265,11 +265,7 @@ func elapsed(t *testing.T, r result) time.Duration {
 	if m == nil {
 		t.Fatalf("no summary line: %s", r)
 	}
-	s := m[1]
-	if min, sec, ok := strings.Cut(s, "m"); ok && strings.HasSuffix(sec, "s") {
-		s = min + "m" + sec
-	}
-	d, err := time.ParseDuration(s)
+	d, err := time.ParseDuration(m[1])
 	if err != nil {
 		t.Fatalf("summary duration %q: %v", m[1], err)
 	}
