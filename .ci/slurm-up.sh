@@ -11,10 +11,10 @@
 # What it starts: munged, MariaDB + slurmdbd (so that `sacct` answers; without
 # slurmdbd it says "Slurm accounting storage is disabled"), slurmctld and one
 # slurmd. Daemons are tracked by PID files under $GSIM_SLURM_DIR; `down` stops
-# only those. The node declares fake GPUs in gres.conf (a Count, no device
-# files), because Slurm refuses --gres=gpu:1 on a node that declares none.
-# Jobs then get the GRES but no CUDA_VISIBLE_DEVICES: it is a stand-in for
-# scheduling tests, not a GPU.
+# only those. The node declares fake GPUs in gres.conf (plain files under
+# $GSIM_SLURM_DIR stand for the device files), because Slurm refuses
+# --gres=gpu:1 on a node that declares none. Jobs then get the GRES but no
+# usable GPU: it is a stand-in for scheduling tests, not a GPU.
 #
 # Environment (optional):
 #   GSIM_SLURM_DIR=/tmp/gsim-slurm  state, spool, logs, PID files

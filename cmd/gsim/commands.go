@@ -102,8 +102,13 @@ func runCmd(c *cli.Context) error {
 			return err
 		}
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+		where := placement(c, p, opt.Registry)
 		for _, d := range ds {
-			fmt.Fprintf(tw, "%s\t%s\n", d.ID, d.DryRunLine())
+			line := d.DryRunLine()
+			if w := where[d.ID]; w != "" && d.Run {
+				line += "; " + w
+			}
+			fmt.Fprintf(tw, "%s\t%s\n", d.ID, line)
 		}
 		return tw.Flush()
 	}

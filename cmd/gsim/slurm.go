@@ -12,6 +12,7 @@ import (
 	"github.com/gsim-dev/gsim/pkg/plan"
 	"github.com/gsim-dev/gsim/pkg/progress"
 	"github.com/gsim-dev/gsim/pkg/slurm"
+	"github.com/gsim-dev/gsim/pkg/stage"
 	"github.com/gsim-dev/gsim/pkg/store"
 )
 
@@ -120,6 +121,37 @@ func jobNotes(ctx context.Context, st *store.Store, ds []executor.Decision) map[
 			}
 			out[id] = strings.Join(w, " ")
 		}
+	}
+	return out
+}
+
+// placement says, for a dry run with --executor slurm, where each instance
+// would run and what its job would ask for.
+func placement(c *cli.Context, p *plan.Plan, reg *stage.Registry) map[string]string {
+	if c.String("executor") != "slurm" {
+		return nil
+	}
+	out := map[string]string{}
+	for _, in := range p.Instances {
+		k, ok := reg.Lookup(in.Kind)
+		if !ok {
+			continue
+		}
+		q := slurm.Resolve(k.Resources(in.Params)["gpu"], in.Resources, p.Slurm)
+		if !q.Job {
+			out[in.ID] = "here"
+			continue
+		}
+		args := q.SbatchArgs("", "")
+		// gsim's own tracking options say nothing to the user.
+		var own []string
+		for _, a := range args {
+			if !strings.HasPrefix(a, "--job-name") && !strings.HasPrefix(a, "--output") && !strings.HasPrefix(a, "--open-mode") &&
+				!strings.HasPrefix(a, "--chdir") && a != "--no-requeue" {
+				own = append(own, a)
+			}
+		}
+		out[in.ID] = "Slurm job: sbatch " + strings.Join(own, " ")
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -33,9 +34,24 @@ func (g *graph) newStaging(n *node, opt *Options) (dir string, resumed bool, err
 		if dir := r.Resumable(n.key); dir != "" {
 			return dir, true, nil
 		}
+	} else if j, err := opt.Store.ReadJob(n.key); err != nil {
+		return "", false, err
+	} else if j != nil {
+		// A batch job of an earlier run may still be computing this key;
+		// running it here too would do the work twice.
+		return "", false, fmt.Errorf("a %s job (%s) of an earlier gsim run may still be making this output: "+
+			"run again with --executor %s to follow it, or, once that job is gone (scancel %s), remove %s",
+			j.System, jobWords(j), j.System, j.ID, filepath.Join(opt.Store.JobsDir(), n.key+".json"))
 	}
 	dir, err = opt.Store.NewStaging(n.key)
 	return dir, false, err
+}
+
+func jobWords(j *store.Job) string {
+	if j.ID == "" {
+		return "being submitted as " + j.Name
+	}
+	return "job id " + j.ID
 }
 
 // settled tells a Resumer that n's attempt in staging is over.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gsim-dev/gsim/pkg/plan"
 	"github.com/gsim-dev/gsim/pkg/stage"
+	"github.com/gsim-dev/gsim/pkg/store"
 )
 
 // resumingLauncher plays a batch system whose job for one key finished
@@ -100,5 +101,24 @@ func TestResumeSettlesAFailure(t *testing.T) {
 	}
 	if _, err := os.Stat(opt.Store.FailedLog(key)); err != nil {
 		t.Errorf("failed attempt not kept: %v", err)
+	}
+}
+
+// TestLocalRunRespectsJobRecords: a run without a batch launcher does not
+// compute a key that a batch job of an earlier run may still be computing.
+func TestLocalRunRespectsJobRecords(t *testing.T) {
+	f, opt := setup(t)
+	p := &plan.Plan{Name: "e", Instances: []*plan.Instance{inst("a", map[string]any{"value": 1})}}
+	ds, err := Explain(p, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, _ := opt.Store.NewStaging(ds[0].Key)
+	if err := opt.Store.WriteJob(&store.Job{Key: ds[0].Key, System: "slurm", ID: "77", Staging: dir}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Run(context.Background(), p, opt)
+	if err == nil || !strings.Contains(err.Error(), "--executor slurm") || !strings.Contains(err.Error(), "scancel 77") || f.count("a") != 0 {
+		t.Errorf("want a refusal naming the job, got %v (ran %d times)", err, f.count("a"))
 	}
 }
