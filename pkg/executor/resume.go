@@ -34,17 +34,28 @@ func (g *graph) newStaging(n *node, opt *Options) (dir string, resumed bool, err
 		if dir := r.Resumable(n.key); dir != "" {
 			return dir, true, nil
 		}
-	} else if j, err := opt.Store.ReadJob(n.key); err != nil {
+	} else if err := checkNoJob(n, opt); err != nil {
 		return "", false, err
-	} else if j != nil {
-		// A batch job of an earlier run may still be computing this key;
-		// running it here too would do the work twice.
-		return "", false, fmt.Errorf("a %s job (%s) of an earlier gsim run may still be making this output: "+
-			"run again with --executor %s to follow it, or, once that job is gone (scancel %s), remove %s",
-			j.System, jobWords(j), j.System, j.ID, filepath.Join(opt.Store.JobsDir(), n.key+".json"))
 	}
 	dir, err = opt.Store.NewStaging(n.key)
 	return dir, false, err
+}
+
+// checkNoJob refuses, in a run that cannot follow batch jobs, a key that a
+// batch job of an earlier run may still be computing: running it here too
+// would do the work twice.
+func checkNoJob(n *node, opt *Options) error {
+	j, err := opt.Store.ReadJob(n.key)
+	if err != nil || j == nil {
+		return err
+	}
+	if _, err := os.Stat(j.Staging); err != nil {
+		// Its folder is gone: nothing that job writes can be adopted.
+		return opt.Store.RemoveJob(n.key)
+	}
+	return fmt.Errorf("a %s job (%s) of an earlier gsim run may still be making this output: "+
+		"run again with --executor %s to follow it, or, once that job is gone (scancel %s), remove %s",
+		j.System, jobWords(j), j.System, j.ID, filepath.Join(opt.Store.JobsDir(), n.key+".json"))
 }
 
 func jobWords(j *store.Job) string {

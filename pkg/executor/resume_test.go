@@ -122,3 +122,20 @@ func TestLocalRunRespectsJobRecords(t *testing.T) {
 		t.Errorf("want a refusal naming the job, got %v (ran %d times)", err, f.count("a"))
 	}
 }
+
+// TestLocalRunDropsDeadJobRecords: a record whose folder is gone (its
+// output was committed, or cleaned) does not block a local run.
+func TestLocalRunDropsDeadJobRecords(t *testing.T) {
+	f, opt := setup(t)
+	p := &plan.Plan{Name: "e", Instances: []*plan.Instance{inst("a", map[string]any{"value": 1})}}
+	ds, _ := Explain(p, opt)
+	if err := opt.Store.WriteJob(&store.Job{Key: ds[0].Key, System: "slurm", ID: "77", Staging: filepath.Join(opt.Store.Root, "staging", "gone")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Run(context.Background(), p, opt); err != nil || f.count("a") != 1 {
+		t.Fatalf("run: %v (ran %d times)", err, f.count("a"))
+	}
+	if j, _ := opt.Store.ReadJob(ds[0].Key); j != nil {
+		t.Error("the dead record was kept")
+	}
+}

@@ -350,3 +350,30 @@ func TestInterruptCancelsInOneCall(t *testing.T) {
 		t.Errorf("%d records left for cancelled jobs", len(recs))
 	}
 }
+
+// TestForwardProgress: a running job's progress lines, which reach gsim
+// only through the log file, drive the display; partial lines wait.
+func TestForwardProgress(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, store.LogFile)
+	os.WriteFile(logPath, []byte("gsim: started\n"), 0o644)
+	var got []string
+	a := &active{staging: dir, env: stage.Env{Progress: func(done, total float64, msg string) {
+		got = append(got, strconv.FormatFloat(done, 'g', -1, 64)+"/"+strconv.FormatFloat(total, 'g', -1, 64)+" "+msg)
+	}}}
+	a.offset = 14
+	l := &Launcher{}
+	appendTo := func(s string) {
+		f, _ := os.OpenFile(logPath, os.O_APPEND|os.O_WRONLY, 0)
+		f.WriteString(s)
+		f.Close()
+	}
+	appendTo("##gsim progress 1 10 warmup\nsome log\n##gsim progress 4 10 requests\n##gsim progress 5 1")
+	l.forwardProgress(a)
+	appendTo("0 requests\n")
+	l.forwardProgress(a)
+	l.forwardProgress(a) // nothing new: nothing reported
+	if strings.Join(got, "; ") != "4/10 requests; 5/10 requests" {
+		t.Errorf("progress reported: %q", got)
+	}
+}
