@@ -49,7 +49,7 @@ func checkNoJob(n *node, opt *Options) error {
 	if err != nil || j == nil {
 		return err
 	}
-	if _, err := os.Stat(j.Staging); err != nil {
+	if _, err := os.Stat(opt.Store.JobStaging(j)); err != nil {
 		// Its folder is gone: nothing that job writes can be adopted.
 		return opt.Store.RemoveJob(n.key)
 	}

@@ -196,22 +196,23 @@ func (l *Launcher) Resumable(key string) string {
 	if err != nil || rec == nil || rec.System != "slurm" {
 		return ""
 	}
-	fi, err := os.Stat(filepath.Join(rec.Staging, store.SpecFile))
-	if err != nil || fi.IsDir() || filepath.Dir(rec.Staging) != filepath.Join(l.st.Root, "staging") {
+	dir := l.st.JobStaging(rec)
+	fi, err := os.Stat(filepath.Join(dir, store.SpecFile))
+	if err != nil || fi.IsDir() {
 		// Nothing can adopt what such a job writes.
 		_ = l.st.RemoveJob(key)
 		if rec.ID != "" {
-			l.printf("%s: forgetting Slurm job %s: its attempt folder %s is gone", rec.Instance, rec.ID, rec.Staging)
+			l.printf("%s: forgetting Slurm job %s: its attempt folder %s is gone", rec.Instance, rec.ID, dir)
 		}
 		return ""
 	}
-	return rec.Staging
+	return dir
 }
 
 // Settled drops the record of an attempt the executor committed or kept as
 // failed.
 func (l *Launcher) Settled(key, staging string) {
-	if rec, err := l.st.ReadJob(key); err == nil && rec != nil && rec.Staging == staging {
+	if rec, err := l.st.ReadJob(key); err == nil && rec != nil && l.st.JobStaging(rec) == staging {
 		_ = l.st.RemoveJob(key)
 	}
 }
@@ -237,7 +238,7 @@ func (l *Launcher) runJob(ctx context.Context, spec *stage.Spec, env stage.Env, 
 		return err
 	}
 	id := ""
-	if rec != nil && rec.Staging == spec.OutDir {
+	if rec != nil && l.st.JobStaging(rec) == spec.OutDir {
 		if rec.ID == "" {
 			// The gsim that wrote the record died around sbatch.
 			st, ok, err := l.c.Find(ctx, rec.Name)

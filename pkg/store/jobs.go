@@ -120,15 +120,21 @@ func (s *Store) Jobs() ([]*Job, error) {
 	return out, nil
 }
 
+// JobStaging is the folder j's job writes into, as this machine sees it: the
+// store may be mounted at another path here than where the job was
+// submitted (a symbolic link in a home folder), so only the folder's name,
+// unique in staging/, is taken from the record.
+func (s *Store) JobStaging(j *Job) string {
+	return filepath.Join(s.Root, "staging", filepath.Base(j.Staging))
+}
+
 // jobStaging lists the staging folders (base names) that job records name:
 // a batch job may still be writing into them while no gsim holds their key.
 func (s *Store) jobStaging() map[string]bool {
 	out := map[string]bool{}
 	jobs, _ := s.Jobs()
 	for _, j := range jobs {
-		if filepath.Dir(j.Staging) == filepath.Join(s.Root, "staging") {
-			out[filepath.Base(j.Staging)] = true
-		}
+		out[filepath.Base(j.Staging)] = true
 	}
 	return out
 }
@@ -139,7 +145,7 @@ func (s *Store) staleJobs() []*Job {
 	var out []*Job
 	jobs, _ := s.Jobs()
 	for _, j := range jobs {
-		if _, err := os.Stat(j.Staging); errors.Is(err, fs.ErrNotExist) {
+		if _, err := os.Stat(s.JobStaging(j)); errors.Is(err, fs.ErrNotExist) {
 			out = append(out, j)
 		}
 	}

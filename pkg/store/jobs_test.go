@@ -173,3 +173,27 @@ func TestCheckLocksRefuses(t *testing.T) {
 		t.Errorf("lock granted twice: %v", err)
 	}
 }
+
+// TestJobStagingOtherMount: the gsim that submitted a job may have seen the
+// store at another path; the record's folder is found by its name.
+func TestJobStagingOtherMount(t *testing.T) {
+	s, _ := Open(t.TempDir())
+	name := jobKey + "-9-1"
+	os.MkdirAll(filepath.Join(s.Root, "staging", name), 0o755)
+	j := &Job{Key: jobKey, System: "slurm", ID: "5", Staging: "/mnt/elsewhere/store/staging/" + name}
+	if err := s.WriteJob(j); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.JobStaging(j); got != filepath.Join(s.Root, "staging", name) {
+		t.Errorf("JobStaging = %s", got)
+	}
+	if _, err := s.Clean(false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(s.Root, "staging", name)); err != nil {
+		t.Error("clean removed the folder of a job recorded under another mount path")
+	}
+	if r, _ := s.ReadJob(jobKey); r == nil {
+		t.Error("clean removed the record of a job recorded under another mount path")
+	}
+}
