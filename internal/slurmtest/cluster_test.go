@@ -66,7 +66,25 @@ func cluster() (node, problem string) {
 	if !strings.Contains(line, "gpu:") {
 		return "", fmt.Sprintf("the cluster declares no GPUs (sinfo: %q); the stand-in GPU stages need them (.ci/slurm-up.sh declares two)", line)
 	}
+	// A developer's `go test ./...` on a real cluster's login node must not
+	// submit jobs there (nor set a node down) unless asked to.
+	if name := clusterName(); name != testClusterName && os.Getenv("GSIM_SLURM_TEST_ANY_CLUSTER") == "" {
+		return "", fmt.Sprintf("the Slurm cluster here is %q, not the test cluster .ci/slurm-up.sh starts (%s); set GSIM_SLURM_TEST_ANY_CLUSTER=1 to submit the tests' small jobs to it", name, testClusterName)
+	}
 	return strings.Fields(line)[0], ""
+}
+
+// testClusterName is the ClusterName .ci/slurm-up.sh writes.
+const testClusterName = "gsimci"
+
+func clusterName() string {
+	out, _ := exec.Command("scontrol", "show", "config").Output()
+	for _, l := range strings.Split(string(out), "\n") {
+		if k, v, ok := strings.Cut(l, "="); ok && strings.TrimSpace(k) == "ClusterName" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }
 
 type env struct {

@@ -95,7 +95,7 @@ func TestSweepJobsAndLocal(t *testing.T) {
 // follows every job it had submitted, commits those that ended, and submits
 // no key twice.
 func TestKill9ResumesWithoutDuplicates(t *testing.T) {
-	e := newEnv(t, sweep("kill", "4"))
+	e := newEnv(t, sweep("kill", "6"))
 	first := e.start("run", e.exp, "--executor", "slurm")
 	// The test cluster's two fake GPUs: two jobs run, two wait.
 	e.waitFor("running and queued jobs", 60*time.Second, func() bool {
@@ -257,6 +257,9 @@ stages:
     with: {run: 'sleep 5; echo ok > ok.txt', outputs: [ok.txt], resources: {gpu: 1}}
 `)
 	node := needCluster(t)
+	if clusterName() != testClusterName {
+		t.Skipf("sets a node down: only on the test cluster .ci/slurm-up.sh starts (%s)", testClusterName)
+	}
 	g := e.start("run", e.exp, "--executor", "slurm")
 	e.waitFor("the job to run", 60*time.Second, func() bool { return e.states()["RUNNING"] == 1 })
 	if out, err := exec.Command("scontrol", "update", "NodeName="+node, "State=DOWN", "Reason=gsim-node-fail-test").CombinedOutput(); err != nil {
