@@ -143,12 +143,13 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// transient tells whether sbatch failed for a reason that passes (a busy
-// or restarting controller) rather than because of the request.
-func transient(err error) bool {
+// Transient tells whether a command failed for a reason that passes (a
+// busy or restarting controller, a timeout) rather than because of the
+// request.
+func Transient(err error) bool {
 	var ce *CommandError
 	if !errors.As(err, &ce) {
-		return false
+		return err != nil
 	}
 	s := strings.ToLower(ce.Stderr)
 	for _, w := range []string{"socket timed out", "resource temporarily unavailable", "unable to contact slurm controller",
@@ -160,31 +161,17 @@ func transient(err error) bool {
 	return false
 }
 
-// Submit runs `sbatch --parsable ARGS` with script on its standard input
-// and returns the job id. Transient failures are retried a few times;
-// the context does not interrupt an sbatch in flight (its job would be
-// submitted or not at random), only the waits between tries.
+// Submit runs `sbatch --parsable ARGS` once, with script on its standard
+// input, and returns the job id. The context does not interrupt an sbatch
+// in flight: its job would be submitted or not at random.
 func (c *Client) Submit(ctx context.Context, args []string, script string) (string, error) {
-	full := append([]string{"--parsable"}, args...)
 	c.submitting.Lock()
 	defer c.submitting.Unlock()
-	var err error
-	for try, wait := 0, time.Second; try < 4; try, wait = try+1, wait*3 {
-		var out string
-		out, err = c.run(context.WithoutCancel(ctx), "sbatch", full, script)
-		if err == nil {
-			return parseSbatch(out)
-		}
-		if !transient(err) {
-			return "", err
-		}
-		select {
-		case <-ctx.Done():
-			return "", err
-		case <-time.After(wait):
-		}
+	out, err := c.run(context.WithoutCancel(ctx), "sbatch", append([]string{"--parsable"}, args...), script)
+	if err != nil {
+		return "", err
 	}
-	return "", err
+	return parseSbatch(out)
 }
 
 // squeueFormat: id, state, reason, nodes; '|' never occurs in them.

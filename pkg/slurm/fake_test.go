@@ -20,6 +20,9 @@ type fakeSlurm struct {
 	jobs   map[string]*fakeJob
 	forget map[string]bool // ids squeue no longer lists
 	noAcct bool
+	// lost is how many sbatch calls, from the first, submit the job but
+	// lose the reply (a controller that timed out answering).
+	lost int
 }
 
 type fakeJob struct {
@@ -67,6 +70,10 @@ func (f *fakeSlurm) Run(_ context.Context, name string, args []string, stdin str
 			end = f.ends[n]
 		}
 		f.jobs[id] = &fakeJob{id: id, name: arg(args, "--job-name"), state: end}
+		if f.lost > 0 {
+			f.lost--
+			return "", &CommandError{Name: "sbatch", Stderr: "sbatch: error: Batch job submission failed: Socket timed out on send/recv operation"}
+		}
 		return id + "\n", nil
 	case "squeue":
 		var b strings.Builder

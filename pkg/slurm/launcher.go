@@ -316,7 +316,7 @@ func (l *Launcher) submit(ctx context.Context, spec *stage.Spec, req Request, re
 	if err := l.st.WriteJob(rec); err != nil {
 		return "", err
 	}
-	id, err := l.c.Submit(ctx, req.SbatchArgs(rec.Name, spec.OutDir), jobScript(l.gsim, spec))
+	id, err := l.sbatch(ctx, req.SbatchArgs(rec.Name, spec.OutDir), jobScript(l.gsim, spec), rec.Name)
 	if err != nil {
 		_ = l.st.RemoveJob(spec.Key)
 		return "", fmt.Errorf("sbatch refused the job: %w", err)
@@ -336,6 +336,33 @@ func (l *Launcher) submit(ctx context.Context, spec *stage.Spec, req Request, re
 	}
 	l.printf("%s: submitted as Slurm job %s%s", spec.Instance, id, what)
 	return id, nil
+}
+
+// sbatch submits a job named name, trying again a few times when the
+// controller does not answer. A failure without an answer may hide a
+// submission that got through (the reply was lost), so the job is looked up
+// by its unique name before each new try: it is never submitted twice.
+func (l *Launcher) sbatch(ctx context.Context, args []string, script, name string) (string, error) {
+	wait := time.Second
+	for try := 1; ; try++ {
+		id, err := l.c.Submit(ctx, args, script)
+		if err == nil || !Transient(err) {
+			return id, err
+		}
+		if st, ok, ferr := l.c.Find(context.WithoutCancel(ctx), name); ferr == nil && ok {
+			return st.ID, nil
+		}
+		if try == 4 {
+			return "", err
+		}
+		l.printf("sbatch failed (%v); trying again in %s", err, wait)
+		select {
+		case <-ctx.Done():
+			return "", err
+		case <-time.After(wait):
+		}
+		wait *= 3
+	}
 }
 
 // wait follows job id until it ends, or until ctx ends (then it cancels the

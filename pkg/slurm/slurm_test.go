@@ -377,3 +377,22 @@ func TestForwardProgress(t *testing.T) {
 		t.Errorf("progress reported: %q", got)
 	}
 }
+
+// TestLostSbatchReplyIsNotResubmitted: sbatch fails without an answer
+// although the controller took the job; the launcher finds it by name
+// rather than submitting it again.
+func TestLostSbatchReplyIsNotResubmitted(t *testing.T) {
+	f := newFake()
+	f.lost = 1
+	l, st := testLauncher(t, f, 0)
+	spec := testSpec(t, st, "00aa11bb22cc33aa")
+	if err := l.Launch(context.Background(), gpuKind{}, spec, "", stage.Env{Log: &strings.Builder{}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.count("sbatch"); n != 1 {
+		t.Errorf("%d sbatch calls: the job was submitted again", n)
+	}
+	if rec, _ := st.ReadJob(spec.Key); rec == nil || rec.ID != "101" {
+		t.Errorf("record %+v", rec)
+	}
+}
