@@ -116,10 +116,10 @@ func jobNotes(ctx context.Context, st *store.Store, ds []executor.Decision) map[
 			if s.State == "RUNNING" && s.Node != "" {
 				w = append(w, "on", s.Node)
 			}
-			if s.Terminal() {
-				w = append(w, "; gsim run settles it")
-			}
 			out[id] = strings.Join(w, " ")
+			if s.Terminal() {
+				out[id] += "; gsim run settles it"
+			}
 		}
 	}
 	return out
