@@ -22,6 +22,7 @@ import (
 	"github.com/gsim-dev/gsim/pkg/progress"
 	"github.com/gsim-dev/gsim/pkg/stage"
 	"github.com/gsim-dev/gsim/pkg/store"
+	"github.com/gsim-dev/gsim/pkg/suggest"
 )
 
 // Options configure a run, a dry run or a status.
@@ -192,7 +193,7 @@ func checkStageNames(flag string, names []string, stages map[string]bool, allowA
 			known = append(known, k)
 		}
 		sort.Strings(known)
-		return &UsageError{fmt.Sprintf("%s %s: no such stage (stages: %s)", flag, s, strings.Join(known, ", "))}
+		return &UsageError{fmt.Sprintf("%s %s: no such stage%s; stages: %s", flag, s, suggest.DidYouMean(s, known), strings.Join(known, ", "))}
 	}
 	return nil
 }
