@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gsim-dev/gsim/pkg/plan"
+	"github.com/gsim-dev/gsim/pkg/progress"
 	"github.com/gsim-dev/gsim/pkg/stage"
 	"github.com/gsim-dev/gsim/pkg/store"
 )
@@ -144,6 +145,7 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 				results <- g.runNode(runCtx, n, &opt)
 			}(n)
 		}
+		progress.SetCounts(disp, g.counts(nRunning))
 		if nRunning == 0 {
 			break
 		}
@@ -156,9 +158,17 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 		if r.err == nil {
 			n.state, n.digest = done, r.digest
 			record(n, Entry{Outcome: r.outcome, Duration: r.dur})
+			if r.outcome == Ran {
+				// Counts first, so the display's line for this instance
+				// carries the count it makes.
+				progress.SetCounts(disp, g.counts(nRunning))
+				disp.Finished(n.inst.ID, r.dur, nil)
+			}
 			continue
 		}
 		n.state, n.root = failed, n.inst.ID
+		progress.SetCounts(disp, g.counts(nRunning))
+		disp.Finished(n.inst.ID, r.dur, r.err)
 		if ctx.Err() != nil {
 			stopping = true
 		}
@@ -194,6 +204,27 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 		return sum, fmt.Errorf("%w:\n%w", ErrStagesFailed, errors.Join(stageErrs...))
 	}
 	return sum, nil
+}
+
+// counts is where the run stands, for the display's overall counter.
+func (g *graph) counts(running int) progress.Counts {
+	var c progress.Counts
+	for _, n := range g.nodes {
+		if !n.selected {
+			continue
+		}
+		c.Total++
+		switch n.state {
+		case done:
+			c.Done++
+		case failed:
+			c.Failed++
+		case skipped:
+			c.Skipped++
+		}
+	}
+	c.Running = running
+	return c
 }
 
 // InterruptedError is a run stopped by a signal (Ctrl-C) or a cancelled
@@ -284,7 +315,6 @@ func (g *graph) runNode(ctx context.Context, n *node, opt *Options) result {
 				disp.Printf("warning: %v", err)
 			}
 			_ = opt.Store.ClearFailed(n.key)
-			disp.Finished(n.inst.ID, res.dur, nil)
 			return res
 		}
 	}
@@ -293,7 +323,6 @@ func (g *graph) runNode(ctx context.Context, n *node, opt *Options) result {
 		// report it as failed.
 		os.RemoveAll(staging)
 		res.err = fmt.Errorf("%s: %w", n.inst.ID, ctx.Err())
-		disp.Finished(n.inst.ID, res.dur, res.err)
 		return res
 	}
 	// The log already holds the command's own output; say only how it ended.
@@ -308,7 +337,6 @@ func (g *graph) runNode(ctx context.Context, n *node, opt *Options) result {
 	if dir, err := opt.Store.Fail(staging, n.key); err == nil {
 		res.logPath = filepath.Join(dir, store.LogFile)
 	}
-	disp.Finished(n.inst.ID, res.dur, runErr)
 	return res
 }
 
