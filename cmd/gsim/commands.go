@@ -58,36 +58,51 @@ func checkFileArg(cmd, what, arg string) error {
 	return nil
 }
 
-func options(c *cli.Context, reg *stage.Registry) (executor.Options, error) {
-	st, err := store.Open(c.String("store"))
-	if err != nil {
-		return executor.Options{}, err
-	}
+func options(c *cli.Context, reg *stage.Registry, st *store.Store) executor.Options {
 	self, _ := os.Executable()
-	return executor.Options{Store: st, Registry: reg, GsimVersion: version(), Gsim: self, SlotDir: executor.DefaultSlotDir()}, nil
+	return executor.Options{Store: st, Registry: reg, GsimVersion: version(), Gsim: self, SlotDir: executor.DefaultSlotDir()}
 }
 
-// loadExperiment reads the command's EXPERIMENT.yaml (with --set) and opens
-// the store: what run and status both start from.
-func loadExperiment(c *cli.Context) (string, *plan.Plan, executor.Options, error) {
+// experimentRun is what run and status start from: the experiment
+// (with --set), its store, and where the store was found.
+type experimentRun struct {
+	path string
+	plan *plan.Plan
+	opt  executor.Options
+	loc  store.Location
+	cwd  string
+}
+
+// loadExperiment reads the command's EXPERIMENT.yaml (with --set) and finds
+// the store, making it only when write is set.
+func loadExperiment(c *cli.Context, write bool) (*experimentRun, error) {
 	path, err := oneArg(c, "EXPERIMENT.yaml")
 	if err != nil {
-		return "", nil, executor.Options{}, err
+		return nil, err
 	}
 	reg := kinds.Registry()
 	p, err := experiment.Load(path, experiment.Options{Sets: c.StringSlice("set"), Registry: reg})
 	if err != nil {
-		return "", nil, executor.Options{}, err
+		return nil, err
 	}
-	opt, err := options(c, reg)
-	return path, p, opt, err
+	st, loc, cwd, err := openStore(c, write)
+	if err != nil {
+		return nil, err
+	}
+	return &experimentRun{path: path, plan: p, opt: options(c, reg, st), loc: loc, cwd: cwd}, nil
 }
 
 func runCmd(c *cli.Context) error {
-	_, p, opt, err := loadExperiment(c)
+	mode, err := progress.ParseMode(c.String("progress"))
+	if err != nil {
+		return usageError{err}
+	}
+	dry := c.Bool("dry-run")
+	x, err := loadExperiment(c, !dry)
 	if err != nil {
 		return err
 	}
+	p, opt := x.plan, x.opt
 	opt.Jobs = c.Int("jobs")
 	opt.Slots = map[string]int{"gpu": c.Int("gpus")}
 	opt.Force = c.StringSlice("force")
@@ -96,38 +111,42 @@ func runCmd(c *cli.Context) error {
 	opt.Verify = c.Bool("verify")
 	opt.Subprocess = c.Bool("subprocess")
 	out := c.App.Writer
-	if c.Bool("dry-run") {
+	if dry {
 		ds, err := executor.Explain(p, opt)
 		if err != nil {
 			return err
 		}
+		printStore(c, x.loc, x.cwd, false)
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 		for _, d := range ds {
 			fmt.Fprintf(tw, "%s\t%s\n", d.ID, d.DryRunLine())
 		}
 		return tw.Flush()
 	}
-	disp := progress.New(os.Stderr)
+	printStore(c, x.loc, x.cwd, true)
+	disp := progress.NewMode(os.Stderr, mode)
 	opt.Display = disp
 	sum, err := executor.Run(c.Context, p, opt)
 	disp.Close()
 	if sum != nil {
 		sum.Print(out)
-		fmt.Fprintf(out, "outputs: %s\n", opt.Store.LinkDir(p.Name))
+		printAnswer(out, x, sum)
 	}
 	return err
 }
 
 func statusCmd(c *cli.Context) error {
-	path, p, opt, err := loadExperiment(c)
+	x, err := loadExperiment(c, false)
 	if err != nil {
 		return err
 	}
+	opt := x.opt
 	opt.Verify = c.Bool("verify")
-	ds, err := executor.Explain(p, opt)
+	ds, err := executor.Explain(x.plan, opt)
 	if err != nil {
 		return err
 	}
+	printStore(c, x.loc, x.cwd, false)
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
 	corrupt := 0
 	for _, d := range ds {
@@ -140,7 +159,7 @@ func statusCmd(c *cli.Context) error {
 		return err
 	}
 	if corrupt > 0 {
-		return cli.Exit(fmt.Sprintf("%d corrupt outputs; `gsim run --verify %s` reruns them", corrupt, path), exitFailure)
+		return cli.Exit(fmt.Sprintf("%d corrupt outputs; `gsim run --verify %s` reruns them", corrupt, x.path), exitFailure)
 	}
 	return nil
 }
@@ -182,7 +201,16 @@ func cleanCmd(c *cli.Context) error {
 	if c.NArg() != 0 {
 		return usageError{errors.New("clean takes no arguments; it cleans the whole store (--store)")}
 	}
-	st, err := store.Open(c.String("store"))
+	loc, _, err := locateStore(c)
+	if err != nil {
+		return err
+	}
+	if !loc.Exists {
+		// Nothing to clean, and clean must not make a store to find that out.
+		fmt.Fprintf(c.App.Writer, "no gsim store at %s (%s); nothing to clean\n", loc.Root, loc.Source)
+		return nil
+	}
+	st, err := store.Open(loc.Root)
 	if err != nil {
 		return err
 	}
