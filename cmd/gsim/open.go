@@ -197,4 +197,3 @@ func staleReports(p *plan.Plan, st *store.Store) map[string]string {
 	}
 	return out
 }
-
