@@ -190,11 +190,15 @@ func (b *bars) Close() {
 		st.bar.Abort(true)
 	}
 	// The counter stays on screen as the region's last word.
-	if c.Total > 0 {
-		b.overall.SetTotal(int64(c.Total), false)
-		b.overall.SetCurrent(int64(c.Done))
+	if c.Total > 0 && c.Done == c.Total {
+		b.overall.SetTotal(int64(c.Total), true)
+	} else {
+		if c.Total > 0 {
+			b.overall.SetTotal(int64(c.Total), false)
+			b.overall.SetCurrent(int64(c.Done))
+		}
+		b.overall.Abort(false)
 	}
-	b.overall.Abort(false)
 	b.p.Wait()
 }
 
