@@ -104,7 +104,10 @@ func runCmd(c *cli.Context) error {
 	}
 	p, opt := x.plan, x.opt
 	opt.Jobs = c.Int("jobs")
-	opt.Slots = map[string]int{"gpu": c.Int("gpus")}
+	gpuLine, err := gpuSlots(c, p, &opt)
+	if err != nil {
+		return err
+	}
 	opt.Force = c.StringSlice("force")
 	opt.Only = c.StringSlice("only")
 	opt.KeepGoing = c.Bool("keep-going")
@@ -117,6 +120,9 @@ func runCmd(c *cli.Context) error {
 			return err
 		}
 		printStore(c, x.loc, x.cwd, false)
+		if gpuLine != "" {
+			fmt.Fprintln(out, gpuLine)
+		}
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 		for _, d := range ds {
 			fmt.Fprintf(tw, "%s\t%s\n", d.ID, d.DryRunLine())
@@ -124,6 +130,9 @@ func runCmd(c *cli.Context) error {
 		return tw.Flush()
 	}
 	printStore(c, x.loc, x.cwd, true)
+	if gpuLine != "" {
+		fmt.Fprintln(out, gpuLine)
+	}
 	disp := progress.NewMode(os.Stderr, mode)
 	opt.Display = disp
 	sum, err := executor.Run(c.Context, p, opt)

@@ -290,12 +290,12 @@ func (g *graph) runNode(ctx context.Context, n *node, opt *Options) result {
 		return res
 	}
 	spec := g.spec(n, opt.Store, staging)
-	release, runErr := acquireSlots(ctx, opt.SlotDir, n.resources, opt.capacity, func(r string) {
+	release, held, runErr := acquireSlots(ctx, opt.SlotDir, n.resources, opt.capacity, opt.devices, func(r string) {
 		disp.Printf("%s waits for a %s slot another gsim holds", n.inst.ID, r)
 	})
 	if runErr == nil {
 		disp.Started(n.inst.ID)
-		runErr = g.attempt(ctx, n, spec, opt)
+		runErr = g.attempt(ctx, n, spec, opt, held["gpu"])
 	}
 	release()
 	res.dur = time.Since(start)
@@ -347,7 +347,8 @@ func sameObject(a, b *store.Manifest) bool {
 }
 
 // attempt runs the kind into spec.OutDir and validates what it wrote.
-func (g *graph) attempt(ctx context.Context, n *node, spec *stage.Spec, opt *Options) (err error) {
+// gpus are the devices the attempt holds (nil: none, or counter slots).
+func (g *graph) attempt(ctx context.Context, n *node, spec *stage.Spec, opt *Options, gpus []string) (err error) {
 	specPath := filepath.Join(spec.OutDir, store.SpecFile)
 	if err := stage.WriteSpec(specPath, spec); err != nil {
 		return err
@@ -364,6 +365,10 @@ func (g *graph) attempt(ctx context.Context, n *node, spec *stage.Spec, opt *Opt
 		Progress: func(done, total float64, msg string) { opt.display().Progress(n.inst.ID, done, total, msg) },
 		Gsim:     opt.Gsim,
 		Tag:      attemptTag(opt.Store, n.key),
+		GPUs:     gpus,
+	}
+	if len(gpus) > 0 {
+		fmt.Fprintf(log, "gsim: on GPU %s (CUDA_VISIBLE_DEVICES=%s)\n", strings.Join(gpus, ","), strings.Join(gpus, ","))
 	}
 	// We hold the key's lock, so processes still tagged with it belong to an
 	// attempt whose gsim was killed: end them before starting anew (a stray

@@ -70,6 +70,10 @@ type Env struct {
 	// Tag marks every process RunCommand starts (TagVar in its environment),
 	// so a later attempt can end processes a killed gsim left behind.
 	Tag string
+	// GPUs are the devices the executor gave this attempt (ids as
+	// CUDA_VISIBLE_DEVICES takes them); RunCommand makes them the only ones
+	// its process sees. Empty: the environment is left as it is.
+	GPUs []string
 }
 
 // Report forwards progress if anyone listens.
