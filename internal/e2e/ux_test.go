@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"flag"
 	"io"
 	"os"
 	"os/exec"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/creack/pty"
 )
+
+var update = flag.Bool("update", false, "rewrite the README's quickstart figure")
 
 // bare runs gsim in dir with no $GSIM_STORE, as a user in a fresh shell.
 func bare(t *testing.T, dir string, extraEnv []string, args ...string) result {
@@ -152,6 +155,22 @@ func TestRunEndsWithReportAndVerdict(t *testing.T) {
 	// Finished lines carry the overall count.
 	if !strings.Contains(r.stderr, "report done in") || !strings.Contains(r.stderr, "(39/39 done)") {
 		t.Errorf("plain progress lacks the count: %s", r.stderr)
+	}
+
+	// The README's picture is this report's figure, byte for byte.
+	fig, err := os.ReadFile(filepath.Join(dir, "tmp/runs/quickstart/report/figs/ttft_p50_vs_rate.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const readmeFig = "../../docs/img/quickstart-ttft-p50.png"
+	if *update {
+		if err := os.WriteFile(readmeFig, fig, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if old, err := os.ReadFile(readmeFig); err != nil || !bytes.Equal(old, fig) {
+		t.Errorf("%s is not the quickstart report's figs/ttft_p50_vs_rate.png (the figure code or the data changed): "+
+			"go test ./internal/e2e -run TestRunEndsWithReportAndVerdict -update rewrites it", readmeFig)
 	}
 
 	r = bare(t, dir, nil, "open")
