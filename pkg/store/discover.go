@@ -114,11 +114,18 @@ func search(dir string) (string, bool) {
 	}
 }
 
-// IsStore tells whether dir already holds a gsim store: its objects/ and
-// locks/ folders, which Open makes before anything else is written.
+// storeMarker is the file a store's top holds to say it is one (written by
+// Open in gsims that have it); older stores are known by their layout.
+const storeMarker = "gsim-store.json"
+
+// IsStore tells whether dir already is a gsim store: it holds the marker
+// file, or every folder of gsim's layout as a real folder.
 func IsStore(dir string) bool {
-	for _, d := range []string{"objects", "locks"} {
-		fi, err := os.Stat(filepath.Join(dir, d))
+	if fi, err := os.Lstat(filepath.Join(dir, storeMarker)); err == nil && fi.Mode().IsRegular() {
+		return true
+	}
+	for _, d := range subdirs {
+		fi, err := os.Lstat(filepath.Join(dir, d))
 		if err != nil || !fi.IsDir() {
 			return false
 		}

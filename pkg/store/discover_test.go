@@ -76,3 +76,27 @@ func TestDescribe(t *testing.T) {
 		}
 	}
 }
+
+func TestIsStore(t *testing.T) {
+	dir := t.TempDir()
+	if IsStore(dir) {
+		t.Error("an empty folder is a store")
+	}
+	os.MkdirAll(filepath.Join(dir, "objects"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "locks"), 0o755)
+	if IsStore(dir) {
+		t.Error("a partial layout is a store")
+	}
+	os.WriteFile(filepath.Join(dir, storeMarker), []byte("{}"), 0o644)
+	if !IsStore(dir) {
+		t.Error("a folder with the marker is not a store")
+	}
+	old := t.TempDir()
+	if _, err := Open(old); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(old, storeMarker))
+	if !IsStore(old) {
+		t.Error("a store made before the marker (full layout) is not a store")
+	}
+}
