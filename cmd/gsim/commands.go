@@ -74,8 +74,8 @@ type experimentRun struct {
 }
 
 // loadExperiment reads the command's EXPERIMENT.yaml (with --set) and finds
-// the store, making it only when write is set.
-func loadExperiment(c *cli.Context, write bool) (*experimentRun, error) {
+// the store, making nothing: run makes it once the request is checked.
+func loadExperiment(c *cli.Context) (*experimentRun, error) {
 	path, err := oneArg(c, "EXPERIMENT.yaml")
 	if err != nil {
 		return nil, err
@@ -85,7 +85,7 @@ func loadExperiment(c *cli.Context, write bool) (*experimentRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, loc, cwd, err := openStore(c, write)
+	st, loc, cwd, err := openStore(c)
 	if err != nil {
 		return nil, err
 	}
@@ -98,7 +98,8 @@ func runCmd(c *cli.Context) error {
 		return usageError{err}
 	}
 	dry := c.Bool("dry-run")
-	x, err := loadExperiment(c, !dry)
+	// The store is made only once the request is known to be good.
+	x, err := loadExperiment(c)
 	if err != nil {
 		return err
 	}
@@ -129,6 +130,12 @@ func runCmd(c *cli.Context) error {
 		}
 		return tw.Flush()
 	}
+	if err := executor.Check(p, opt); err != nil {
+		return err
+	}
+	if opt.Store, err = store.Open(x.loc.Root); err != nil {
+		return err
+	}
 	printStore(c, x.loc, x.cwd, true)
 	if gpuLine != "" {
 		fmt.Fprintln(out, gpuLine)
@@ -145,7 +152,7 @@ func runCmd(c *cli.Context) error {
 }
 
 func statusCmd(c *cli.Context) error {
-	x, err := loadExperiment(c, false)
+	x, err := loadExperiment(c)
 	if err != nil {
 		return err
 	}

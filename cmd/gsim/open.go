@@ -73,7 +73,7 @@ func openCmd(c *cli.Context) error {
 	if c.NArg() > 2 {
 		return usageError{fmt.Errorf("open: want at most EXPERIMENT and REPORT, got %d arguments (see gsim open --help)", c.NArg())}
 	}
-	st, loc, cwd, err := openStore(c, false)
+	st, loc, cwd, err := openStore(c)
 	if err != nil {
 		return err
 	}

@@ -30,20 +30,15 @@ func locateStore(c *cli.Context) (store.Location, string, error) {
 	return loc, cwd, nil
 }
 
-// openStore returns the command's store. Commands that write (run) make it
-// if needed; the others read it as it is, making nothing, so a dry run or
-// a status in the wrong folder leaves no trace.
-func openStore(c *cli.Context, write bool) (*store.Store, store.Location, string, error) {
+// openStore returns the command's store as it is, making nothing, so a
+// dry run or a status in the wrong folder leaves no trace (a missing store
+// reads as empty).
+func openStore(c *cli.Context) (*store.Store, store.Location, string, error) {
 	loc, cwd, err := locateStore(c)
 	if err != nil {
 		return nil, loc, cwd, err
 	}
-	var st *store.Store
-	if write {
-		st, err = store.Open(loc.Root)
-	} else {
-		st, err = store.At(loc.Root)
-	}
+	st, err := store.At(loc.Root)
 	return st, loc, cwd, err
 }
 

@@ -275,3 +275,18 @@ func TestProgressOnATerminalOfUnknownWidth(t *testing.T) {
 		t.Errorf("escape sequences on a terminal of unknown width:\n%q", screen)
 	}
 }
+
+// A request refused for a usage error makes no store either.
+func TestBadRequestMakesNoStore(t *testing.T) {
+	dir := t.TempDir()
+	exp := filepath.Join(dir, "exp.yaml")
+	os.WriteFile(exp, []byte(pipeline), 0o644)
+	for _, args := range [][]string{{"run", exp, "--only", "ww"}, {"run", exp, "--progress", "fancy"}, {"run", exp, "--gpus", "x"}} {
+		if r := bare(t, dir, nil, args...); r.code != 2 {
+			t.Errorf("gsim %v: %s", args, r)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "tmp")); !os.IsNotExist(err) {
+		t.Errorf("a refused run made a store: %v", err)
+	}
+}

@@ -207,7 +207,15 @@ func Open(r Report) error {
 	}
 	c := exec.Command(argv[0], append(argv[1:], FileURL(r.HTML))...)
 	if out, err := c.CombinedOutput(); err != nil {
-		return fmt.Errorf("%s %s: %v %s", strings.Join(argv, " "), FileURL(r.HTML), err, strings.TrimSpace(string(out)))
+		// The opener's last line says why (xdg-open lists every browser it
+		// tried); the rest is noise.
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		why := err.Error()
+		if l := strings.TrimSpace(lines[len(lines)-1]); l != "" {
+			why = l
+		}
+		return fmt.Errorf("could not open the report with %s: %s; set $BROWSER (e.g. BROWSER=chromium) or open %s yourself",
+			strings.Join(argv, " "), why, r.HTML)
 	}
 	return nil
 }
