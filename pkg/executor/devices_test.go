@@ -24,6 +24,12 @@ type gpuFake struct {
 	stage.Base
 	mu   sync.Mutex
 	uses []use
+	// together, when set, holds each of the first `together` stages until
+	// that many run at once (or a few seconds pass), so a test sees them
+	// side by side however loaded the machine is.
+	together int
+	started  int
+	all      chan struct{}
 }
 
 type use struct {
@@ -39,6 +45,22 @@ func (*gpuFake) Resources(p map[string]any) map[string]int {
 }
 func (f *gpuFake) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 	start := time.Now()
+	if f.together > 0 {
+		f.mu.Lock()
+		if f.all == nil {
+			f.all = make(chan struct{})
+		}
+		f.started++
+		if f.started == f.together {
+			close(f.all)
+		}
+		all := f.all
+		f.mu.Unlock()
+		select {
+		case <-all:
+		case <-time.After(5 * time.Second):
+		}
+	}
 	time.Sleep(time.Duration(spec.Params["sleep_ms"].(int)) * time.Millisecond)
 	f.mu.Lock()
 	f.uses = append(f.uses, use{spec.Instance, append([]string(nil), env.GPUs...), start, time.Now()})
@@ -84,7 +106,7 @@ func checkNoSharing(t *testing.T, uses []use) {
 
 // Each GPU stage runs on its own device, and all devices are used.
 func TestEachGPUSlotIsADevice(t *testing.T) {
-	f := &gpuFake{}
+	f := &gpuFake{together: 3}
 	st, _ := store.Open(t.TempDir())
 	opt := Options{Store: st, Registry: stage.NewRegistry(f), Jobs: 8, SlotDir: t.TempDir(),
 		Devices: map[string][]gpus.Device{"gpu": devices("0", "2", "3")}}

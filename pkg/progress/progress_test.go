@@ -95,8 +95,13 @@ func TestBarsRegion(t *testing.T) {
 	d.Started("replay[rate=2]")
 	d.Started("fit")
 	d.Progress("replay[rate=2]", 50, 100, "requests")
-	time.Sleep(400 * time.Millisecond) // a few refreshes
-	mid := ansi.ReplaceAllString(buf.String(), "")
+	// Wait for a refresh that shows it (mpb draws every 150ms).
+	var mid string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if mid = ansi.ReplaceAllString(buf.String(), ""); strings.Contains(mid, "50%") && strings.Contains(mid, "fit") {
+			break
+		}
+	}
 	SetCounts(d, Counts{Total: 3, Done: 1, Running: 1})
 	d.Finished("replay[rate=2]", time.Second, nil)
 	SetCounts(d, Counts{Total: 3, Done: 1, Failed: 1, Skipped: 1})
