@@ -23,7 +23,7 @@ func bare(t *testing.T, dir string, extraEnv []string, args ...string) result {
 	c := exec.Command(gsimBin, args...)
 	c.Dir = dir
 	c.Env = append(withoutEnv(os.Environ(), "GSIM_STORE"), append([]string{"COUNTS=" + filepath.Join(dir, "counts"),
-		"GSIM_SLOT_DIR=" + filepath.Join(dir, "slots")}, extraEnv...)...)
+		"GSIM_SLOT_DIR=" + filepath.Join(dir, "slots"), "CUDA_VISIBLE_DEVICES="}, extraEnv...)...)
 	var so, se bytes.Buffer
 	c.Stdout, c.Stderr = &so, &se
 	err := c.Run()
@@ -197,7 +197,8 @@ func ptyRun(t *testing.T, dir string, cols uint16, args ...string) string {
 	t.Helper()
 	c := exec.Command(gsimBin, args...)
 	c.Dir = dir
-	c.Env = append(withoutEnv(os.Environ(), "GSIM_STORE"), "COUNTS="+filepath.Join(dir, "counts"), "GSIM_SLOT_DIR="+filepath.Join(dir, "slots"), "TERM=xterm")
+	c.Env = append(withoutEnv(os.Environ(), "GSIM_STORE"), "COUNTS="+filepath.Join(dir, "counts"), "GSIM_SLOT_DIR="+filepath.Join(dir, "slots"),
+		"TERM=xterm", "CUDA_VISIBLE_DEVICES=")
 	var f *os.File
 	var err error
 	if cols > 0 {
