@@ -17,6 +17,12 @@ stages:
     uses: shell
     with:
       run: |
+        # Run a's first stages wait (up to 10s) until two of them hold a GPU,
+        # so the test sees them side by side however loaded the machine is.
+        touch "$TESTDIR/started-NAME-$I"
+        if [ NAME = a ]; then
+          for k in $(seq 100); do [ "$(ls "$TESTDIR"/started-a-* | wc -l)" -ge 2 ] && break; sleep 0.1; done
+        fi
         s=$(date +%s%N); sleep 0.4; e=$(date +%s%N)
         echo "NAME $GSIM_INSTANCE $CUDA_VISIBLE_DEVICES $s $e" >> "$TESTDIR/uses"
         echo ok > o.txt
