@@ -39,19 +39,41 @@ func slurmSets(c *cli.Context) []string {
 // running jobs, and local stages) unless --jobs says otherwise.
 const slurmJobs = 100
 
+// executorOptions fits opt to the chosen executor before the request is
+// checked. With Slurm, GPU stages get their GPUs from Slurm, so this
+// machine's GPU slots and devices bound only the GPU stages kept here (the
+// launcher does that with localGPUs, their number); it returns what
+// replaces the "gpus:" line.
+func executorOptions(c *cli.Context, opt *executor.Options, gpuLine string) (line string, localGPUs int, err error) {
+	switch c.String("executor") {
+	case "local":
+		return gpuLine, 0, nil
+	case "slurm":
+	default:
+		return "", 0, usageError{fmt.Errorf("--executor %s: want local or slurm", c.String("executor"))}
+	}
+	if opt.Jobs == 0 {
+		opt.Jobs = slurmJobs
+	}
+	localGPUs = opt.Slots["gpu"]
+	opt.Devices = nil
+	opt.SlotDir = ""
+	opt.Slots = map[string]int{"gpu": opt.Jobs}
+	if gpuLine != "" {
+		line = "gpus: Slurm gives each GPU job its GPUs (--gres)"
+	}
+	return line, localGPUs, nil
+}
+
 // useExecutor checks the store's locks, which every guarantee between gsim
-// processes rests on, and sets up the chosen executor. The returned
+// processes rests on, and starts the chosen executor. The returned
 // function ends it and says what it did ("" for nothing to say).
-func useExecutor(c *cli.Context, p *plan.Plan, opt *executor.Options, disp progress.Display) (func() string, error) {
+func useExecutor(c *cli.Context, p *plan.Plan, opt *executor.Options, disp progress.Display, localGPUs int) (func() string, error) {
 	if err := opt.Store.CheckLocks(); err != nil {
 		return nil, err
 	}
-	switch c.String("executor") {
-	case "local":
+	if c.String("executor") != "slurm" {
 		return func() string { return "" }, nil
-	case "slurm":
-	default:
-		return nil, usageError{fmt.Errorf("--executor %s: want local or slurm", c.String("executor"))}
 	}
 	// gsim processes on several machines (login nodes, users) share this
 	// store: its locks must hold between machines.
@@ -63,18 +85,12 @@ func useExecutor(c *cli.Context, p *plan.Plan, opt *executor.Options, disp progr
 			disp.Printf("note: the store %s is on %s (%s), which only this machine sees: jobs on other nodes cannot reach it unless the cluster is this machine", opt.Store.Root, m.Point, m.FSType)
 		}
 	}
-	if opt.Jobs == 0 {
-		opt.Jobs = slurmJobs
-	}
 	l, err := slurm.New(slurm.Config{Store: opt.Store, Plan: p, Self: opt.Gsim, Printf: disp.Printf,
-		LocalJobs: runtime.NumCPU(), LocalGPUs: c.Int("gpus")})
+		LocalJobs: runtime.NumCPU(), LocalGPUs: localGPUs})
 	if err != nil {
 		return nil, err
 	}
 	opt.Launcher = l
-	// Slurm places GPU jobs; this machine's GPU slots do not apply to them.
-	opt.SlotDir = ""
-	opt.Slots = map[string]int{"gpu": opt.Jobs}
 	return l.Close, nil
 }
 

@@ -143,12 +143,15 @@ func New(cfg Config) (*Launcher, error) {
 func (l *Launcher) Client() *Client { return l.c }
 
 // Close stops following jobs and returns a one-line account of what the
-// run asked of Slurm.
+// run asked of Slurm ("" when nothing).
 func (l *Launcher) Close() string {
 	l.stop()
 	<-l.stopped
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if len(l.c.Counts()) == 0 {
+		return "" // nothing was asked of Slurm: nothing to say
+	}
 	s := fmt.Sprintf("slurm: %d jobs submitted", l.submitted)
 	if l.resubmits > 0 {
 		s += fmt.Sprintf(" (%d of them resubmissions after a preemption or node failure)", l.resubmits)
