@@ -9,10 +9,9 @@ package servebench
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -180,7 +179,9 @@ type outcome struct {
 	started    time.Time
 	ended      time.Time
 	promptNote string
-	overhead   int64
+	overhead   int64   // tokens the server adds around a prompt text
+	perUnit    float64 // tokens per text unit (1 with /tokenize)
+	words      bool    // text from common words, sized by calibration
 }
 
 func (b *bench) run(ctx context.Context, w *schema.Workload, logf func(string, ...any), progress func(int, int)) (*outcome, error) {
@@ -190,7 +191,7 @@ func (b *bench) run(ctx context.Context, w *schema.Workload, logf func(string, .
 	if err != nil {
 		return nil, err
 	}
-	if err := b.warmup(ctx, logf); err != nil {
+	if err := b.warmup(ctx, out, logf); err != nil {
 		return nil, err
 	}
 	sortJobs(jobs)
@@ -209,29 +210,22 @@ func (b *bench) prepare(ctx context.Context, w *schema.Workload, out *outcome, l
 	s := b.s
 	jobs := make([]job, 0, len(w.Requests))
 	if s.prompt == PromptText {
-		oh, err := b.calibrate(ctx)
-		if err != nil {
+		if err := b.chooseText(ctx, out, logf); err != nil {
 			return nil, err
 		}
-		out.overhead = oh
-		out.promptNote = fmt.Sprintf("text of seeded random token ids, built with the server's /detokenize and /tokenize to num_prefill_tokens - %d (the tokens the server adds around the text, measured by one request's usage)", oh)
-		logf("text prompts: the server adds %d tokens around a prompt text", oh)
 	} else {
 		out.promptNote = fmt.Sprintf("token ids, seeded random in [%d, %d), seed %d", s.idLo, s.idHi, s.seed)
 	}
 	for i, r := range w.Requests {
 		var prompt any
 		if s.prompt == PromptText {
-			n := int(r.NumPrefillTokens - out.overhead)
+			n := int(math.Round(float64(r.NumPrefillTokens-out.overhead) / out.perUnit))
 			if n < 1 {
 				return nil, fmt.Errorf("request %d: %d prompt tokens, but the server adds %d around any text; use prompts longer than that or endpoint: completions with prompt: token_ids", r.ID, r.NumPrefillTokens, out.overhead)
 			}
-			text, got, err := b.tok.textOf(ctx, s.seed, r.ID, n)
+			text, err := b.text(ctx, out, s.seed, r.ID, n, logf)
 			if err != nil {
-				return nil, b.tokenizeErr(err)
-			}
-			if got != n {
-				logf("request %d: built a text of %d tokens for %d", r.ID, got, n)
+				return nil, err
 			}
 			prompt = text
 			if (i+1)%50 == 0 {
@@ -257,63 +251,70 @@ func (b *bench) tokenizeErr(err error) error {
 	return fmt.Errorf("building text prompts with the server's tokenizer: %w", err)
 }
 
-// calibrate measures how many tokens the server adds around a prompt text
-// (a BOS token, a chat template): one non-streamed request whose text has a
-// known token count, read back from its usage.
-func (b *bench) calibrate(ctx context.Context) (int64, error) {
+// chooseText picks how text prompts are built: with the server's /tokenize
+// and /detokenize where it has them (exact), else from common words whose
+// token cost is measured from the server's usage (exact where each word is
+// one token, as in the usual byte-level BPE vocabularies; each request's
+// usage says whether it was). Either way the tokens the server adds around a
+// text (a BOS token, a chat template) are measured and subtracted.
+func (b *bench) chooseText(ctx context.Context, out *outcome, logf func(string, ...any)) error {
+	out.perUnit = 1
+	_, err := b.tok.tokenize(ctx, "hello")
+	var he *httpError
+	if errors.As(err, &he) && (he.Status == http.StatusNotFound || he.Status == http.StatusMethodNotAllowed) {
+		oh, per, err := b.calibrateWords(ctx)
+		if err != nil {
+			return err
+		}
+		out.words, out.overhead, out.perUnit = true, oh, per
+		out.promptNote = fmt.Sprintf("text of seeded random common English words (the server has no /tokenize): a word costs %.3g tokens and the server adds %d around a text, both measured from its usage on two calibration requests", per, oh)
+		logf("text prompts from common words: %.3g tokens a word, %d added by the server (measured)", per, oh)
+		return nil
+	}
+	if err != nil {
+		return b.tokenizeErr(err)
+	}
 	const n = 32
 	text, got, err := b.tok.textOf(ctx, b.s.seed+1_000_003, -1, n)
 	if err != nil {
-		return 0, b.tokenizeErr(err)
+		return b.tokenizeErr(err)
 	}
-	body, err := b.s.requestBody(text, 1)
+	p, err := b.promptUsage(ctx, text)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	var m map[string]any
-	_ = json.Unmarshal(body, &m)
-	m["stream"] = false
-	delete(m, "stream_options")
-	body, _ = json.Marshal(m)
-	ctx, cancel := context.WithTimeout(ctx, time.Duration(b.s.timeoutS*float64(time.Second)))
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.s.join(b.s.endpointPath()), bytes.NewReader(body))
+	out.overhead = p - int64(got)
+	out.promptNote = fmt.Sprintf("text of seeded random token ids, built with the server's /detokenize and /tokenize to num_prefill_tokens - %d (the tokens the server adds around a text, measured from one request's usage)", out.overhead)
+	logf("text prompts: the server adds %d tokens around a prompt text", out.overhead)
+	return nil
+}
+
+// text is a prompt text of n units (tokens, or words in word mode).
+func (b *bench) text(ctx context.Context, out *outcome, seed, id int64, n int, logf func(string, ...any)) (string, error) {
+	if out.words {
+		return wordText(seed, id, n), nil
+	}
+	text, got, err := b.tok.textOf(ctx, seed, id, n)
 	if err != nil {
-		return 0, err
+		return "", b.tokenizeErr(err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	b.s.authorize(req)
-	resp, err := b.client.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("calibration request to %s: %w", redact(b.s.base), err)
+	if got != n {
+		logf("request %d: built a text of %d tokens for %d", id, got, n)
 	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK {
-		return 0, fmt.Errorf("calibration request to %s: HTTP %d: %s", redact(b.s.base), resp.StatusCode, excerpt(raw))
-	}
-	var ans struct {
-		Usage *struct {
-			PromptTokens int64 `json:"prompt_tokens"`
-		} `json:"usage"`
-	}
-	if err := json.Unmarshal(raw, &ans); err != nil || ans.Usage == nil {
-		return 0, fmt.Errorf("calibration request to %s: the answer reports no usage.prompt_tokens, so text prompts cannot be sized; use endpoint: completions with prompt: token_ids (%s)", redact(b.s.base), excerpt(raw))
-	}
-	return ans.Usage.PromptTokens - int64(got), nil
+	return text, nil
 }
 
 // warmup sends short requests one at a time before the replay, and fails the
 // stage with the server's answer if the first does not stream: a wrong URL,
 // model or prompt form is reported once, not as every row failing.
-func (b *bench) warmup(ctx context.Context, logf func(string, ...any)) error {
+func (b *bench) warmup(ctx context.Context, out *outcome, logf func(string, ...any)) error {
 	s := b.s
 	for i := 0; i < s.warmup; i++ {
 		var prompt any = tokenIDs(s.seed+2_000_003, int64(i), 16, s.idLo, s.idHi)
 		if s.prompt == PromptText {
-			text, _, err := b.tok.textOf(ctx, s.seed+2_000_003, int64(i), 16)
+			text, err := b.text(ctx, out, s.seed+2_000_003, int64(i), 16, logf)
 			if err != nil {
-				return b.tokenizeErr(err)
+				return err
 			}
 			prompt = text
 		}

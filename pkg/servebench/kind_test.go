@@ -192,6 +192,25 @@ func TestServeBenchChatTextPrompts(t *testing.T) {
 	}
 }
 
+func TestServeBenchChatWordsWithoutTokenizer(t *testing.T) {
+	// No /tokenize (transformers serve has none): prompts are common words,
+	// sized by two calibration requests' usage.
+	st := &standin{extraPrompt: 5, noTokenize: true}
+	srv := st.start(t)
+	wdir, _ := testWorkload(t, 6, time.Millisecond)
+	out, err := runKind(t, wdir, map[string]any{"url": srv.URL, "model": "standin", "endpoint": "chat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := readMeta(t, out)["extra"].(map[string]any)
+	if lc := extra["length_check"].(map[string]any); lc["prompt_token_mismatches"].(float64) != 0 {
+		t.Errorf("length_check %v", lc)
+	}
+	if !strings.Contains(extra["prompt"].(string), "common English words") {
+		t.Errorf("prompt note %q", extra["prompt"])
+	}
+}
+
 func TestServeBenchFailuresRecorded(t *testing.T) {
 	cases := []struct {
 		name     string

@@ -35,6 +35,7 @@ type standin struct {
 	mu             sync.Mutex
 	bodies         []map[string]any
 	keepBodies     bool
+	noTokenize     bool // answer 404 at /tokenize and /detokenize, as transformers serve does
 	auth           atomic.Value // the last Authorization header
 }
 
@@ -48,6 +49,10 @@ func (st *standin) start(t testing.TB) *httptest.Server {
 	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, `{"version":"standin-1"}`) })
 	// A word tokenizer: token id i is the word "w<i>", text splits on spaces.
 	mux.HandleFunc("/tokenize", func(w http.ResponseWriter, r *http.Request) {
+		if st.noTokenize {
+			http.NotFound(w, r)
+			return
+		}
 		var b struct {
 			Prompt string `json:"prompt"`
 		}
