@@ -186,7 +186,11 @@ type outcome struct {
 
 func (b *bench) run(ctx context.Context, w *schema.Workload, logf func(string, ...any), progress func(int, int)) (*outcome, error) {
 	out := &outcome{s: b.s}
-	out.server = probeServer(ctx, b.s, b.client)
+	info, err := probeServer(ctx, b.s, b.client)
+	if err != nil {
+		return nil, err
+	}
+	out.server = info
 	jobs, err := b.prepare(ctx, w, out, logf)
 	if err != nil {
 		return nil, err

@@ -301,7 +301,7 @@ func TestServeBenchRefusedIsClearError(t *testing.T) {
 	l.Close()
 	wdir, _ := testWorkload(t, 2, 0)
 	_, err = runKind(t, wdir, map[string]any{"url": "http://" + addr, "model": "m"})
-	if err == nil || !strings.Contains(err.Error(), "is the server running") {
+	if err == nil || !strings.Contains(err.Error(), "is it running") {
 		t.Fatalf("got %v", err)
 	}
 }

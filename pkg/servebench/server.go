@@ -3,6 +3,7 @@ package servebench
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -20,8 +21,12 @@ type serverInfo struct {
 	Props   map[string]any `json:"props,omitempty"`
 }
 
-func probeServer(ctx context.Context, s *settings, client *http.Client) serverInfo {
+// probeServer also tells whether the server can be reached at all: a
+// transport error on /v1/models (refused, unresolvable, TLS) is returned, so
+// a wrong URL fails the stage at once with one clear message.
+func probeServer(ctx context.Context, s *settings, client *http.Client) (serverInfo, error) {
 	var info serverInfo
+	var reachErr error
 	get := func(path string) (any, string) {
 		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
@@ -32,6 +37,9 @@ func probeServer(ctx context.Context, s *settings, client *http.Client) serverIn
 		s.authorize(req)
 		resp, err := client.Do(req)
 		if err != nil {
+			if reachErr == nil {
+				reachErr = err
+			}
 			return nil, ""
 		}
 		defer resp.Body.Close()
@@ -45,7 +53,11 @@ func probeServer(ctx context.Context, s *settings, client *http.Client) serverIn
 		}
 		return v, resp.Header.Get("Server")
 	}
-	if v, h := get("/v1/models"); v != nil || h != "" {
+	v, h := get("/v1/models")
+	if reachErr != nil {
+		return info, fmt.Errorf("cannot reach the server at %s: %v; is it running at with.url (or $%s)?", redact(s.base), unwrapURL(reachErr), EnvURL)
+	}
+	if v != nil || h != "" {
 		info.Header = h
 		if m, ok := v.(map[string]any); ok {
 			if data, ok := m["data"].([]any); ok {
@@ -65,7 +77,7 @@ func probeServer(ctx context.Context, s *settings, client *http.Client) serverIn
 			info.Props = m
 		}
 	}
-	return info
+	return info, nil
 }
 
 // trimJSON drops what does not describe the server's settings and would bloat

@@ -35,7 +35,7 @@ type standin struct {
 	mu             sync.Mutex
 	bodies         []map[string]any
 	keepBodies     bool
-	noTokenize     bool // answer 404 at /tokenize and /detokenize, as transformers serve does
+	noTokenize     bool         // answer 404 at /tokenize and /detokenize, as transformers serve does
 	auth           atomic.Value // the last Authorization header
 }
 
@@ -84,7 +84,15 @@ func (st *standin) generate(w http.ResponseWriter, r *http.Request, chat bool) {
 	n := int(st.requests.Add(1)) - 1
 	st.auth.Store(r.Header.Get("Authorization"))
 	cur := st.inFlight.Add(1)
-	defer st.inFlight.Add(-1)
+	// Counted out before the last event is written, so a client that starts
+	// its next request on [DONE] never sees both counted.
+	var left atomic.Bool
+	leave := func() {
+		if left.CompareAndSwap(false, true) {
+			st.inFlight.Add(-1)
+		}
+	}
+	defer leave()
 	for {
 		p := st.peak.Load()
 		if cur <= p || st.peak.CompareAndSwap(p, cur) {
@@ -188,6 +196,7 @@ func (st *standin) generate(w http.ResponseWriter, r *http.Request, chat bool) {
 	if wantUsage {
 		send(map[string]any{"choices": []any{}, "usage": map[string]any{"prompt_tokens": promptToks, "completion_tokens": sent}})
 	}
+	leave()
 	if !st.noDone {
 		fmt.Fprint(w, "data: [DONE]\n\n")
 		fl.Flush()
