@@ -40,7 +40,13 @@ func TestHelperStandin(t *testing.T) {
 
 func startHelper(b *testing.B) string {
 	b.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperStandin$")
+	// GSIM_SERVEBENCH_STANDIN_CPUS (a taskset list) keeps the server off the
+	// client's cores where the machine has more.
+	argv := []string{os.Args[0], "-test.run=^TestHelperStandin$"}
+	if cpus := os.Getenv("GSIM_SERVEBENCH_STANDIN_CPUS"); cpus != "" {
+		argv = append([]string{"taskset", "-c", cpus}, argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), helperEnv+"=1")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

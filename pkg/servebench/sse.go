@@ -18,7 +18,7 @@ type sseReader struct {
 }
 
 func newSSEReader(r io.Reader) *sseReader {
-	return &sseReader{br: bufio.NewReaderSize(r, 32<<10)}
+	return &sseReader{br: bufio.NewReaderSize(r, 4<<10)}
 }
 
 // next returns the next event's data; the slice is valid until the next call.
