@@ -39,6 +39,24 @@ func testWorkload(t testing.TB, n int, gap time.Duration) (string, *schema.Workl
 	return dir, w
 }
 
+// testWorkloadOf writes n requests of fixed lengths, gap apart, into dir.
+func testWorkloadOf(t testing.TB, dir string, n int, prefill, decode int64, gap time.Duration) *schema.Workload {
+	t.Helper()
+	w := &schema.Workload{Meta: schema.WorkloadMeta{Model: "m", Generator: "test"}}
+	for i := 0; i < n; i++ {
+		inter := int64(gap)
+		if i == 0 {
+			inter = 0
+		}
+		w.Requests = append(w.Requests, schema.Request{ID: int64(i), PromptID: int64(i), NumPrefillTokens: prefill,
+			NumDecodeTokens: decode, InterArrivalNs: inter, ArrivalTimeNs: int64(i) * int64(gap)})
+	}
+	if err := schema.WriteWorkload(dir, w); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
 // runKind runs serve-bench on a workload and returns the output folder and
 // the run error.
 func runKind(t *testing.T, wdir string, params map[string]any) (string, error) {

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gsim-dev/gsim/pkg/schema"
 )
 
 // Recorded streams (testdata/servebench/streams/*.sse) are the exact bytes a
@@ -208,5 +210,37 @@ func TestRecordStream(t *testing.T) {
 		if err != nil {
 			break
 		}
+	}
+}
+
+// TestServeBenchOnRecordedServer runs the whole kind against a server that
+// answers every request with llama-server's recorded completions stream (8
+// tokens for a 40-token prompt), on a workload of those lengths: a run
+// folder that validates, every request ok, lengths confirmed by the
+// server's own usage.
+func TestServeBenchOnRecordedServer(t *testing.T) {
+	lines, _ := readRecorded(t, filepath.Join(streamsDir, "llama-server-completions.sse"))
+	srv := replayServer(t, lines, 10)
+	dir := t.TempDir()
+	w := testWorkloadOf(t, dir, 6, 40, 8, 20*time.Millisecond)
+	out, err := runKind(t, dir, map[string]any{"url": srv.URL, "model": "m", "warmup_requests": 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := schema.ReadRun(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(run.Requests) != len(w.Requests) {
+		t.Fatalf("%d rows", len(run.Requests))
+	}
+	for _, m := range run.Requests {
+		if m.Status != schema.StatusOK || m.NumDecodeTokensActual != 8 {
+			t.Errorf("%+v", m)
+		}
+	}
+	lc := readMeta(t, out)["extra"].(map[string]any)["length_check"].(map[string]any)
+	if lc["prompt_token_mismatches"].(float64) != 0 || lc["completion_token_mismatches"].(float64) != 0 || lc["requests_with_usage"].(float64) != 6 {
+		t.Errorf("length_check %v", lc)
 	}
 }
