@@ -138,3 +138,15 @@ func TestVLLMImportInfRate(t *testing.T) {
 		t.Errorf("token timing %v", tt)
 	}
 }
+
+// The transformers serve recipe builds a tokenizer in which each of the
+// client's common words is one token; its word list must stay the client's.
+func TestWordsFileMatchesClient(t *testing.T) {
+	b, err := os.ReadFile("../../testdata/servebench/transformers-serve/recipe/words.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Fields(string(b)); strings.Join(got, " ") != strings.Join(commonWords, " ") {
+		t.Errorf("words.txt (%d words) differs from commonWords (%d); regenerate it from words.go", len(got), len(commonWords))
+	}
+}
