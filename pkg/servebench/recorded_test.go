@@ -244,3 +244,48 @@ func TestServeBenchOnRecordedServer(t *testing.T) {
 		t.Errorf("length_check %v", lc)
 	}
 }
+
+// TestRecordedLlamaServerSweep checks the sweep recorded against
+// llama-server: each run folder is canonical, was made on its workload
+// (digest, one row per request, the workload's lengths), every request
+// streamed exactly its tokens, and the server's usage agreed with the
+// workload on every prompt and output.
+func TestRecordedLlamaServerSweep(t *testing.T) {
+	dirs, _ := filepath.Glob("../../testdata/servebench/llama-server/rate-*")
+	if len(dirs) == 0 {
+		t.Fatal("no recorded llama-server sweep")
+	}
+	for _, d := range dirs {
+		t.Run(filepath.Base(d), func(t *testing.T) {
+			run, err := schema.ReadRun(filepath.Join(d, "run"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wdir := filepath.Join(d, "workload")
+			w, err := schema.ReadWorkload(wdir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			digest, err := schema.WorkloadDigest(wdir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := schema.MatchWorkload(filepath.Join(d, "run"), run, w, digest); err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range run.Requests {
+				if m.Status != schema.StatusOK || m.NumDecodeTokensActual != m.NumDecodeTokens {
+					t.Errorf("%+v", m)
+				}
+			}
+			lc := run.Meta.Extra["length_check"].(map[string]any)
+			if lc["prompt_token_mismatches"].(float64) != 0 || lc["completion_token_mismatches"].(float64) != 0 ||
+				int(lc["requests_with_usage"].(float64)) != len(w.Requests) {
+				t.Errorf("length_check %v", lc)
+			}
+			if !strings.Contains(run.Meta.Engine["server_props"].(map[string]any)["build_info"].(string), "Debian") {
+				t.Errorf("server props %v", run.Meta.Engine["server_props"])
+			}
+		})
+	}
+}
