@@ -242,7 +242,7 @@ func (b *bench) prepare(ctx context.Context, w *schema.Workload, out *outcome, l
 		if err != nil {
 			return nil, err
 		}
-		jobs = append(jobs, job{id: r.ID, arrival: r.ArrivalTimeNs, body: body, wantToks: r.NumDecodeTokens})
+		jobs = append(jobs, job{id: r.ID, arrival: r.ArrivalTimeNs, body: body})
 	}
 	return jobs, nil
 }
