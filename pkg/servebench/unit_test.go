@@ -1,6 +1,7 @@
 package servebench
 
 import (
+	"context"
 	"encoding/pem"
 	"errors"
 	"io"
@@ -10,6 +11,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/gsim-dev/gsim/pkg/stage"
 )
 
 func TestTokenTimes(t *testing.T) {
@@ -143,5 +147,49 @@ func TestServeBenchTLS(t *testing.T) {
 		if _, err := runKind(t, wdir, params); err != nil {
 			t.Errorf("%v: %v", extra, err)
 		}
+	}
+}
+
+func TestFingerprintAndSlot(t *testing.T) {
+	t.Setenv(EnvURL, "http://user:pw@gpu-box:8000/v1")
+	t.Setenv(EnvModel, "Qwen/Qwen3-0.6B")
+	t.Setenv("OPENAI_API_KEY", "sk-not-in-the-key")
+	fp, err := Kind{}.Fingerprint(map[string]any{}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fp["env:"+EnvURL] != "http://gpu-box:8000" || fp["env:"+EnvModel] != "Qwen/Qwen3-0.6B" {
+		t.Errorf("fingerprint %v: the environment's server must be part of the key, without credentials", fp)
+	}
+	for k, v := range fp {
+		if strings.Contains(k+v, "sk-not") || strings.Contains(k+v, "pw") {
+			t.Errorf("fingerprint holds a secret: %s=%s", k, v)
+		}
+	}
+	// Params win and are in the key already: nothing from the environment.
+	fp, _ = Kind{}.Fingerprint(map[string]any{"url": "http://other:1", "model": "m"}, t.TempDir())
+	if len(fp) != 0 {
+		t.Errorf("fingerprint %v, want empty", fp)
+	}
+	if got := (Kind{}).Resources(map[string]any{}); got["server-gpu-box_8000"] != 1 || len(got) != 1 {
+		t.Errorf("resources %v: one slot per server", got)
+	}
+}
+
+func TestServeBenchStoppedWritesNothing(t *testing.T) {
+	st := &standin{hang: true}
+	srv := st.start(t)
+	wdir, _ := testWorkload(t, 3, 10*time.Millisecond)
+	out := t.TempDir()
+	spec := &stage.Spec{Stage: "serve", Kind: "serve-bench", Key: "k", OutDir: out, BaseDir: t.TempDir(),
+		Params: map[string]any{"url": srv.URL, "model": "standin", "warmup_requests": 0},
+		Inputs: map[string][]stage.Input{"workload": {{Dir: wdir}}}}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := (Kind{}).Run(ctx, spec, stage.Env{}); err == nil {
+		t.Fatal("a stopped bench must fail")
+	}
+	if entries, _ := os.ReadDir(out); len(entries) != 0 {
+		t.Errorf("a stopped bench left %d files", len(entries))
 	}
 }
