@@ -159,7 +159,7 @@ func simulate(t *testing.T, r realRun, params map[string]any, inputs map[string]
 	}
 	spec := &stage.Spec{Instance: fmt.Sprintf("sim[rate=%v]", r.rate), Key: "fidelity", BaseDir: repoRoot(t),
 		OutDir: out, Params: params, Inputs: in}
-	if err := NewKind(nil).Run(context.Background(), spec, stage.Env{}); err != nil {
+	if err := NewKind().Run(context.Background(), spec, stage.Env{}); err != nil {
 		t.Fatal(err)
 	}
 	run, err := analysis.LoadRun(out)

@@ -22,52 +22,23 @@ import (
 // same params and inputs could give different outputs.
 const Version = "3"
 
-// Kind is the `sim` stage kind. With engine: vidur it hands every call to
-// the Vidur kind it was built with.
-type Kind struct {
-	vidur stage.Kind
-}
+// Kind is the `sim` stage kind: gsim's embedded simulator. Real Vidur is
+// the `vidur` kind (pkg/vidur).
+type Kind struct{}
 
-// NewKind returns the sim kind; vidur may be nil when this build has no
-// Vidur engine.
-func NewKind(vidur stage.Kind) stage.Kind { return &Kind{vidur: vidur} }
-
-// ErrNoVidur is returned for engine: vidur in a build without it.
-var ErrNoVidur = errors.New("engine vidur is not available in this build")
+// NewKind returns the sim kind.
+func NewKind() stage.Kind { return &Kind{} }
 
 func (k *Kind) Name() string { return "sim" }
 
 func (k *Kind) Version() string { return Version }
 
-// delegate returns the Vidur kind when params ask for engine: vidur.
-func (k *Kind) delegate(params map[string]any) (stage.Kind, bool, error) {
-	if e, _ := params["engine"].(string); e != EngineVidur {
-		return nil, false, nil
-	}
-	if k.vidur == nil {
-		return nil, true, &stage.ParamError{Path: "engine", Msg: ErrNoVidur.Error()}
-	}
-	return k.vidur, true, nil
-}
-
 func (k *Kind) CheckParams(params map[string]any) error {
-	if v, ok, err := k.delegate(params); ok {
-		if err != nil {
-			return err
-		}
-		return v.CheckParams(params)
-	}
 	_, err := decodeParams(params)
 	return err
 }
 
 func (k *Kind) Fingerprint(params map[string]any, baseDir string) (map[string]string, error) {
-	if v, ok, err := k.delegate(params); ok {
-		if err != nil {
-			return nil, err
-		}
-		return v.Fingerprint(params, baseDir)
-	}
 	p, err := decodeParams(params)
 	if err != nil {
 		return nil, err
@@ -96,30 +67,13 @@ func (k *Kind) Fingerprint(params map[string]any, baseDir string) (map[string]st
 	return fp, nil
 }
 
-func (k *Kind) Resources(params map[string]any) map[string]int {
-	if v, ok, err := k.delegate(params); ok && err == nil {
-		return v.Resources(params)
-	}
-	return nil
-}
+func (k *Kind) Resources(map[string]any) map[string]int { return nil }
 
 func (k *Kind) Validate(spec *stage.Spec) error {
-	if v, ok, err := k.delegate(spec.Params); ok {
-		if err != nil {
-			return err
-		}
-		return v.Validate(spec)
-	}
 	return schema.ValidateRun(spec.OutDir)
 }
 
 func (k *Kind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
-	if v, ok, err := k.delegate(spec.Params); ok {
-		if err != nil {
-			return err
-		}
-		return v.Run(ctx, spec, env)
-	}
 	p, err := decodeParams(spec.Params)
 	if err != nil {
 		return err

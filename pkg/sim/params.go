@@ -15,11 +15,13 @@ import (
 	"github.com/gsim-dev/gsim/pkg/stage"
 )
 
-// Engines a sim stage can run on.
-const (
-	EngineEmbedded = "embedded"
-	EngineVidur    = "vidur"
-)
+// EngineEmbedded is the only engine a sim stage runs on; the param stays
+// so experiments that spell it out keep working.
+const EngineEmbedded = "embedded"
+
+// VidurMigration says how an experiment written when Vidur was an engine
+// of the sim kind is written now.
+const VidurMigration = "real Vidur is its own kind now: write `uses: vidur` instead of `uses: sim` and drop `engine: vidur` (the other with: keys stay)"
 
 // Predictor names.
 const (
@@ -28,7 +30,7 @@ const (
 )
 
 // Params are the `with:` of a sim stage. Knob names are shared with the
-// vidur engine's so one experiment can run both.
+// vidur kind's so one experiment can run both.
 type Params struct {
 	Engine    string `json:"engine"`
 	Scheduler string `json:"scheduler"`
@@ -107,8 +109,12 @@ func decodeParams(raw map[string]any) (*Params, error) {
 	if p.Engine == "" {
 		p.Engine = EngineEmbedded
 	}
-	if p.Engine != EngineEmbedded && p.Engine != EngineVidur {
-		bad("engine", "%q; use embedded or vidur", p.Engine)
+	switch p.Engine {
+	case EngineEmbedded:
+	case "vidur":
+		bad("engine", "%s", VidurMigration)
+	default:
+		bad("engine", "%q; the sim kind is gsim's embedded simulator (engine: embedded, or leave engine out); real Vidur is `uses: vidur`", p.Engine)
 	}
 	if p.Scheduler == "" {
 		p.Scheduler = "hf-cb"

@@ -105,9 +105,9 @@ func simulateKind(t *testing.T, interp, out string) map[string][]float64 {
 		Inputs: map[string][]stage.Input{
 			"workload": {{Instance: "workload", Kind: "workload", Dir: filepath.Join(dir, "workload")}},
 			"profile":  {{Instance: "profile", Kind: "profile", Dir: filepath.Join(root, "testdata", "profile", "h100")}},
-			"vidur":    {{Instance: "vidur", Kind: "sim", Dir: dir}},
+			"vidur":    {{Instance: "vidur", Kind: "vidur", Dir: dir}},
 		}}
-	if err := NewKind(nil).Run(context.Background(), spec, stage.Env{}); err != nil {
+	if err := NewKind().Run(context.Background(), spec, stage.Env{}); err != nil {
 		t.Fatal(err)
 	}
 	return requestSamples(t, out)

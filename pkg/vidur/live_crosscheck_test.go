@@ -36,9 +36,9 @@ func TestLiveVidurTables(t *testing.T) {
 		{"sarathi", map[string]any{"scheduler": "sarathi", "batch_size_cap": 64, "chunk_size": 512}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			kind := sim.NewKind(vidur.NewEngine())
+			vkind, skind := vidur.NewKind(), sim.NewKind()
 			inputs := map[string][]stage.Input{"workload": {{Instance: "workload", Kind: "workload", Dir: workDir}}}
-			vp := map[string]any{"engine": "vidur", "profile": prof}
+			vp := map[string]any{"profile": prof}
 			for k, v := range c.params {
 				vp[k] = v
 			}
@@ -47,8 +47,8 @@ func TestLiveVidurTables(t *testing.T) {
 			if testing.Verbose() {
 				logw = os.Stderr
 			}
-			if err := kind.Run(context.Background(), &stage.Spec{SchemaVersion: stage.SpecVersion, BaseDir: base, Stage: "vidur",
-				Instance: "vidur", Kind: "sim", Params: vp, OutDir: vout, Inputs: inputs}, stage.Env{Log: logw}); err != nil {
+			if err := vkind.Run(context.Background(), &stage.Spec{SchemaVersion: stage.SpecVersion, BaseDir: base, Stage: "vidur",
+				Instance: "vidur", Kind: "vidur", Params: vp, OutDir: vout, Inputs: inputs}, stage.Env{Log: logw}); err != nil {
 				t.Fatal(err)
 			}
 			ref, err := schema.ReadRun(vout)
@@ -64,9 +64,9 @@ func TestLiveVidurTables(t *testing.T) {
 				sp[k] = v
 			}
 			sp["num_blocks"] = e["num_blocks"] // what Vidur derived, where not given
-			inputs["vidur"] = []stage.Input{{Instance: "vidur", Kind: "sim", Dir: vout}}
+			inputs["vidur"] = []stage.Input{{Instance: "vidur", Kind: "vidur", Dir: vout}}
 			gout := t.TempDir()
-			if err := kind.Run(context.Background(), &stage.Spec{SchemaVersion: stage.SpecVersion, BaseDir: base, Stage: "embedded",
+			if err := skind.Run(context.Background(), &stage.Spec{SchemaVersion: stage.SpecVersion, BaseDir: base, Stage: "embedded",
 				Instance: "embedded", Kind: "sim", Params: sp, OutDir: gout, Inputs: inputs}, stage.Env{Log: logw}); err != nil {
 				t.Fatal(err)
 			}

@@ -1,5 +1,5 @@
-// Package vidur runs real Vidur (github.com/microsoft/vidur) as the `sim`
-// kind's `engine: vidur`: it writes the workload as Vidur's trace_replay CSV,
+// Package vidur is the `vidur` stage kind: it runs real Vidur
+// (github.com/microsoft/vidur) on a workload and a profile. It writes the workload as Vidur's trace_replay CSV,
 // stages the profile where Vidur reads it, runs Vidur through the shim in
 // stages/vidur (which registers Qwen3-0.6B with its true head_dim), finds and
 // checks Vidur's output folder, and converts Vidur's outputs into gsim's
@@ -50,16 +50,16 @@ const ShimFile = "vidur_shim.py"
 // exitNoVidur is the shim's exit code when Vidur cannot be imported.
 const exitNoVidur = 3
 
-type engine struct{}
+// Kind is the `vidur` stage kind.
+type Kind struct{}
 
-// NewEngine returns the stage kind the `sim` kind delegates to for
-// `engine: vidur`.
-func NewEngine() stage.Kind { return engine{} }
+// NewKind returns the vidur kind.
+func NewKind() stage.Kind { return Kind{} }
 
-func (engine) Name() string    { return "vidur" }
-func (engine) Version() string { return Version }
+func (Kind) Name() string    { return "vidur" }
+func (Kind) Version() string { return Version }
 
-func (engine) CheckParams(params map[string]any) error {
+func (Kind) CheckParams(params map[string]any) error {
 	_, err := decodeParams(params)
 	return err
 }
@@ -67,7 +67,7 @@ func (engine) CheckParams(params map[string]any) error {
 // Fingerprint covers the shim's code, the Vidur checkout's git revision
 // (edits to Vidur outside git are not seen: commit them or bump a param),
 // the model cards and a profile folder named in params.
-func (engine) Fingerprint(params map[string]any, baseDir string) (map[string]string, error) {
+func (Kind) Fingerprint(params map[string]any, baseDir string) (map[string]string, error) {
 	p, err := decodeParams(params)
 	if err != nil {
 		return nil, err
@@ -104,9 +104,9 @@ func (engine) Fingerprint(params map[string]any, baseDir string) (map[string]str
 	return fp, nil
 }
 
-func (engine) Resources(map[string]any) map[string]int { return nil }
+func (Kind) Resources(map[string]any) map[string]int { return nil }
 
-func (engine) Validate(spec *stage.Spec) error {
+func (Kind) Validate(spec *stage.Spec) error {
 	if err := schema.ValidateRun(spec.OutDir); err != nil {
 		return err
 	}
@@ -132,7 +132,7 @@ type ShimResult struct {
 	Python         string             `json:"python"`
 }
 
-func (e engine) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
+func (Kind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 	started := time.Now().UTC()
 	if env.Log == nil {
 		env.Log = io.Discard
@@ -225,7 +225,7 @@ func (e engine) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error 
 	var ee *stage.ExitError
 	if errors.As(err, &ee) && ee.ExitCode == exitNoVidur {
 		return fmt.Errorf("cannot import Vidur from %s with %s: install Vidur's Python deps (docs/vidur.md) and set "+
-			"$GSIM_VIDUR_STUBS, or use engine: embedded:\n%s", loc.VidurPath, loc.Python, ee.LogTail)
+			"$GSIM_VIDUR_STUBS, or use gsim's embedded simulator (uses: sim):\n%s", loc.VidurPath, loc.Python, ee.LogTail)
 	}
 	if err != nil {
 		return err
@@ -282,11 +282,11 @@ func inputDir(spec *stage.Spec, kind, override string) (string, error) {
 		return found[0], nil
 	case 0:
 		if kind == "profile" {
-			return "", errors.New("engine vidur needs a profile: add the profile stage to needs:, or set with.profile to a profile folder (e.g. testdata/profile/h100)")
+			return "", errors.New("vidur needs a profile: add the profile stage to needs:, or set with.profile to a profile folder (e.g. testdata/profile/h100)")
 		}
-		return "", fmt.Errorf("engine vidur needs a %s stage in needs:", kind)
+		return "", fmt.Errorf("vidur needs a %s stage in needs:", kind)
 	default:
-		return "", fmt.Errorf("engine vidur needs one %s input, got %d", kind, len(found))
+		return "", fmt.Errorf("vidur needs one %s input, got %d", kind, len(found))
 	}
 }
 
