@@ -39,6 +39,7 @@ const (
 	RawResultFile      = "shim_result.json"     // what the shim recorded
 	RawArgsFile        = "vidur_args.json"      // the command line
 	RawChromeTraceFile = "chrome_trace.json.gz" // Vidur's chrome trace, gzipped
+	RawRestartsFile    = "restarts.csv"         // the shim's log of Vidur's preemption restarts
 	// RawPredictionsDir holds the prediction tables Vidur's predictor
 	// looked its iterations up in (docs/vidur.md, "Exported predictions").
 	RawPredictionsDir = "predictions"
@@ -110,7 +111,7 @@ func (Kind) Validate(spec *stage.Spec) error {
 	if err := schema.ValidateRun(spec.OutDir); err != nil {
 		return err
 	}
-	for _, f := range []string{RawTraceFile, RawResultFile, VidurRequestMetricsFile} {
+	for _, f := range []string{RawTraceFile, RawResultFile, VidurRequestMetricsFile, RawRestartsFile} {
 		if _, err := os.Stat(filepath.Join(spec.OutDir, RawDir, f)); err != nil {
 			return fmt.Errorf("vidur run %s: %w", spec.OutDir, err)
 		}
@@ -193,7 +194,7 @@ func (Kind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 	resultPath := filepath.Join(raw, RawResultFile)
 	vargs := vidurArgs(p, prof, tracePath, mlp, attn, vidurOut, rfCache)
 	argv := []string{loc.Python, "-u", filepath.Join(shimDir, ShimFile), "--vidur", loc.VidurPath, "--result", resultPath,
-		"--predictions", filepath.Join(raw, RawPredictionsDir)}
+		"--predictions", filepath.Join(raw, RawPredictionsDir), "--restarts", filepath.Join(raw, RawRestartsFile)}
 	if loc.Stubs != "" {
 		argv = append(argv, "--stubs", loc.Stubs)
 	}
@@ -239,9 +240,17 @@ func (Kind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 	if err != nil {
 		return err
 	}
-	conv, err := ConvertOutput(outDir, work.Requests)
+	vout, err := ReadOutput(outDir)
 	if err != nil {
 		return err
+	}
+	if vout.Restarts, err = ReadRestarts(filepath.Join(raw, RawRestartsFile)); err != nil {
+		return fmt.Errorf("vidur shim wrote no usable restart log: %w", err)
+	}
+	vout.RestartsRecorded = true
+	conv, err := Convert(work.Requests, vout)
+	if err != nil {
+		return fmt.Errorf("convert vidur output %s: %w", outDir, err)
 	}
 	if err := keepRaw(outDir, raw, *p.KeepChromeTrace); err != nil {
 		return err
@@ -254,7 +263,7 @@ func (Kind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 		RunType:        schema.RunVidur,
 		Model:          prof.model,
 		Hardware:       map[string]any{"device": prof.vidurDevice, "profile_device": prof.device, "gpu_memory_gb": res.TotalMemoryGB, "simulated_by": "vidur"},
-		Engine:         engineMeta(p, prof, loc, rfCache, &res),
+		Engine:         engineMeta(p, prof, loc, rfCache, &res, conv),
 		WorkloadDigest: digest,
 		StartedAt:      started.Format(time.RFC3339),
 		EndedAt:        time.Now().UTC().Format(time.RFC3339),
@@ -358,7 +367,9 @@ func stageProfile(r *resolvedProfile, cacheDir string) (mlp, attn string, err er
 
 // cacheSubdir separates predictor settings that Vidur leaves out of its own
 // model cache key (the random-forest grid), so a model trained on one grid is
-// never reused for another.
+// never reused for another. "seeded" keeps apart the caches of runs made
+// before the shim seeded every forest (their forests drew from the shared
+// random stream and must never be loaded by a seeded run).
 func cacheSubdir(p *Params) string {
 	join := func(v []int) string {
 		s := make([]string, len(v))
@@ -368,9 +379,9 @@ func cacheSubdir(p *Params) string {
 		return strings.Join(s, "_")
 	}
 	if p.Predictor == "linear_regression" {
-		return "linear_regression"
+		return "seeded-linear_regression"
 	}
-	return fmt.Sprintf("rf-e%s-d%s-s%s", join(p.NumEstimators), join(p.MaxDepth), join(p.MinSamplesSplit))
+	return fmt.Sprintf("seeded-rf-e%s-d%s-s%s", join(p.NumEstimators), join(p.MaxDepth), join(p.MinSamplesSplit))
 }
 
 // vidurArgs maps params to Vidur's command-line flags.
@@ -457,7 +468,7 @@ func modelCard(baseDir, model string) string {
 	return p
 }
 
-func engineMeta(p *Params, prof *resolvedProfile, loc location, rfCache string, res *ShimResult) map[string]any {
+func engineMeta(p *Params, prof *resolvedProfile, loc location, rfCache string, res *ShimResult, conv *Converted) map[string]any {
 	m := map[string]any{
 		"name":                 "vidur",
 		"vidur_path":           loc.VidurPath,
@@ -472,6 +483,8 @@ func engineMeta(p *Params, prof *resolvedProfile, loc location, rfCache string, 
 		"max_tokens":           p.MaxTokens,
 		"network_device":       p.NetworkDevice,
 		"head_dim":             res.HeadDim,
+		"restarts":             conv.Restarts,
+		"prefill_cut_restarts": conv.PrefillCut,
 		"vidur_derived_head":   res.DerivedHeadDim,
 		"predictor_cache_dir":  rfCache,
 		"profile":              prof.root,
