@@ -45,6 +45,8 @@ type env struct {
 	exp    string
 	store  string
 	counts string
+	// extraEnv is added to every gsim command's environment.
+	extraEnv []string
 }
 
 func newEnv(t *testing.T, yaml string) *env {
@@ -79,6 +81,7 @@ func (e *env) cmd(args ...string) *exec.Cmd {
 	c.Dir = e.dir
 	// Each test its own machine slots: other tests on this host hold GPU slots too.
 	c.Env = append(os.Environ(), "GSIM_STORE="+e.store, "COUNTS="+e.counts, "TESTDIR="+e.dir, "GSIM_SLOT_DIR="+filepath.Join(e.dir, "slots"))
+	c.Env = append(c.Env, e.extraEnv...)
 	return c
 }
 

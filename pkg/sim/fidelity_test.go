@@ -212,7 +212,7 @@ func TestFidelity(t *testing.T) {
 	fitOut := t.TempDir()
 	var fitInputs []stage.Input
 	for _, r := range runs {
-		fitInputs = append(fitInputs, stage.Input{Instance: fmt.Sprintf("%s[rate=%v]", r.sweep, r.rate), Kind: "real-bench",
+		fitInputs = append(fitInputs, stage.Input{Instance: fmt.Sprintf("%s[rate=%v]", r.sweep, r.rate), Kind: "real-bench", Holds: stage.HoldsRun,
 			Dir: r.dir, Matrix: map[string]any{"rate": r.rate}})
 	}
 	fparams := map[string]any{"train": map[string]any{"rate": trainRates}}

@@ -69,6 +69,18 @@ func (k *Kind) Fingerprint(params map[string]any, baseDir string) (map[string]st
 
 func (k *Kind) Resources(map[string]any) map[string]int { return nil }
 
+// Produces implements stage.Producer: a run folder.
+func (k *Kind) Produces() string { return stage.HoldsRun }
+
+// InputRoles implements stage.InputReader (see Params.roles).
+func (k *Kind) InputRoles(params map[string]any) []stage.Role {
+	p, err := decodeParams(params)
+	if err != nil {
+		return nil // CheckParams reports it
+	}
+	return p.roles()
+}
+
 func (k *Kind) Validate(spec *stage.Spec) error {
 	return schema.ValidateRun(spec.OutDir)
 }
@@ -78,10 +90,11 @@ func (k *Kind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 	if err != nil {
 		return err
 	}
-	wdir, ok := inputDir(spec, "workload")
-	if !ok {
-		return fmt.Errorf("sim %s: needs a workload stage; add it under needs:", spec.Instance)
+	win, _, err := stage.FindInput(spec, workloadRole)
+	if err != nil {
+		return err
 	}
+	wdir := win.Dir
 	w, err := schema.ReadWorkload(wdir)
 	if err != nil {
 		return fmt.Errorf("sim %s: %w", spec.Instance, err)
@@ -118,6 +131,10 @@ func (k *Kind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 		return fmt.Errorf("sim %s: %w", spec.Instance, runErr)
 	}
 	ended := time.Now().UTC()
+	// No wall-clock times in run_meta.json: a simulation's outputs are a
+	// function of its inputs, so a forced rerun leaves the output digest,
+	// and everything downstream, as it was. The store's manifest and the
+	// stage log say when it ran and how long it took.
 	meta := &schema.RunMeta{
 		RunID:          spec.Key,
 		RunType:        schema.RunSim,
@@ -125,8 +142,6 @@ func (k *Kind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 		Hardware:       map[string]any{"name": p.Hardware, "simulated": true},
 		Engine:         setup.engineMeta(p, res),
 		WorkloadDigest: digest,
-		StartedAt:      started.Format(time.RFC3339Nano),
-		EndedAt:        ended.Format(time.RFC3339Nano),
 	}
 	if meta.RunID == "" {
 		meta.RunID = spec.Instance
@@ -150,14 +165,21 @@ type setup struct {
 	sched     sched.Scheduler
 	pred      predict.Predictor
 	inherited []string // hf-cb settings taken from the fitted engine
+	// tables says where vidur-table's tables came from without a path of
+	// this machine: the input instance, or with.vidur_tables as written.
+	tables string
 }
 
 func (s *setup) engineMeta(p *Params, res engine.Result) map[string]any {
+	pred := s.pred.Describe()
+	if _, ok := pred["vidur_tables"]; ok {
+		pred["vidur_tables"] = s.tables
+	}
 	return map[string]any{
 		"name":               "gsim-embedded",
 		"version":            Version,
 		"scheduler":          s.sched.Name(),
-		"predictor":          s.pred.Describe(),
+		"predictor":          pred,
 		"block_size":         p.BlockSize,
 		"num_blocks":         s.numBlocks,
 		"num_blocks_derived": s.derived,
@@ -204,8 +226,20 @@ func prepare(p *Params, spec *stage.Spec, w *schema.Workload) (*setup, error) {
 	}
 	s.modelCfg = m
 	pred := p.Predictor
-	fitDir, hasFit := inputDir(spec, "fit")
-	profDir, hasProf := inputDir(spec, "profile")
+	var fitDir, profDir string
+	var hasFit, hasProf bool
+	for _, r := range p.roles() {
+		in, ok, err := stage.FindInput(spec, r)
+		if err != nil {
+			return nil, err
+		}
+		switch r.Name {
+		case fitRole.Name:
+			fitDir, hasFit = in.Dir, ok
+		case profileRole.Name:
+			profDir, hasProf = in.Dir, ok
+		}
+	}
 	if pred == "" {
 		switch {
 		case p.Interpolation == predict.InterpVidurTable:
@@ -242,10 +276,11 @@ func prepare(p *Params, spec *stage.Spec, w *schema.Workload) (*setup, error) {
 		}
 	case PredictorVidurProfile:
 		if p.Interpolation == predict.InterpVidurTable {
-			vp, err := vidurTableProfile(p, spec, m)
+			vp, label, err := vidurTableProfile(p, spec, m)
 			if err != nil {
 				return nil, err
 			}
+			s.tables = label
 			s.pred = vp
 			break
 		}

@@ -146,7 +146,7 @@ func TestFitSelectsTrainingCells(t *testing.T) {
 		dir := filepath.Join(tmp, "bench", string(rune('a'+i)))
 		synthRun(t, dir, uint64(i), 800)
 		inputs = append(inputs, stage.Input{Instance: fmt.Sprintf("bench[rate=%v]", rate),
-			Kind: "real-bench", Dir: dir, Matrix: map[string]any{"rate": rate}})
+			Kind: "real-bench", Holds: stage.HoldsRun, Dir: dir, Matrix: map[string]any{"rate": rate}})
 	}
 	out := filepath.Join(tmp, "out")
 	os.MkdirAll(out, 0o755)
@@ -279,7 +279,7 @@ func TestSimInheritsFittedEngine(t *testing.T) {
 	os.MkdirAll(fitOut, 0o755)
 	var ins []stage.Input
 	for _, rate := range []int{2, 6} {
-		ins = append(ins, stage.Input{Instance: fmt.Sprintf("bench[rate=%d]", rate), Kind: "real-bench",
+		ins = append(ins, stage.Input{Instance: fmt.Sprintf("bench[rate=%d]", rate), Kind: "real-bench", Holds: stage.HoldsRun,
 			Dir: filepath.Join(real, fmt.Sprintf("rate-%d", rate), "run"), Matrix: map[string]any{"rate": rate}})
 	}
 	if err := NewFitKind().Run(context.Background(), &stage.Spec{Instance: "fit", OutDir: fitOut,

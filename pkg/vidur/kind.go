@@ -14,11 +14,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gsim-dev/gsim/pkg/profile"
 	"github.com/gsim-dev/gsim/pkg/schema"
@@ -65,9 +63,12 @@ func (Kind) CheckParams(params map[string]any) error {
 	return err
 }
 
-// Fingerprint covers the shim's code, the Vidur checkout's git revision
-// (edits to Vidur outside git are not seen: commit them or bump a param),
-// the model cards and a profile folder named in params.
+// Fingerprint covers the shim's code, the Vidur tree's source (a digest of
+// its vidur/ package, so an edit reruns the stage whether or not it is
+// committed, and a tree that is no git checkout is identified too), the
+// model cards and a profile or model_config named in params. Where Vidur
+// cannot be located the source reads "unknown", so that validate and dag
+// work without it.
 func (Kind) Fingerprint(params map[string]any, baseDir string) (map[string]string, error) {
 	p, err := decodeParams(params)
 	if err != nil {
@@ -86,11 +87,13 @@ func (Kind) Fingerprint(params map[string]any, baseDir string) (map[string]strin
 			return nil, err
 		}
 	}
-	fp["vidur:revision"] = "unknown"
+	fp["vidur:source"] = "unknown"
 	if loc, err := p.locate(baseDir); err == nil {
-		if rev := GitRevision(loc.VidurPath); rev != "" {
-			fp["vidur:revision"] = rev
+		id, err := TreeIdentity(loc.VidurPath)
+		if err != nil {
+			return nil, err
 		}
+		fp["vidur:source"] = id.Source
 	}
 	if p.ModelConfig != "" {
 		if fp["file:model_config"], err = stage.ParamFileDigest("model_config", baseDir, p.ModelConfig); err != nil {
@@ -106,6 +109,42 @@ func (Kind) Fingerprint(params map[string]any, baseDir string) (map[string]strin
 }
 
 func (Kind) Resources(map[string]any) map[string]int { return nil }
+
+// VolatileFiles implements stage.Volatile: the files in raw/ that record
+// where and how long Vidur ran (absolute paths of this machine, its time
+// stamped output folder, wall seconds). They stay in the object but not in
+// its digest, so identical results in two stores, or a forced rerun, have
+// one digest. run_meta.json holds none of that.
+func (Kind) VolatileFiles() []string {
+	return []string{RawDir + "/" + RawArgsFile, RawDir + "/" + RawResultFile, RawDir + "/" + VidurConfigFile}
+}
+
+// Produces implements stage.Producer: a run folder (whose raw/ also holds
+// Vidur's own outputs and prediction tables).
+func (Kind) Produces() string { return stage.HoldsRun }
+
+// The inputs a vidur stage reads, found by what the needs hold.
+var (
+	workloadRole = stage.Role{Name: "workload", Param: "workload", Holds: stage.HoldsWorkload, Hint: "a workload stage"}
+	profileRole  = stage.Role{Name: "profile", Holds: stage.HoldsProfile,
+		Hint: "a profile stage (or set with.profile to a profile folder, e.g. testdata/profile/h100)"}
+)
+
+func (p *Params) roles() []stage.Role {
+	if p.Profile != "" {
+		return []stage.Role{workloadRole}
+	}
+	return []stage.Role{workloadRole, profileRole}
+}
+
+// InputRoles implements stage.InputReader.
+func (Kind) InputRoles(params map[string]any) []stage.Role {
+	p, err := decodeParams(params)
+	if err != nil {
+		return nil // CheckParams reports it
+	}
+	return p.roles()
+}
 
 func (Kind) Validate(spec *stage.Spec) error {
 	if err := schema.ValidateRun(spec.OutDir); err != nil {
@@ -134,7 +173,6 @@ type ShimResult struct {
 }
 
 func (Kind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
-	started := time.Now().UTC()
 	if env.Log == nil {
 		env.Log = io.Discard
 	}
@@ -146,13 +184,22 @@ func (Kind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 	if err != nil {
 		return err
 	}
-	workDir, err := inputDir(spec, "workload", "")
+	id, err := TreeIdentity(loc.VidurPath)
 	if err != nil {
 		return err
 	}
-	profDir, err := inputDir(spec, "profile", stage.Resolve(spec.BaseDir, p.Profile))
+	win, _, err := stage.FindInput(spec, workloadRole)
 	if err != nil {
-		return err
+		return fmt.Errorf("vidur %s: %w", spec.Instance, err)
+	}
+	workDir := win.Dir
+	profDir := stage.Resolve(spec.BaseDir, p.Profile)
+	if profDir == "" {
+		in, _, err := stage.FindInput(spec, profileRole)
+		if err != nil {
+			return fmt.Errorf("vidur %s: %w", spec.Instance, err)
+		}
+		profDir = in.Dir
 	}
 	work, err := schema.ReadWorkload(workDir)
 	if err != nil {
@@ -263,40 +310,11 @@ func (Kind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 		RunType:        schema.RunVidur,
 		Model:          prof.model,
 		Hardware:       map[string]any{"device": prof.vidurDevice, "profile_device": prof.device, "gpu_memory_gb": res.TotalMemoryGB, "simulated_by": "vidur"},
-		Engine:         engineMeta(p, prof, loc, rfCache, &res, conv),
+		Engine:         engineMeta(p, prof, id, &res, conv),
 		WorkloadDigest: digest,
-		StartedAt:      started.Format(time.RFC3339),
-		EndedAt:        time.Now().UTC().Format(time.RFC3339),
-		Extra:          map[string]any{"vidur_seconds": res.Seconds, "python": res.Python},
+		Extra:          map[string]any{"python": res.Python},
 	}
 	return conv.WriteRun(spec.OutDir, meta)
-}
-
-// inputDir finds the input of the given kind (or stage name), or uses
-// override when set.
-func inputDir(spec *stage.Spec, kind, override string) (string, error) {
-	if override != "" {
-		return override, nil
-	}
-	var found []string
-	for name, ins := range spec.Inputs {
-		for _, in := range ins {
-			if in.Kind == kind || (in.Kind == "" && name == kind) {
-				found = append(found, in.Dir)
-			}
-		}
-	}
-	switch len(found) {
-	case 1:
-		return found[0], nil
-	case 0:
-		if kind == "profile" {
-			return "", errors.New("vidur needs a profile: add the profile stage to needs:, or set with.profile to a profile folder (e.g. testdata/profile/h100)")
-		}
-		return "", fmt.Errorf("vidur needs a %s stage in needs:", kind)
-	default:
-		return "", fmt.Errorf("vidur needs one %s input, got %d", kind, len(found))
-	}
 }
 
 type resolvedProfile struct {
@@ -305,6 +323,7 @@ type resolvedProfile struct {
 	vidurDevice   string
 	memoryGB      float64 // 0: Vidur's own for the device
 	blockSize     int
+	digest        string // of the folder holding mlp.csv and attention.csv
 }
 
 func resolveProfile(p *Params, root string, work *schema.Workload) (*resolvedProfile, error) {
@@ -352,6 +371,7 @@ func stageProfile(r *resolvedProfile, cacheDir string) (mlp, attn string, err er
 	if err != nil {
 		return "", "", err
 	}
+	r.digest = h
 	dst := filepath.Join(cacheDir, "profiles", h[:16], r.device, filepath.FromSlash(r.model))
 	mlp, attn = filepath.Join(dst, profile.MLPFile), filepath.Join(dst, profile.AttentionFile)
 	if err := os.MkdirAll(dst, 0o755); err != nil {
@@ -468,11 +488,13 @@ func modelCard(baseDir, model string) string {
 	return p
 }
 
-func engineMeta(p *Params, prof *resolvedProfile, loc location, rfCache string, res *ShimResult, conv *Converted) map[string]any {
+func engineMeta(p *Params, prof *resolvedProfile, id Identity, res *ShimResult, conv *Converted) map[string]any {
 	m := map[string]any{
 		"name":                 "vidur",
-		"vidur_path":           loc.VidurPath,
-		"vidur_commit":         GitRevision(loc.VidurPath),
+		"version":              Version,
+		"vidur_commit":         id.Commit,
+		"vidur_dirty":          id.Dirty,
+		"vidur_source":         id.Source,
 		"scheduler":            p.Scheduler,
 		"predictor":            p.Predictor,
 		"batch_size_cap":       p.BatchSizeCap,
@@ -486,8 +508,7 @@ func engineMeta(p *Params, prof *resolvedProfile, loc location, rfCache string, 
 		"restarts":             conv.Restarts,
 		"prefill_cut_restarts": conv.PrefillCut,
 		"vidur_derived_head":   res.DerivedHeadDim,
-		"predictor_cache_dir":  rfCache,
-		"profile":              prof.root,
+		"profile_digest":       prof.digest,
 		"tensor_parallel_size": 1,
 		"pipeline_stages":      1,
 	}
@@ -531,16 +552,6 @@ func keepRaw(outDir, raw string, chrome bool) error {
 		return nil
 	}
 	return gzipFile(filepath.Join(outDir, ChromeTraceFile), filepath.Join(raw, RawChromeTraceFile))
-}
-
-// GitRevision is the checkout's HEAD commit, or "" when dir is not a git
-// checkout (or git is absent).
-func GitRevision(dir string) string {
-	out, err := exec.Command("git", "-C", dir, "rev-parse", "HEAD").Output()
-	if err == nil {
-		return strings.TrimSpace(string(out))
-	}
-	return ""
 }
 
 func copyAtomic(src, dst string) error {

@@ -63,6 +63,8 @@ type Params struct {
 	CacheDir string `json:"cache_dir"`
 	// Profile is a profile folder to use instead of a `profile` input.
 	Profile string `json:"profile"`
+	// Workload names the workload stage when several needs hold one.
+	Workload string `json:"workload"`
 	// ModelConfig is a Hugging Face config.json for a model Vidur does not
 	// know; empty: stages/models/<name>/config.json.
 	ModelConfig string `json:"model_config"`
