@@ -44,7 +44,7 @@ stages:
   compare:
     uses: compare
     needs: [workload, sim, sarathi]
-    with: {reference: sim}
+    with: {reference: sim, workload: workload}
   report:
     uses: report
     needs: [{stage: compare, all: true}]

@@ -64,8 +64,8 @@ type Params struct {
 	// reads no profile but the prediction tables a real Vidur run used.
 	Interpolation string `json:"interpolation"`
 	// VidurTables names the folder of those tables (raw/predictions of
-	// an engine: vidur sim stage); empty: the raw/predictions of the
-	// input stage that has one.
+	// a vidur stage); empty: the raw/predictions of the vidur stage under
+	// needs:.
 	VidurTables string `json:"vidur_tables"`
 	// Profile and StepModel name a profile folder or a step_model.json to
 	// use instead of a `profile` or `fit` input.

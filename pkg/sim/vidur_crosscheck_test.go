@@ -84,7 +84,7 @@ func recordedEngine(t *testing.T) map[string]any {
 
 // simulateKind runs the recorded workload through the sim kind with
 // vidur-profile read with interp into out. The recorded Vidur run is an
-// input, as an engine: vidur stage under needs: would be, so vidur-table
+// input, as a vidur stage under needs: would be, so vidur-table
 // finds its raw/predictions.
 func simulateKind(t *testing.T, interp, out string) map[string][]float64 {
 	t.Helper()

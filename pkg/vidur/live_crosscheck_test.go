@@ -25,16 +25,15 @@ var record = flag.Bool("record", false, "with GSIM_VIDUR: rewrite testdata/vidur
 // crossDir holds the recorded cases of the scheduling cross-check.
 const crossDir = "../../testdata/vidur/crosscheck"
 
-// xcase is one scheduling cross-check: a workload, the vidur stage's params
-// and the sim stage's own params (what Vidur derives, num_blocks and its
-// max batch size, is added from the Vidur run). Pressure cases must make
+// xcase is one scheduling cross-check: a workload and the vidur stage's
+// params; the sim stage's are the same knobs plus what Vidur derived
+// (simParams). Pressure cases must make
 // Vidur preempt (vllm, sarathi) or queue for blocks (orca, which reserves
 // every request's whole length up front and never preempts).
 type xcase struct {
 	Name     string         `json:"name"`
 	Workload map[string]any `json:"workload"`
 	Vidur    map[string]any `json:"vidur"`
-	Sim      map[string]any `json:"sim"`
 	// Restarts and PrefillCut are the least the Vidur run must show
 	// (restarts in all; requests restarted part-way through their first
 	// prefill).
@@ -215,8 +214,14 @@ func TestLiveVidurMatchesEmbedded(t *testing.T) {
 	prof := liveProfile(t)
 	base, _ := filepath.Abs("../..")
 	if *record {
-		if err := os.RemoveAll(crossDir); err != nil {
-			t.Fatal(err)
+		// The cases and tables are rewritten; README.md stays.
+		dirs, _ := filepath.Glob(filepath.Join(crossDir, "*", ""))
+		for _, d := range dirs {
+			if st, err := os.Stat(d); err == nil && st.IsDir() {
+				if err := os.RemoveAll(d); err != nil {
+					t.Fatal(err)
+				}
+			}
 		}
 	}
 	for _, c := range crossCases() {
@@ -266,6 +271,7 @@ type recorded struct {
 	Restarts       int64          `json:"restarts"`
 	PrefillCut     int            `json:"prefill_cut_restarts"`
 	VidurCommit    string         `json:"vidur_commit"`
+	VidurSource    string         `json:"vidur_source"`
 }
 
 // recordCase keeps what the recorded check needs: Vidur's own outputs
@@ -300,8 +306,9 @@ func recordCase(t *testing.T, c xcase, w *schema.Workload, workDir, vout string,
 		t.Fatal(err)
 	}
 	commit, _ := run.Meta.Engine["vidur_commit"].(string)
+	source, _ := run.Meta.Engine["vidur_source"].(string)
 	rec := recorded{xcase: c, WorkloadDigest: digest, SimParams: sp, Tables: "../tables/" + td[:12],
-		Iterations: len(run.Steps), Restarts: restarts, PrefillCut: cut, VidurCommit: commit}
+		Iterations: len(run.Steps), Restarts: restarts, PrefillCut: cut, VidurCommit: commit, VidurSource: source}
 	b, err := json.MarshalIndent(rec, "", "  ")
 	if err != nil {
 		t.Fatal(err)

@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """Run real Vidur (microsoft/vidur) for gsim without editing Vidur's files.
 
-gsim's `sim` kind with `engine: vidur` writes the trace and the flags, then runs
+gsim's `vidur` kind writes the trace and the flags, then runs
 
     python3 vidur_shim.py --vidur <checkout> [--stubs <dir>] \
         [--hf-config <config.json> --model-name <org/name>] \
         [--total-memory-gb N] --result <result.json> [--predictions <dir>] \
-        -- <vidur flags...>
+        [--restarts <restarts.csv>] -- <vidur flags...>
 
 What the shim adds to `python -m vidur.main`:
+- puts gsim's stand-ins for wandb, plotly_express and ddsketch (standins/)
+  on the path after the installed packages;
 - registers a model config built from a Hugging Face config.json when Vidur does
   not know the model (Qwen3-0.6B), with the model's true head_dim: Vidur derives
   head_dim = embedding_dim / num_q_heads (64 for Qwen3-0.6B, whose real head_dim
