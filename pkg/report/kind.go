@@ -35,7 +35,7 @@ type CompareParams struct {
 }
 
 func (CompareKind) Name() string    { return "compare" }
-func (CompareKind) Version() string { return "1" }
+func (CompareKind) Version() string { return "2" }
 
 // Produces implements stage.Producer: one comparison.
 func (CompareKind) Produces() string { return stage.HoldsCompare }

@@ -20,7 +20,7 @@ import (
 
 // Version is the embedded simulator's runner identity: bump it whenever the
 // same params and inputs could give different outputs.
-const Version = "3"
+const Version = "4"
 
 // Kind is the `sim` stage kind: gsim's embedded simulator. Real Vidur is
 // the `vidur` kind (pkg/vidur).

@@ -25,7 +25,7 @@ import (
 
 // Version is the engine's runner identity; bump it when the conversion or the
 // flags gsim passes change for the same params and inputs.
-const Version = "vidur-engine/1"
+const Version = "vidur/2"
 
 // RawDir holds, inside the stage's output, the exact Vidur inputs and
 // Vidur's own outputs the canonical files were converted from.
