@@ -1,5 +1,6 @@
 """Tests of the Vidur shim. The head_dim tests need Vidur: GSIM_VIDUR=<checkout>
-(and GSIM_VIDUR_STUBS on Debian); without it they are skipped."""
+(gsim's stand-ins fill in wandb, plotly_express and ddsketch); without it they
+are skipped."""
 
 import json
 import os
@@ -156,6 +157,8 @@ def vidur_importable():
     for d in [path, os.environ.get("GSIM_VIDUR_STUBS", "")]:
         if d and d not in sys.path:
             sys.path.insert(0, d)
+    if vidur_shim.STANDINS not in sys.path:
+        sys.path.append(vidur_shim.STANDINS)
     try:
         import vidur.main  # noqa: F401
     except Exception as e:  # a missing dependency of Vidur
