@@ -101,7 +101,7 @@ func TestOutputsIdenticalAcrossStores(t *testing.T) {
 			t.Errorf("%s: output digest %s in one store, %s in the other", inst, d, db[inst])
 		}
 	}
-	cmp, err := os.ReadFile(filepath.Join(a.store, "runs", "det", "compare[rate=2]", "compare.json"))
+	cmp, err := os.ReadFile(filepath.Join(a.store, "runs", "det", "compare.rate@2", "compare.json")) // the link of compare[rate=2]
 	if err != nil {
 		t.Fatal(err)
 	}
