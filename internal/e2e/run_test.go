@@ -323,12 +323,13 @@ func TestConcurrentRunsExecuteEachKeyOnce(t *testing.T) {
 func TestVerifyCorruptOutput(t *testing.T) {
 	e := newEnv(t, pipeline)
 	e.mustRun()
-	p := filepath.Join(e.store, "runs", "t", "w[rate=1]", "w.txt")
+	p := filepath.Join(e.store, "runs", "t", "w.rate@1", "w.txt") // the link of w[rate=1]
 	st, err := os.Stat(p)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Bit rot: same size, same mtime, different bytes. Only --verify sees it.
+	os.Chmod(p, 0o644) // committed files are read-only
 	if err := os.WriteFile(p, []byte("9\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}

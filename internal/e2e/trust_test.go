@@ -314,7 +314,7 @@ func TestStatusFindsDamagedObjects(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := newEnv(t, pipeline)
 			e.mustRun()
-			p := filepath.Join(e.store, "runs", "t", "w[rate=1]", "w.txt")
+			p := filepath.Join(e.store, "runs", "t", "w.rate@1", "w.txt")
 			os.Chmod(p, 0o644)
 			if err := f(p); err != nil {
 				t.Fatal(err)

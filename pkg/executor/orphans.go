@@ -35,16 +35,22 @@ func EndOrphans(s *store.Store, always bool) int {
 	var dead []string
 	if !always {
 		ents, _ := os.ReadDir(filepath.Join(s.Root, "staging"))
+		var jobs map[string]bool
 		for _, e := range ents {
-			key, ok := store.StagingKey(e.Name())
-			if !ok || !e.IsDir() {
+			if _, ok := store.StagingKey(e.Name()); !ok || !e.IsDir() {
 				continue
 			}
 			if _, err := os.Lstat(filepath.Join(s.Root, "staging", e.Name(), orphansEnded)); err == nil {
 				continue
 			}
-			dead = append(dead, e.Name())
-			_ = key
+			if jobs == nil {
+				jobs = jobStaging(s)
+			}
+			// A batch job's folder is alive without a gsim holding its key;
+			// what it writes there is adopted later, so it gets no marker.
+			if !jobs[e.Name()] {
+				dead = append(dead, e.Name())
+			}
 		}
 		if len(dead) == 0 {
 			return 0
@@ -92,4 +98,14 @@ func otherAttempts(s *store.Store, key, ours string) bool {
 		}
 	}
 	return false
+}
+
+// jobStaging names the staging folders batch jobs of this store write into.
+func jobStaging(s *store.Store) map[string]bool {
+	out := map[string]bool{}
+	jobs, _ := s.Jobs()
+	for _, j := range jobs {
+		out[filepath.Base(s.JobStaging(j))] = true
+	}
+	return out
 }

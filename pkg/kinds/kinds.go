@@ -7,6 +7,7 @@ import (
 	"github.com/gsim-dev/gsim/pkg/profile"
 	"github.com/gsim-dev/gsim/pkg/realbench"
 	"github.com/gsim-dev/gsim/pkg/report"
+	"github.com/gsim-dev/gsim/pkg/servebench"
 	"github.com/gsim-dev/gsim/pkg/shell"
 	"github.com/gsim-dev/gsim/pkg/sim"
 	"github.com/gsim-dev/gsim/pkg/stage"
@@ -22,7 +23,11 @@ func Registry() *stage.Registry {
 		profile.Kind{},
 		realbench.Kind{},
 		realbench.ReplayKind{},
-		sim.NewKind(vidur.NewEngine()),
+		servebench.Kind{},
+		servebench.VLLMWorkloadKind{},
+		servebench.VLLMResultKind{},
+		sim.NewKind(),
+		vidur.NewKind(),
 		sim.NewFitKind(),
 		report.CompareKind{},
 		report.SweepKind{},

@@ -18,6 +18,8 @@ type ReplayParams struct {
 	// run_meta.json, optionally step_metrics.csv), relative to the
 	// experiment file's folder.
 	Path string `json:"path"`
+	// Workload names the workload stage when several needs hold one.
+	Workload string `json:"workload,omitempty"`
 }
 
 // ReplayKind is the `replay` stage kind: it stands in for real-bench where
@@ -34,6 +36,12 @@ func (ReplayKind) Name() string { return "replay" }
 
 // Version implements stage.Kind.
 func (ReplayKind) Version() string { return "1" }
+
+// Produces implements stage.Producer: a run folder.
+func (ReplayKind) Produces() string { return stage.HoldsRun }
+
+// InputRoles implements stage.InputReader.
+func (ReplayKind) InputRoles(map[string]any) []stage.Role { return []stage.Role{WorkloadRole} }
 
 func decodeReplay(params map[string]any) (ReplayParams, error) {
 	var p ReplayParams
@@ -128,6 +136,9 @@ func (ReplayKind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) erro
 				src, name, schema.RequestMetricsFile, schema.TokenMetricsFile, schema.RunMetaFile)
 		}
 	}
+	// Progress in steps: the check of the recording, then one per file.
+	steps := float64(1 + len(runFiles))
+	env.Report(0, steps, "checking the recording")
 	if err := checkDigest(src, wdir); err != nil {
 		return err
 	}
@@ -137,7 +148,8 @@ func (ReplayKind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) erro
 		return fmt.Errorf("recorded run %s is not a valid run folder (fix the file or record the run again): %w", p.Path, err)
 	}
 	var copied []string
-	for _, name := range runFiles {
+	for i, name := range runFiles {
+		env.Report(float64(1+i), steps, "copying "+name)
 		from := filepath.Join(src, name)
 		if !schema.Exists(from) {
 			continue
@@ -149,6 +161,7 @@ func (ReplayKind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) erro
 		}
 		copied = append(copied, name)
 	}
+	env.Report(steps, steps, "copied")
 	sort.Strings(copied)
 	if env.Log != nil {
 		fmt.Fprintf(env.Log, "replay: copied %v from %s\n", copied, src)

@@ -222,6 +222,9 @@ func verdict(res *Result) []string {
 		out = append(out, head+". "+strings.Join(parts, "; ")+".")
 	}
 	for _, r := range res.Runs {
+		if n := tokenTimingNote(r); n != "" {
+			out = append(out, n)
+		}
 		if r.NumFailed > 0 {
 			out = append(out, fmt.Sprintf("**%s**: %d of %d requests failed and are excluded from the statistics.", r.Label, r.NumFailed, r.NumRequests))
 		}
@@ -238,7 +241,7 @@ func provenanceTable(res *Result) table {
 		f := map[string]string{
 			"run_id": r.RunID, "run_type": r.RunType, "model": r.Model,
 			"started_at": r.StartedAt, "ended_at": r.EndedAt,
-			"stage key": r.Key, "stage instance": r.Instance, "folder": r.Dir,
+			"stage key": r.Key, "stage instance": r.Instance,
 		}
 		flatten("hardware", r.Hardware, f)
 		flatten("engine", r.Engine, f)

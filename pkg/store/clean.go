@@ -80,9 +80,12 @@ func (s *Store) Clean(dryRun bool) (*CleanReport, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A batch job outlives the gsim that submitted it: the folder it
+	// writes into stays until a run settles its record.
+	jobStaging := s.jobStaging()
 	for _, e := range staging {
 		key, ok := StagingKey(e.Name())
-		if !ok || !e.IsDir() {
+		if !ok || !e.IsDir() || jobStaging[e.Name()] {
 			continue
 		}
 		l, ok, err := s.TryLock(key)
@@ -93,6 +96,21 @@ func (s *Store) Clean(dryRun bool) (*CleanReport, error) {
 			continue // a live gsim is working on it
 		}
 		err = add(filepath.Join(s.Root, "staging", e.Name()), "unfinished attempt")
+		l.Unlock()
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	for _, j := range s.staleJobs() {
+		l, ok, err := s.TryLock(j.Key)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		err = add(s.jobPath(j.Key), "record of a batch job whose attempt folder is gone")
 		l.Unlock()
 		if err != nil {
 			return nil, err
@@ -260,4 +278,16 @@ func duSize(p string) int64 {
 		return nil
 	})
 	return n
+}
+
+func readDirNames(dir string) ([]string, error) {
+	ents, err := readDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(ents))
+	for i, e := range ents {
+		out[i] = e.Name()
+	}
+	return out, nil
 }

@@ -34,7 +34,7 @@ var subdirs = []string{"objects", "staging", "failed", "locks", "runs"}
 
 // MarkerFile, at the top of a store, says the folder is one: gsim clean
 // removes things only in a folder that has it (or gsim's full layout).
-const MarkerFile = "gsim-store.json"
+const MarkerFile = storeMarker
 
 // Open makes root's layout (and its marker) if needed.
 func Open(root string) (*Store, error) {
@@ -92,23 +92,10 @@ func OpenExisting(root string) (*Store, error) {
 	case !fi.IsDir():
 		return nil, fmt.Errorf("store %s is a file; give --store (or $GSIM_STORE) a folder, e.g. tmp", abs)
 	}
-	if !isStore(abs) {
+	if !IsStore(abs) {
 		return nil, &NotStoreError{Root: abs}
 	}
 	return &Store{Root: abs}, nil
-}
-
-func isStore(abs string) bool {
-	if fi, err := os.Lstat(filepath.Join(abs, MarkerFile)); err == nil && fi.Mode().IsRegular() {
-		return true
-	}
-	for _, d := range subdirs {
-		fi, err := os.Lstat(filepath.Join(abs, d))
-		if err != nil || !fi.IsDir() {
-			return false
-		}
-	}
-	return true
 }
 
 // writeMarker writes MarkerFile once; a concurrent Open may win the race.
@@ -420,28 +407,19 @@ func (s *Store) LinkDir(experiment string) string {
 	return filepath.Join(s.Root, "runs", experiment)
 }
 
-// LinkName turns an instance id into a file name ('/' may occur in matrix
-// values such as model names).
-func LinkName(instance string) string {
-	if !strings.ContainsAny(instance, "%/") {
-		return instance
-	}
-	return linkNamer.Replace(instance)
-}
-
-var linkNamer = strings.NewReplacer("%", "%25", "/", "%2F")
-
 // Link points runs/<experiment>/<instance> at key's object with a relative
 // symlink, replaced atomically.
 func (s *Store) Link(experiment, instance, key string) error {
 	dir := s.LinkDir(experiment)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
 	name := filepath.Join(dir, LinkName(instance))
 	target := filepath.Join("..", "..", "objects", key)
+	// The common case of a no-op run, in one system call: the link is right
+	// (and an older gsim's link beside it went when this one was made).
 	if cur, err := os.Readlink(name); err == nil && cur == target {
 		return nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
 	}
 	tmp := filepath.Join(dir, linkTmpPrefix+strconv.Itoa(os.Getpid())+"-"+strconv.FormatInt(stagingSeq.Add(1), 10))
 	if err := os.Symlink(target, tmp); err != nil {
@@ -451,7 +429,19 @@ func (s *Store) Link(experiment, instance, key string) error {
 		os.Remove(tmp)
 		return fmt.Errorf("link %s: %w", instance, err)
 	}
+	removeLegacyLink(dir, instance)
 	return nil
+}
+
+// removeLegacyLink drops the link an older gsim made for instance, once the
+// new one exists, so that only one name points at the instance's object.
+func removeLegacyLink(dir, instance string) {
+	if old := legacyLinkName(instance); old != LinkName(instance) {
+		p := filepath.Join(dir, old)
+		if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			os.Remove(p)
+		}
+	}
 }
 
 // linkTmpPrefix names a link being made; instance ids never start with '.'.
@@ -461,7 +451,10 @@ const linkTmpPrefix = ".tmp-"
 func (s *Store) Linked(experiment, instance string) (string, bool) {
 	t, err := os.Readlink(filepath.Join(s.LinkDir(experiment), LinkName(instance)))
 	if err != nil {
-		return "", false
+		// A store made by an older gsim names links by the raw id.
+		if t, err = os.Readlink(filepath.Join(s.LinkDir(experiment), legacyLinkName(instance))); err != nil {
+			return "", false
+		}
 	}
 	return filepath.Base(t), true
 }

@@ -128,6 +128,7 @@ func TestCommitCheckVerify(t *testing.T) {
 		t.Errorf("touched object not complete: %s", r.Problem)
 	}
 	// Same size, different bytes, new mtime: incomplete; Verify names it.
+	os.Chmod(p, 0o644) // committed files are read-only
 	os.WriteFile(p, []byte("HELLO"), 0o644)
 	if r := s.Check("k1"); r.Complete || !strings.Contains(r.Problem, "a.txt") {
 		t.Errorf("modified object: %+v", r)
@@ -226,7 +227,7 @@ func TestLinksAndClean(t *testing.T) {
 	if k, ok := s.Linked("exp", "m[model=Qwen/Qwen3]"); !ok || k != tk("keep") {
 		t.Fatalf("linked = %s %v", k, ok)
 	}
-	if _, err := os.Stat(filepath.Join(s.LinkDir("exp"), "m[model=Qwen%2FQwen3]", "a")); err != nil {
+	if _, err := os.Stat(filepath.Join(s.LinkDir("exp"), "m.model@Qwen+2FQwen3", "a")); err != nil {
 		t.Errorf("link does not reach the object: %v", err)
 	}
 	st, _ := s.NewStaging(tk("dead"))

@@ -134,6 +134,7 @@ func TestCheckCallsDamageCorruption(t *testing.T) {
 		t.Errorf("removed manifest: %+v", r)
 	}
 	// A manifest of another gsim version is not damage.
+	os.Remove(filepath.Join(s.ObjectDir(key), ManifestFile))
 	os.WriteFile(filepath.Join(s.ObjectDir(key), ManifestFile), []byte(`{"schema_version": 99, "key": "`+key+`"}`), 0o644)
 	if r := s.Check(key); r.Complete || r.Damaged || !r.Exists {
 		t.Errorf("manifest of another version: %+v", r)
