@@ -100,6 +100,17 @@ func TestParamFileHashedOnceAndTrustedAcrossRuns(t *testing.T) {
 			t.Errorf("gsim %s opened the unchanged param file %d times, want 0", args[0], n)
 		}
 	}
+	// Where there is no store, status and a dry run remember nothing, so
+	// they make no store.
+	none := filepath.Join(e.dir, "no-store")
+	for _, args := range [][]string{{"status", e.exp, "--store", none}, {"run", e.exp, "--dry-run", "--store", none}} {
+		if s := e.gsim(args...); s.code != 0 {
+			t.Fatalf("%v: %s", args, s)
+		}
+		if _, err := os.Stat(none); !os.IsNotExist(err) {
+			t.Fatalf("gsim %v made %s", args[:2], none)
+		}
+	}
 	f, _ := os.OpenFile(csv, os.O_APPEND|os.O_WRONLY, 0)
 	f.WriteString("18,3\n")
 	f.Close()

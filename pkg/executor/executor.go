@@ -213,7 +213,13 @@ func newGraph(p *plan.Plan, opt *Options) (*graph, error) {
 	g.selectOnly(opt.Only)
 	// Files named by params are trusted by their signature across runs, as
 	// outputs are by size and mtime.
-	stage.UseDigestCache(opt.Store.CacheDir("digests"), opt.Store.Root)
+	// They are kept in the store only if there is one: a status or a dry
+	// run makes no store to remember them in.
+	if store.IsStore(opt.Store.Root) {
+		stage.UseDigestCache(opt.Store.CacheDir("digests"), opt.Store.Root)
+	} else {
+		stage.UseDigestCache("", opt.Store.Root)
+	}
 	// Manifests this experiment's objects had last time, unchanged, are not
 	// read again (Store.Check still checks every output file).
 	opt.Store.UseTrust(p.Name)

@@ -93,7 +93,8 @@ func (s *Store) SaveTrust() error {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if !t.dirty {
+	// A status or a dry run where there is no store makes none.
+	if !t.dirty || !IsStore(s.Root) {
 		return nil
 	}
 	var keep []*trustEntry
