@@ -7,7 +7,8 @@
 //
 // `go test ./internal/chaos/...` runs a short form (CI); GSIM_CHAOS=long
 // runs the long one (a few minutes); GSIM_CHAOS_SEED fixes the random
-// choices, GSIM_CHAOS_REPORT names a JSON file for the figures. The figures
+// choices, GSIM_CHAOS_REPORT names a JSON file for the figures,
+// GSIM_CHAOS_BIN a gsim binary to test instead of one built from here. The figures
 // of a long run are in docs/reliability.md.
 package chaos
 
@@ -86,11 +87,16 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	gsimBin = filepath.Join(dir, "gsim")
-	build := exec.Command("go", "build", "-o", gsimBin, "github.com/gsim-dev/gsim/cmd/gsim")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build gsim:", err)
-		os.Exit(1)
+	if b := os.Getenv("GSIM_CHAOS_BIN"); b != "" {
+		// Another gsim binary under test (an older release, say).
+		gsimBin = b
+	} else {
+		build := exec.Command("go", "build", "-o", gsimBin, "github.com/gsim-dev/gsim/cmd/gsim")
+		build.Stderr = os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build gsim:", err)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
