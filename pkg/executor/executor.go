@@ -211,18 +211,6 @@ func newGraph(p *plan.Plan, opt *Options) (*graph, error) {
 		}
 	}
 	g.selectOnly(opt.Only)
-	// Files named by params are trusted by their signature across runs, as
-	// outputs are by size and mtime.
-	// They are kept in the store only if there is one: a status or a dry
-	// run makes no store to remember them in.
-	if store.IsStore(opt.Store.Root) {
-		stage.UseDigestCache(opt.Store.CacheDir("digests"), opt.Store.Root)
-	} else {
-		stage.UseDigestCache("", opt.Store.Root)
-	}
-	// Manifests this experiment's objects had last time, unchanged, are not
-	// read again (Store.Check still checks every output file).
-	opt.Store.UseTrust(p.Name)
 	return g, nil
 }
 
@@ -354,4 +342,19 @@ func (g *graph) spec(n *node, st *store.Store, outDir string) *stage.Spec {
 		}
 	}
 	return s
+}
+
+// useCaches lets this run, dry run or status trust what the store
+// remembers: files named by params by their signature across runs, as
+// outputs are by size and mtime, and the manifests this experiment's
+// objects had last time, unchanged (Store.Check still checks every output
+// file). They are kept in the store only if there is one: a status or a dry
+// run makes no store to remember them in.
+func useCaches(p *plan.Plan, st *store.Store) {
+	if store.IsStore(st.Root) {
+		stage.UseDigestCache(st.CacheDir("digests"), st.Root)
+	} else {
+		stage.UseDigestCache("", st.Root)
+	}
+	st.UseTrust(p.Name)
 }

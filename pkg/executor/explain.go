@@ -57,6 +57,7 @@ func Explain(p *plan.Plan, opt Options) ([]Decision, error) {
 	if err != nil {
 		return nil, err
 	}
+	useCaches(p, opt.Store)
 	ds := g.decideAll(&opt, true, nil)
 	_ = opt.Store.SaveTrust()
 	var out []Decision

@@ -46,6 +46,7 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 		return nil, err
 	}
 	defer use.Unlock()
+	useCaches(p, opt.Store)
 	disp := opt.display()
 	if n := EndOrphans(opt.Store, false); n > 0 {
 		disp.Printf("ended %d process(es) left running by killed gsim runs", n)
