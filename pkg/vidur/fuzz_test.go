@@ -61,11 +61,7 @@ func FuzzReadRequests(f *testing.F) {
 }
 
 func FuzzReadChromeTrace(f *testing.F) {
-	head := recordedHead(f, RawChromeTraceFile, 2048)
-	// Close the cut-off event list so the seed is valid JSON.
-	if i := bytes.LastIndex(head, []byte("}}, {")); i > 0 {
-		head = append(append([]byte(nil), head[:i+2]...), "]}"...)
-	}
+	head := closeEvents(recordedHead(f, RawChromeTraceFile, 2048))
 	f.Add(head, false)
 	f.Add(head, true)
 	f.Fuzz(func(t *testing.T, data []byte, gz bool) {
@@ -88,10 +84,28 @@ func FuzzConvertOutput(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Add(recordedHead(f, VidurRequestMetricsFile, 1<<20), recordedHead(f, RawChromeTraceFile, 1<<22))
+	// A small run: the first requests and the first batches, so that one
+	// conversion costs microseconds, not the whole recorded run.
+	const n = 11
+	reqs := recordedHead(f, VidurRequestMetricsFile, 1<<16)
+	if lines := bytes.SplitAfter(reqs, []byte("\n")); len(lines) > n+1 {
+		reqs = bytes.Join(lines[:n+1], nil)
+	}
+	trace := closeEvents(recordedHead(f, RawChromeTraceFile, 16<<10))
+	work := w.Requests[:n]
+	f.Add(reqs, trace)
 	f.Fuzz(func(t *testing.T, reqs, trace []byte) {
 		fuzzWrite(t, VidurRequestMetricsFile, reqs)
 		dir := filepath.Dir(fuzzWrite(t, ChromeTraceFile, trace))
-		_, _ = ConvertOutput(dir, w.Requests)
+		_, _ = ConvertOutput(dir, work)
 	})
+}
+
+// closeEvents ends a chrome trace cut off in its event list after the last
+// whole event, so the seed is valid JSON.
+func closeEvents(head []byte) []byte {
+	if i := bytes.LastIndex(head, []byte("}}, {")); i > 0 {
+		return append(append([]byte(nil), head[:i+2]...), "]}"...)
+	}
+	return head
 }
