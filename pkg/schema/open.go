@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strings"
 )
 
 // GzipSuffix marks a compressed copy of a canonical CSV. Recorded runs in the
@@ -32,13 +33,16 @@ func Open(path string) (io.ReadCloser, error) {
 	return &gzipFile{Reader: zr, f: gz}, nil
 }
 
-// Exists reports whether path or its gzipped copy exists.
+// Exists reports whether path, its gzipped copy or (for a .csv name) its
+// Parquet form exists.
 func Exists(path string) bool {
 	if _, err := os.Stat(path); err == nil {
 		return true
 	}
-	_, err := os.Stat(path + GzipSuffix)
-	return err == nil
+	if _, err := os.Stat(path + GzipSuffix); err == nil {
+		return true
+	}
+	return strings.HasSuffix(path, ".csv") && statExists(parquetPath(path))
 }
 
 // CopyPlain copies from (plain or gzipped, as Open finds it) to a plain file.

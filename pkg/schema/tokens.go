@@ -42,6 +42,7 @@ type tokenState struct {
 	first    int64 // token 0 time
 	last     int64 // latest token time
 	firstRow int   // row of token 0, for cross-check messages
+	listed   bool  // request_metrics.csv has the request (set by the cross-check)
 }
 
 // tokenSeq checks token rows as they stream by: per request, token_index runs
@@ -112,30 +113,44 @@ func (s *tokenSeq) add(row int, m TokenMetric) error {
 	return nil
 }
 
-// done returns the per-request summary.
-func (s *tokenSeq) done() map[int64]tokenState {
-	out := make(map[int64]tokenState, len(s.sparse))
-	for id, st := range s.dense {
-		if st.count > 0 {
-			out[int64(id)] = st
+// get returns the state of id, or nil when the file has no token of it.
+func (s *tokenSeq) get(id int64) *tokenState {
+	if id >= 0 && id < int64(len(s.dense)) {
+		if st := &s.dense[id]; st.count > 0 {
+			return st
+		}
+		return nil
+	}
+	return s.sparse[id]
+}
+
+// each calls fn for every request that has tokens.
+func (s *tokenSeq) each(fn func(id int64, st *tokenState)) {
+	for id := range s.dense {
+		if s.dense[id].count > 0 {
+			fn(int64(id), &s.dense[id])
 		}
 	}
 	for id, st := range s.sparse {
-		out[id] = *st
+		fn(id, st)
 	}
-	return out
 }
 
-// ScanTokenMetrics streams token_metrics.csv through fn, checking each row
-// and each request's token sequence on the way.
+// ScanTokenMetrics streams token_metrics (path names the CSV form; the
+// Parquet or gzipped form is read when that is what the folder holds) through
+// fn, checking each row and each request's token sequence on the way.
 func ScanTokenMetrics(path string, fn func(TokenMetric) error) error {
 	_, err := scanTokens(path, fn)
 	return err
 }
 
-func scanTokens(path string, fn func(TokenMetric) error) (map[int64]tokenState, error) {
-	seq := newTokenSeq(path)
-	err := scanInts(path, TokenMetricsColumns, func(row int, v []int64) error {
+func scanTokens(path string, fn func(TokenMetric) error) (*tokenSeq, error) {
+	p, pq, err := TablePath(path)
+	if err != nil {
+		return nil, err
+	}
+	seq := newTokenSeq(p)
+	err = scanStored(p, pq, TokenMetricsColumns, func(row int, v []int64) error {
 		m := TokenMetric{RequestID: v[0], TokenIndex: v[1], TokenTimeNs: v[2], TokenLatencyNs: v[3]}
 		if err := seq.add(row, m); err != nil {
 			return err
@@ -148,27 +163,27 @@ func scanTokens(path string, fn func(TokenMetric) error) (map[int64]tokenState, 
 	if err != nil {
 		return nil, err
 	}
-	return seq.done(), nil
+	return seq, nil
 }
 
-// ReadTokenMetrics reads and checks token_metrics.csv.
+// ReadTokenMetrics reads and checks token_metrics (any stored form).
 func ReadTokenMetrics(path string) ([]TokenMetric, error) {
 	rows, _, err := readTokens(path)
 	return rows, err
 }
 
-func readTokens(path string) ([]TokenMetric, map[int64]tokenState, error) {
+func readTokens(path string) ([]TokenMetric, *tokenSeq, error) {
 	var rows []TokenMetric
 	if st, err := os.Stat(path); err == nil {
 		// A token row is 25-45 bytes; reserving by size avoids regrowing.
 		rows = make([]TokenMetric, 0, st.Size()/24+1)
 	}
-	states, err := scanTokens(path, func(m TokenMetric) error {
+	seq, err := scanTokens(path, func(m TokenMetric) error {
 		rows = append(rows, m)
 		return nil
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	return rows, states, nil
+	return rows, seq, nil
 }

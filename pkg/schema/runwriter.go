@@ -1,0 +1,264 @@
+package schema
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/gsim-dev/gsim/pkg/store"
+)
+
+// RunWriter streams a run folder's tables as an engine produces them:
+// request_metrics.csv, token_metrics.parquet and step_metrics.parquet. Every
+// row is checked as it is written, with the rules ValidateRun applies on
+// reading, and every byte is hashed on its way to disk, so the folder is
+// neither read back to be validated nor to be hashed at commit: Close
+// cross-checks requests against tokens, syncs the files, hands their digests
+// to the store and records the folder as validated for this process
+// (ValidateRun then only checks that nothing changed since).
+type RunWriter struct {
+	dir    string
+	opt    RunWriterOptions
+	files  []*store.HashingFile
+	bufs   []*bufio.Writer
+	req    *RequestMetricsWriter
+	tok    *parquetWriter[tokenRow]
+	step   *parquetWriter[stepRow]
+	seq    *tokenSeq
+	reqs   []reqSummary
+	ids    idSet
+	steps  stepCheck
+	tokRow int
+	err    error
+	closed bool
+}
+
+// RunWriterOptions says what a RunWriter writes.
+type RunWriterOptions struct {
+	// ErrorColumns adds error_type and error_message to request_metrics.csv;
+	// it is required when any request fails.
+	ErrorColumns bool
+	// Steps writes step_metrics.parquet.
+	Steps bool
+	// NoTokens writes token_metrics.parquet with no rows (a benchmark of a
+	// huge trace that wants only request and step metrics). Such a folder
+	// does not pass ValidateRun, whose token counts would not match.
+	NoTokens bool
+}
+
+// NewRunWriter creates the tables in dir.
+func NewRunWriter(dir string, opt RunWriterOptions) (*RunWriter, error) {
+	w := &RunWriter{dir: dir, opt: opt, seq: newTokenSeq(filepath.Join(dir, TokenMetricsParquet))}
+	w.steps.file = filepath.Join(dir, StepMetricsParquet)
+	open := func(name string, size int) (*bufio.Writer, error) {
+		f, err := store.CreateHashing(filepath.Join(dir, name))
+		if err != nil {
+			return nil, err
+		}
+		b := bufio.NewWriterSize(f, size)
+		w.files, w.bufs = append(w.files, f), append(w.bufs, b)
+		return b, nil
+	}
+	rb, err := open(RequestMetricsFile, 1<<16)
+	if err != nil {
+		return nil, err
+	}
+	w.req = NewRequestMetricsWriter(rb)
+	if opt.ErrorColumns {
+		w.req.IncludeErrorColumns()
+	}
+	tb, err := open(TokenMetricsParquet, 1<<20)
+	if err != nil {
+		w.Abort()
+		return nil, err
+	}
+	w.tok = newParquetWriter[tokenRow](tb)
+	if opt.Steps {
+		sb, err := open(StepMetricsParquet, 1<<20)
+		if err != nil {
+			w.Abort()
+			return nil, err
+		}
+		w.step = newParquetWriter[stepRow](sb)
+	}
+	return w, nil
+}
+
+func (w *RunWriter) fail(err error) error {
+	if w.err == nil {
+		w.err = err
+	}
+	return w.err
+}
+
+// Token checks and writes one token row.
+func (w *RunWriter) Token(m TokenMetric) error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.opt.NoTokens {
+		return nil
+	}
+	w.tokRow++
+	if err := w.seq.add(w.tokRow, m); err != nil {
+		return w.fail(err)
+	}
+	if err := w.tok.add(tokenRow(m)); err != nil {
+		return w.fail(fmt.Errorf("write %s: %w", TokenMetricsParquet, err))
+	}
+	return nil
+}
+
+// Request checks and writes one request row.
+func (w *RunWriter) Request(m RequestMetric) error {
+	if w.err != nil {
+		return w.err
+	}
+	row := len(w.reqs) + 1
+	name := filepath.Join(w.dir, RequestMetricsFile)
+	if err := checkRequestRow(name, row, &m, w.opt.ErrorColumns); err != nil {
+		return w.fail(err)
+	}
+	if prev := w.ids.add(m.RequestID, row); prev > 0 {
+		return w.fail(rowErr(name, row, "request_id", "%d already appeared in row %d (expected unique ids)", m.RequestID, prev))
+	}
+	w.reqs = append(w.reqs, summaryOf(&m, row))
+	if err := w.req.Write(m); err != nil {
+		return w.fail(fmt.Errorf("write %s: %w", RequestMetricsFile, err))
+	}
+	return nil
+}
+
+// Step checks and writes one step row.
+func (w *RunWriter) Step(m StepMetric) error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.step == nil {
+		return w.fail(errors.New("step row written but the run writer was made without Steps"))
+	}
+	if err := w.steps.add(w.steps.rows+1, &m); err != nil {
+		return w.fail(err)
+	}
+	if err := w.step.add(stepRow(m)); err != nil {
+		return w.fail(fmt.Errorf("write %s: %w", StepMetricsParquet, err))
+	}
+	return nil
+}
+
+// Close finishes the files and cross-checks requests against tokens. After
+// an error (its own or an earlier row's) the files are left for the caller
+// to discard; they are never recorded as validated.
+func (w *RunWriter) Close() error {
+	if w.closed {
+		return w.err
+	}
+	w.closed = true
+	if w.err != nil {
+		w.Abort()
+		return w.err
+	}
+	errs := []error{w.req.Flush(), w.tok.close()}
+	if w.step != nil {
+		errs = append(errs, w.step.close())
+	}
+	for _, b := range w.bufs {
+		errs = append(errs, b.Flush())
+	}
+	if err := errors.Join(errs...); err != nil {
+		w.Abort()
+		return w.fail(fmt.Errorf("write run folder %s: %w", w.dir, err))
+	}
+	for _, f := range w.files {
+		if err := f.Close(); err != nil {
+			return w.fail(fmt.Errorf("write run folder %s: %w", w.dir, err))
+		}
+	}
+	if w.opt.NoTokens {
+		return nil
+	}
+	if err := checkRunTokens(filepath.Join(w.dir, RequestMetricsFile), w.seq, w.reqs); err != nil {
+		return w.fail(err)
+	}
+	names := []string{RequestMetricsFile, TokenMetricsParquet}
+	if w.step != nil {
+		names = append(names, StepMetricsParquet)
+	}
+	return markValidated(w.dir, names)
+}
+
+// Abort closes the files without finishing them.
+func (w *RunWriter) Abort() {
+	for _, f := range w.files {
+		f.Abort()
+	}
+}
+
+// A folder whose tables a RunWriter of this process checked while writing
+// them is not read again by ValidateRun, as long as its table files are the
+// same (names, sizes, modification times) as when the writer closed them.
+
+type fileStamp struct {
+	size, mtimeNs int64
+}
+
+var (
+	validatedMu   sync.Mutex
+	validatedRuns = map[string]map[string]fileStamp{}
+)
+
+// runTableNames are every stored form of the three run tables.
+var runTableNames = []string{
+	RequestMetricsFile, RequestMetricsFile + GzipSuffix,
+	TokenMetricsFile, TokenMetricsFile + GzipSuffix, TokenMetricsParquet,
+	StepMetricsFile, StepMetricsFile + GzipSuffix, StepMetricsParquet,
+}
+
+func markValidated(dir string, names []string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	stamps := map[string]fileStamp{}
+	for _, n := range names {
+		st, err := os.Stat(filepath.Join(abs, n))
+		if err != nil {
+			return err
+		}
+		stamps[n] = fileStamp{st.Size(), st.ModTime().UnixNano()}
+	}
+	validatedMu.Lock()
+	validatedRuns[abs] = stamps
+	validatedMu.Unlock()
+	return nil
+}
+
+// takeValidated reports whether dir's tables are exactly those a RunWriter
+// validated, and forgets the record.
+func takeValidated(dir string) bool {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return false
+	}
+	validatedMu.Lock()
+	stamps, ok := validatedRuns[abs]
+	delete(validatedRuns, abs)
+	validatedMu.Unlock()
+	if !ok {
+		return false
+	}
+	for _, n := range runTableNames {
+		st, err := os.Stat(filepath.Join(abs, n))
+		want, listed := stamps[n]
+		switch {
+		case err != nil && listed, err == nil && !listed:
+			return false
+		case err == nil && (st.Size() != want.size || st.ModTime().UnixNano() != want.mtimeNs):
+			return false
+		}
+	}
+	return true
+}
