@@ -281,6 +281,14 @@ type idSet struct {
 	sparse map[int64]int
 }
 
+// reserve sizes the set for ids 0..n-1.
+func (s *idSet) reserve(n int) {
+	if n > len(s.dense) {
+		s.dense = slices.Grow(s.dense, n-len(s.dense))
+		s.dense = s.dense[:cap(s.dense)]
+	}
+}
+
 func (s *idSet) add(id int64, row int) (prevRow int) {
 	if id < int64(len(s.dense)) || id < 1<<16 || id < 4*int64(len(s.dense)) {
 		if id >= int64(len(s.dense)) {

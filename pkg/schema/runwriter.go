@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/gsim-dev/gsim/pkg/store"
 )
@@ -26,12 +27,12 @@ type RunWriter struct {
 	bufs   []*bufio.Writer
 	req    *RequestMetricsWriter
 	tok    *parquetWriter[tokenRow]
+	pipe   *tokenPipe
 	step   *parquetWriter[stepRow]
 	seq    *tokenSeq
 	reqs   []reqSummary
 	ids    idSet
 	steps  stepCheck
-	tokRow int
 	err    error
 	closed bool
 }
@@ -47,12 +48,19 @@ type RunWriterOptions struct {
 	// huge trace that wants only request and step metrics). Such a folder
 	// does not pass ValidateRun, whose token counts would not match.
 	NoTokens bool
+	// Requests, when known, sizes the per-request state up front.
+	Requests int
 }
 
 // NewRunWriter creates the tables in dir.
 func NewRunWriter(dir string, opt RunWriterOptions) (*RunWriter, error) {
 	w := &RunWriter{dir: dir, opt: opt, seq: newTokenSeq(filepath.Join(dir, TokenMetricsParquet))}
 	w.steps.file = filepath.Join(dir, StepMetricsParquet)
+	if n := opt.Requests; n > 0 {
+		w.reqs = make([]reqSummary, 0, n)
+		w.seq.reserve(n)
+		w.ids.reserve(n)
+	}
 	open := func(name string, size int) (*bufio.Writer, error) {
 		f, err := store.CreateHashing(filepath.Join(dir, name))
 		if err != nil {
@@ -76,6 +84,9 @@ func NewRunWriter(dir string, opt RunWriterOptions) (*RunWriter, error) {
 		return nil, err
 	}
 	w.tok = newParquetWriter[tokenRow](tb)
+	if !opt.NoTokens {
+		w.pipe = newTokenPipe(w.seq, w.tok)
+	}
 	if opt.Steps {
 		sb, err := open(StepMetricsParquet, 1<<20)
 		if err != nil {
@@ -99,15 +110,11 @@ func (w *RunWriter) Token(m TokenMetric) error {
 	if w.err != nil {
 		return w.err
 	}
-	if w.opt.NoTokens {
+	if w.pipe == nil {
 		return nil
 	}
-	w.tokRow++
-	if err := w.seq.add(w.tokRow, m); err != nil {
+	if err := w.pipe.add(tokenRow(m)); err != nil {
 		return w.fail(err)
-	}
-	if err := w.tok.add(tokenRow(m)); err != nil {
-		return w.fail(fmt.Errorf("write %s: %w", TokenMetricsParquet, err))
 	}
 	return nil
 }
@@ -161,6 +168,13 @@ func (w *RunWriter) Close() error {
 		w.Abort()
 		return w.err
 	}
+	var perr error
+	if w.pipe != nil {
+		if perr = w.pipe.finish(); perr != nil {
+			w.Abort()
+			return w.fail(perr)
+		}
+	}
 	errs := []error{w.req.Flush(), w.tok.close()}
 	if w.step != nil {
 		errs = append(errs, w.step.close())
@@ -192,6 +206,9 @@ func (w *RunWriter) Close() error {
 
 // Abort closes the files without finishing them.
 func (w *RunWriter) Abort() {
+	if w.pipe != nil {
+		w.pipe.finish()
+	}
 	for _, f := range w.files {
 		f.Abort()
 	}
@@ -261,4 +278,92 @@ func takeValidated(dir string) bool {
 		}
 	}
 	return true
+}
+
+// tokenPipe checks and encodes token rows on a second goroutine: token rows
+// are most of a run's output, and their validation, Parquet encoding,
+// compression and hashing would otherwise double the simulation's time.
+// Batches cycle through a fixed set of buffers, so memory stays bounded
+// whichever side is faster.
+type tokenPipe struct {
+	cur    []tokenRow
+	full   chan []tokenRow
+	free   chan []tokenRow
+	done   chan error
+	failed atomic.Bool
+	ended  bool
+	err    error
+}
+
+const (
+	tokenBatch   = 1 << 15
+	tokenBuffers = 4
+)
+
+func newTokenPipe(seq *tokenSeq, out *parquetWriter[tokenRow]) *tokenPipe {
+	p := &tokenPipe{
+		full: make(chan []tokenRow, tokenBuffers),
+		free: make(chan []tokenRow, tokenBuffers),
+		done: make(chan error, 1),
+	}
+	for i := 0; i < tokenBuffers-1; i++ {
+		p.free <- make([]tokenRow, 0, tokenBatch)
+	}
+	p.cur = make([]tokenRow, 0, tokenBatch)
+	go p.consume(seq, out)
+	return p
+}
+
+func (p *tokenPipe) consume(seq *tokenSeq, out *parquetWriter[tokenRow]) {
+	var err error
+	row := 0
+	for batch := range p.full {
+		if err == nil {
+			for i := range batch {
+				row++
+				if err = seq.add(row, TokenMetric(batch[i])); err != nil {
+					break
+				}
+			}
+			if err == nil {
+				if _, werr := out.pw.Write(batch); werr != nil {
+					err = fmt.Errorf("write %s: %w", TokenMetricsParquet, werr)
+				}
+			}
+			if err != nil {
+				p.failed.Store(true)
+			}
+		}
+		p.free <- batch[:0]
+	}
+	p.done <- err
+}
+
+// add queues one row; an error is the consumer's, seen at a batch boundary.
+func (p *tokenPipe) add(r tokenRow) error {
+	p.cur = append(p.cur, r)
+	if len(p.cur) < cap(p.cur) {
+		return nil
+	}
+	if p.failed.Load() {
+		return p.finish()
+	}
+	p.full <- p.cur
+	p.cur = <-p.free
+	return nil
+}
+
+// finish hands over the last rows and waits for the consumer's verdict.
+func (p *tokenPipe) finish() error {
+	if p.ended {
+		return p.err
+	}
+	p.ended = true
+	if len(p.cur) > 0 {
+		p.full <- p.cur
+		p.cur = nil
+	}
+	close(p.full)
+	p.err = <-p.done
+	return p.err
 }

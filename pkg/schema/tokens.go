@@ -64,6 +64,13 @@ func newTokenSeq(file string) *tokenSeq {
 	return &tokenSeq{file: file, sparse: map[int64]*tokenState{}}
 }
 
+// reserve sizes the dense states for n requests with ids 0..n-1.
+func (s *tokenSeq) reserve(n int) {
+	if n > 0 && n <= denseIDs && cap(s.dense) < n {
+		s.dense = slices.Grow(s.dense, n-len(s.dense))
+	}
+}
+
 func (s *tokenSeq) state(id int64) *tokenState {
 	if id < denseIDs {
 		if id >= int64(len(s.dense)) {

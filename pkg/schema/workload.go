@@ -151,6 +151,11 @@ func createdAt() string {
 func ReadWorkload(dir string) (*Workload, error) {
 	lp := filepath.Join(dir, TraceLengthsFile)
 	var reqs []Request
+	if st, err := os.Stat(lp); err == nil {
+		// A lengths row of a large workload is about 20 bytes; reserving
+		// avoids regrowing a million-request slice.
+		reqs = make([]Request, 0, st.Size()/16+1)
+	}
 	err := scanInts(lp, TraceLengthsColumns, func(row int, v []int64) error {
 		r := Request{ID: v[0], PromptID: v[1], NumPrefillTokens: v[2], NumDecodeTokens: v[3]}
 		switch {

@@ -241,7 +241,7 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sink, err := NewFolderSink(dir, true)
+			sink, err := NewFolderSink(dir, true, len(reqs))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -15,11 +15,11 @@ type FolderSink struct {
 	w *schema.RunWriter
 }
 
-// NewFolderSink creates the tables in dir. With tokens false,
-// token_metrics.parquet has no rows (for benchmarks of huge traces where
-// per-token rows are not wanted).
-func NewFolderSink(dir string, tokens bool) (*FolderSink, error) {
-	w, err := schema.NewRunWriter(dir, schema.RunWriterOptions{Steps: true, NoTokens: !tokens})
+// NewFolderSink creates the tables in dir for a run of the given number of
+// requests (0 if unknown). With tokens false, token_metrics.parquet has no
+// rows (for benchmarks of huge traces where per-token rows are not wanted).
+func NewFolderSink(dir string, tokens bool, requests int) (*FolderSink, error) {
+	w, err := schema.NewRunWriter(dir, schema.RunWriterOptions{Steps: true, NoTokens: !tokens, Requests: requests})
 	if err != nil {
 		return nil, err
 	}
