@@ -198,7 +198,7 @@ func runResult(ri RunInput, r *analysis.Run, metrics []analysis.MetricInfo) RunR
 		rr.Failed = []analysis.Failed{}
 	}
 	for _, m := range metrics {
-		rr.Stats[m.Key] = analysis.Summarize(r.Samples[m.Key])
+		rr.Stats[m.Key] = r.Samples[m.Key].Summary()
 	}
 	return rr
 }
@@ -229,7 +229,8 @@ func writeFigures(outDir string, res *Result, runs []*analysis.Run) ([]figure, e
 			defer wg.Done()
 			lines := make([]CDFLine, len(runs))
 			for j, r := range runs {
-				lines[j] = CDFLine{Label: res.Runs[j].Label, Sorted: r.Samples[k]}
+				s := r.Samples[k]
+				lines[j] = CDFLine{Label: res.Runs[j].Label, Sorted: s.CDFPoints(cdfSketchPoints), N: s.Len()}
 			}
 			f, err := os.Create(filepath.Join(outDir, figs[i].File))
 			if err != nil {
@@ -254,7 +255,7 @@ func writeCompareTables(outDir string, res *Result) error {
 		for _, m := range analysis.LatencyMetrics {
 			s := rr.Stats[m.Key]
 			for _, st := range analysis.StatNames {
-				stats = append(stats, []string{rr.Name, m.Key, st, csvNum(s.Get(st))})
+				stats = append(stats, []string{rr.Name, m.Key, st, csvNum(s.Get(st)), s.Quantiles})
 			}
 		}
 		for _, f := range rr.Failed {
@@ -270,7 +271,7 @@ func writeCompareTables(outDir string, res *Result) error {
 					csvNum(cr.Stats[m.Key].Get(st)), csvNum(float64(c.RelErrors[m.Key][st]))})
 			}
 			d := c.Distances[m.Key]
-			dist = append(dist, []string{c.Name, m.Key, csvNum(d.KS), csvNum(d.W1)})
+			dist = append(dist, []string{c.Name, m.Key, csvNum(d.KS), csvNum(d.W1), csvNum(d.KSError), csvNum(d.W1Error)})
 		}
 	}
 	// Step metrics have their own units (requests, tokens, ms), so they get
@@ -298,9 +299,9 @@ func writeCompareTables(outDir string, res *Result) error {
 		header []string
 		rows   [][]string
 	}{
-		{"stats.csv", []string{"run", "metric", "stat", "value_ms"}, stats},
+		{"stats.csv", []string{"run", "metric", "stat", "value_ms", "quantiles"}, stats},
 		{"errors.csv", []string{"candidate", "metric", "stat", "ref_ms", "cand_ms", "rel_error"}, errRows},
-		{"distances.csv", []string{"candidate", "metric", "ks", "w1_ms"}, dist},
+		{"distances.csv", []string{"candidate", "metric", "ks", "w1_ms", "ks_error", "w1_error_ms"}, dist},
 		{"failed.csv", []string{"run", "request_id", "error_type", "error_message"}, failed},
 	}
 	if res.HasSteps {

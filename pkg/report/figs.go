@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"math"
@@ -141,7 +142,13 @@ func (a axis) label(name, unit string) string {
 type CDFLine struct {
 	Label  string
 	Sorted []float64
+	// N is the sample's size when Sorted stands for a larger sample (a
+	// sketch's quantiles); 0 means len(Sorted).
+	N int
 }
+
+// cdfSketchPoints is how many quantiles of a sketched sample draw its CDF.
+const cdfSketchPoints = 4096
 
 // WriteCDF renders the empirical CDFs of lines, overlaid, as a PNG.
 func WriteCDF(w io.Writer, title string, m analysis.MetricInfo, lines []CDFLine) error {
@@ -176,7 +183,7 @@ func WriteCDF(w io.Writer, title string, m analysis.MetricInfo, lines []CDFLine)
 			xs[k] = ax.pos(xs[k])
 		}
 		series = append(series, chart.ContinuousSeries{
-			Name: fmt.Sprintf("%s (n=%d)", l.Label, len(l.Sorted)), XValues: xs, YValues: ys, Style: seriesStyle(i),
+			Name: fmt.Sprintf("%s (n=%d)", l.Label, cmp.Or(l.N, len(l.Sorted))), XValues: xs, YValues: ys, Style: seriesStyle(i),
 		})
 	}
 	if len(series) == 0 {

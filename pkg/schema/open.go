@@ -46,12 +46,27 @@ func Exists(path string) bool {
 }
 
 // CopyPlain copies from (plain or gzipped, as Open finds it) to a plain file.
+// A table stored as Parquet is copied as it is, to the Parquet name beside
+// to: it is already the canonical form.
 func CopyPlain(from, to string) error {
+	if p, pq, err := TablePath(from); err == nil && pq && p != from {
+		from, to = p, parquetPath(to)
+		in, err := os.Open(from)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		return copyTo(in, from, to)
+	}
 	in, err := Open(from)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
+	return copyTo(in, from, to)
+}
+
+func copyTo(in io.Reader, from, to string) error {
 	out, err := os.Create(to)
 	if err != nil {
 		return err
