@@ -98,11 +98,11 @@ func Summarize(sorted []float64) Summary {
 		Count: len(sorted),
 		// Kahan-style compensated summation keeps the mean of millions of
 		// token gaps exact to the last digit shown.
-		Mean: floats.SumCompensated(sorted) / float64(len(sorted)),
-		P50:  Quantile(sorted, 0.50),
-		P90:  Quantile(sorted, 0.90),
-		P95:  Quantile(sorted, 0.95),
-		P99:  Quantile(sorted, 0.99),
+		Mean:      floats.SumCompensated(sorted) / float64(len(sorted)),
+		P50:       Quantile(sorted, 0.50),
+		P90:       Quantile(sorted, 0.90),
+		P95:       Quantile(sorted, 0.95),
+		P99:       Quantile(sorted, 0.99),
 		Min:       sorted[0],
 		Max:       sorted[len(sorted)-1],
 		Quantiles: MethodExact,
