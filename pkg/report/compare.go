@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/gsim-dev/gsim/pkg/analysis"
 	"github.com/gsim-dev/gsim/pkg/schema"
@@ -39,6 +40,8 @@ type CompareInput struct {
 	Instance    string
 	Key         string
 	Matrix      map[string]any
+	// Window is the latency-over-time window; 0 picks one (TimelineWindow).
+	Window time.Duration
 }
 
 // Compare loads the runs, checks they ran the same workload, computes every
@@ -111,6 +114,13 @@ func Compare(ctx context.Context, in CompareInput, outDir string, log io.Writer)
 	figs, err := writeFigures(outDir, res, runs)
 	if err != nil {
 		return nil, err
+	}
+	tf, err := writeTimeline(outDir, res, runs, in.Window)
+	if err != nil {
+		return nil, err
+	}
+	if tf != nil {
+		figs = append(figs, *tf)
 	}
 	fmt.Fprintf(log, "wrote %d figures\n", len(figs))
 	if err := writeCompareTables(outDir, res); err != nil {

@@ -84,6 +84,13 @@ func compareDoc(res *Result, figs []figure) *doc {
 			d.fig(f)
 		}
 	}
+	for _, f := range figs {
+		if f.File == TimelineFile {
+			d.h("Latency over time")
+			d.p("%s", f.Caption)
+			d.fig(f)
+		}
+	}
 	if res.HasSteps {
 		d.h("Batch composition (step_metrics.csv)")
 		for _, m := range analysis.StepMetrics {
