@@ -255,9 +255,9 @@ func WriteTimeline(w interface{ Write([]byte) (int, error) }, labels []string, r
 
 func renderPanel(title, xName string, xa axis, yName string, ya axis, series []chart.Series, height int) ([]byte, error) {
 	g := chart.Chart{
-		Title:      title,
-		Width:      1100,
-		Height:     height,
+		Title:  title,
+		Width:  1100,
+		Height: height,
 		// Every panel keeps the legend's left margin so their time axes align.
 		Background: chart.Style{Padding: chart.Box{Top: 40, Left: 250, Right: 30, Bottom: 10}},
 		XAxis: chart.XAxis{Name: xName, Range: &chart.ContinuousRange{Min: xa.lo, Max: xa.hi}, Ticks: xa.ticks,
