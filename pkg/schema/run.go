@@ -102,42 +102,55 @@ func summaryOf(m *RequestMetric, row int) reqSummary {
 // first_token_time_ns and the last token's time is completion_time_ns; for
 // failed requests the recorded first token, when there is one, matches too.
 func checkRunTokens(reqFile string, seq *tokenSeq, reqs []reqSummary) error {
-	tokFile := filepath.Base(seq.file)
 	for i := range reqs {
-		m := &reqs[i]
-		st := seq.get(m.id)
-		var count int64
-		if st != nil {
-			st.listed = true
-			count = st.count
-		}
-		if count != m.actual {
-			return rowErr(reqFile, m.row, "num_decode_tokens_actual", "%d for request %d, but %s has %d tokens for it (expected equal)",
-				m.actual, m.id, tokFile, count)
-		}
-		if count == 0 {
-			continue
-		}
-		if m.ok || m.first >= 0 {
-			if st.first != m.first {
-				return rowErr(reqFile, m.row, "first_token_time_ns", "%d for request %d, but its token 0 in %s (row %d) is at %d (expected equal)",
-					m.first, m.id, tokFile, st.firstRow, st.first)
-			}
-		}
-		if m.ok && st.last != m.completion {
-			return rowErr(reqFile, m.row, "completion_time_ns", "%d for request %d, but its last token in %s is at %d (expected equal)",
-				m.completion, m.id, tokFile, st.last)
+		if err := checkReqTokens(reqFile, seq, &reqs[i]); err != nil {
+			return err
 		}
 	}
+	return checkOrphans(reqFile, seq)
+}
+
+// checkReqTokens checks one request row against its tokens and marks the
+// request listed.
+func checkReqTokens(reqFile string, seq *tokenSeq, m *reqSummary) error {
+	tokFile := filepath.Base(seq.file)
+	st := seq.get(m.id)
+	var count int64
+	if st != nil {
+		st.listed = true
+		count = int64(st.count)
+	}
+	if count != m.actual {
+		return rowErr(reqFile, m.row, "num_decode_tokens_actual", "%d for request %d, but %s has %d tokens for it (expected equal)",
+			m.actual, m.id, tokFile, count)
+	}
+	if count == 0 {
+		return nil
+	}
+	if m.ok || m.first >= 0 {
+		if st.first != m.first {
+			return rowErr(reqFile, m.row, "first_token_time_ns", "%d for request %d, but its token 0 in %s (row %d) is at %d (expected equal)",
+				m.first, m.id, tokFile, st.firstRow, st.first)
+		}
+	}
+	if m.ok && st.last != m.completion {
+		return rowErr(reqFile, m.row, "completion_time_ns", "%d for request %d, but its last token in %s is at %d (expected equal)",
+			m.completion, m.id, tokFile, st.last)
+	}
+	return nil
+}
+
+// checkOrphans reports the earliest token of a request no row lists.
+func checkOrphans(reqFile string, seq *tokenSeq) error {
 	// Report the earliest orphan row so the message does not depend on map order.
-	bad, badRow := int64(0), 0
+	bad, badRow := int64(0), int64(0)
 	seq.each(func(id int64, st *tokenState) {
 		if !st.listed && (badRow == 0 || st.firstRow < badRow) {
 			bad, badRow = id, st.firstRow
 		}
 	})
 	if badRow > 0 {
-		return rowErr(seq.file, badRow, "request_id", "%d is not in %s (expected tokens only for listed requests)", bad, filepath.Base(reqFile))
+		return rowErr(seq.file, int(badRow), "request_id", "%d is not in %s (expected tokens only for listed requests)", bad, filepath.Base(reqFile))
 	}
 	return nil
 }

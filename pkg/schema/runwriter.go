@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -30,7 +31,7 @@ type RunWriter struct {
 	pipe   *tokenPipe
 	step   *parquetWriter[stepRow]
 	seq    *tokenSeq
-	reqs   []reqSummary
+	nreq   int
 	ids    idSet
 	steps  stepCheck
 	err    error
@@ -57,7 +58,6 @@ func NewRunWriter(dir string, opt RunWriterOptions) (*RunWriter, error) {
 	w := &RunWriter{dir: dir, opt: opt, seq: newTokenSeq(filepath.Join(dir, TokenMetricsParquet))}
 	w.steps.file = filepath.Join(dir, StepMetricsParquet)
 	if n := opt.Requests; n > 0 {
-		w.reqs = make([]reqSummary, 0, n)
 		w.seq.reserve(n)
 		w.ids.reserve(n)
 	}
@@ -85,7 +85,7 @@ func NewRunWriter(dir string, opt RunWriterOptions) (*RunWriter, error) {
 	}
 	w.tok = newParquetWriter[tokenRow](tb)
 	if !opt.NoTokens {
-		w.pipe = newTokenPipe(w.seq, w.tok)
+		w.pipe = newTokenPipe(w.seq, w.tok, filepath.Join(dir, RequestMetricsFile))
 	}
 	if opt.Steps {
 		sb, err := open(StepMetricsParquet, 1<<20)
@@ -124,7 +124,8 @@ func (w *RunWriter) Request(m RequestMetric) error {
 	if w.err != nil {
 		return w.err
 	}
-	row := len(w.reqs) + 1
+	w.nreq++
+	row := w.nreq
 	name := filepath.Join(w.dir, RequestMetricsFile)
 	if err := checkRequestRow(name, row, &m, w.opt.ErrorColumns); err != nil {
 		return w.fail(err)
@@ -132,9 +133,14 @@ func (w *RunWriter) Request(m RequestMetric) error {
 	if prev := w.ids.add(m.RequestID, row); prev > 0 {
 		return w.fail(rowErr(name, row, "request_id", "%d already appeared in row %d (expected unique ids)", m.RequestID, prev))
 	}
-	w.reqs = append(w.reqs, summaryOf(&m, row))
 	if err := w.req.Write(m); err != nil {
 		return w.fail(fmt.Errorf("write %s: %w", RequestMetricsFile, err))
+	}
+	if w.pipe != nil {
+		// Checked against its tokens where they are checked, in order.
+		if err := w.pipe.addRequest(summaryOf(&m, row)); err != nil {
+			return w.fail(err)
+		}
 	}
 	return nil
 }
@@ -193,9 +199,6 @@ func (w *RunWriter) Close() error {
 	}
 	if w.opt.NoTokens {
 		return nil
-	}
-	if err := checkRunTokens(filepath.Join(w.dir, RequestMetricsFile), w.seq, w.reqs); err != nil {
-		return w.fail(err)
 	}
 	names := []string{RequestMetricsFile, TokenMetricsParquet}
 	if w.step != nil {
@@ -283,50 +286,57 @@ func takeValidated(dir string) bool {
 // tokenPipe checks and encodes token rows on a second goroutine: token rows
 // are most of a run's output, and their validation, Parquet encoding,
 // compression and hashing would otherwise double the simulation's time.
-// Batches cycle through a fixed set of buffers, so memory stays bounded
-// whichever side is faster.
+// Request rows travel in the same stream (as marker rows), so each request
+// is checked against its tokens as soon as they are all in, and nothing per
+// request is kept but the token sequence state. Batches cycle through a
+// fixed set of buffers, so memory stays bounded whichever side is faster.
 type tokenPipe struct {
-	cur    []tokenRow
-	full   chan []tokenRow
-	free   chan []tokenRow
+	cur    *pipeBatch
+	full   chan *pipeBatch
+	free   chan *pipeBatch
 	done   chan error
 	failed atomic.Bool
 	ended  bool
 	err    error
 }
 
+type pipeBatch struct {
+	rows []tokenRow   // tokens, and markers pointing into reqs
+	reqs []reqSummary // request rows in stream order
+}
+
+// markerIndex marks a row of pipeBatch.rows that stands for the request row
+// reqs[RequestID]; no token has a negative index.
+const markerIndex = math.MinInt64
+
 const (
 	tokenBatch   = 1 << 15
 	tokenBuffers = 4
 )
 
-func newTokenPipe(seq *tokenSeq, out *parquetWriter[tokenRow]) *tokenPipe {
+func newTokenPipe(seq *tokenSeq, out *parquetWriter[tokenRow], reqFile string) *tokenPipe {
 	p := &tokenPipe{
-		full: make(chan []tokenRow, tokenBuffers),
-		free: make(chan []tokenRow, tokenBuffers),
+		full: make(chan *pipeBatch, tokenBuffers),
+		free: make(chan *pipeBatch, tokenBuffers),
 		done: make(chan error, 1),
 	}
 	for i := 0; i < tokenBuffers-1; i++ {
-		p.free <- make([]tokenRow, 0, tokenBatch)
+		p.free <- &pipeBatch{rows: make([]tokenRow, 0, tokenBatch)}
 	}
-	p.cur = make([]tokenRow, 0, tokenBatch)
-	go p.consume(seq, out)
+	p.cur = &pipeBatch{rows: make([]tokenRow, 0, tokenBatch)}
+	go p.consume(seq, out, reqFile)
 	return p
 }
 
-func (p *tokenPipe) consume(seq *tokenSeq, out *parquetWriter[tokenRow]) {
+func (p *tokenPipe) consume(seq *tokenSeq, out *parquetWriter[tokenRow], reqFile string) {
 	var err error
+	var pending []reqSummary // request rows written before all their tokens
 	row := 0
-	for batch := range p.full {
+	for b := range p.full {
 		if err == nil {
-			for i := range batch {
-				row++
-				if err = seq.add(row, TokenMetric(batch[i])); err != nil {
-					break
-				}
-			}
+			err = p.check(b, seq, reqFile, &row, &pending)
 			if err == nil {
-				if _, werr := out.pw.Write(batch); werr != nil {
+				if _, werr := out.pw.Write(b.rows); werr != nil {
 					err = fmt.Errorf("write %s: %w", TokenMetricsParquet, werr)
 				}
 			}
@@ -334,15 +344,67 @@ func (p *tokenPipe) consume(seq *tokenSeq, out *parquetWriter[tokenRow]) {
 				p.failed.Store(true)
 			}
 		}
-		p.free <- batch[:0]
+		b.rows, b.reqs = b.rows[:0], b.reqs[:0]
+		p.free <- b
+	}
+	if err == nil {
+		for i := range pending {
+			if err = checkReqTokens(reqFile, seq, &pending[i]); err != nil {
+				break
+			}
+		}
+	}
+	if err == nil {
+		err = checkOrphans(reqFile, seq)
 	}
 	p.done <- err
 }
 
-// add queues one row; an error is the consumer's, seen at a batch boundary.
+// check validates a batch in stream order and leaves only its token rows.
+func (p *tokenPipe) check(b *pipeBatch, seq *tokenSeq, reqFile string, row *int, pending *[]reqSummary) error {
+	toks := b.rows[:0]
+	for _, r := range b.rows {
+		if r.TokenIndex == markerIndex {
+			m := &b.reqs[r.RequestID]
+			if st := seq.get(m.id); st == nil && m.actual > 0 || st != nil && int64(st.count) < m.actual {
+				*pending = append(*pending, *m)
+				continue
+			}
+			if err := checkReqTokens(reqFile, seq, m); err != nil {
+				return err
+			}
+			continue
+		}
+		*row++
+		if st := seq.get(r.RequestID); st != nil && st.listed {
+			return rowErr(seq.file, *row, "request_id", "%d already had its %d tokens checked against %s; this token is one more than its num_decode_tokens_actual",
+				r.RequestID, st.count, filepath.Base(reqFile))
+		}
+		if err := seq.add(*row, TokenMetric(r)); err != nil {
+			return err
+		}
+		toks = append(toks, r)
+	}
+	b.rows = toks
+	return nil
+}
+
+// add queues one token row; an error is the consumer's, seen at a batch
+// boundary.
 func (p *tokenPipe) add(r tokenRow) error {
-	p.cur = append(p.cur, r)
-	if len(p.cur) < cap(p.cur) {
+	p.cur.rows = append(p.cur.rows, r)
+	return p.maybeSend()
+}
+
+// addRequest queues a request row's summary behind the tokens before it.
+func (p *tokenPipe) addRequest(m reqSummary) error {
+	p.cur.reqs = append(p.cur.reqs, m)
+	p.cur.rows = append(p.cur.rows, tokenRow{RequestID: int64(len(p.cur.reqs) - 1), TokenIndex: markerIndex})
+	return p.maybeSend()
+}
+
+func (p *tokenPipe) maybeSend() error {
+	if len(p.cur.rows) < tokenBatch {
 		return nil
 	}
 	if p.failed.Load() {
@@ -353,13 +415,14 @@ func (p *tokenPipe) add(r tokenRow) error {
 	return nil
 }
 
-// finish hands over the last rows and waits for the consumer's verdict.
+// finish hands over the last rows and waits for the consumer's verdict,
+// which includes the cross-check of requests against tokens.
 func (p *tokenPipe) finish() error {
 	if p.ended {
 		return p.err
 	}
 	p.ended = true
-	if len(p.cur) > 0 {
+	if len(p.cur.rows) > 0 {
 		p.full <- p.cur
 		p.cur = nil
 	}

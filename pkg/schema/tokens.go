@@ -2,6 +2,7 @@ package schema
 
 import (
 	"io"
+	"math"
 	"os"
 	"slices"
 )
@@ -38,10 +39,10 @@ func WriteTokenMetrics(path string, rows []TokenMetric) error {
 
 // tokenState is what the token file says about one request so far.
 type tokenState struct {
-	count    int64 // tokens seen; also the next expected token_index
 	first    int64 // token 0 time
 	last     int64 // latest token time
-	firstRow int   // row of token 0, for cross-check messages
+	firstRow int64 // row of token 0, for cross-check messages
+	count    int32 // tokens seen; also the next expected token_index
 	listed   bool  // request_metrics.csv has the request (set by the cross-check)
 }
 
@@ -96,15 +97,18 @@ func (s *tokenSeq) add(row int, m TokenMetric) error {
 		return rowErr(s.file, row, "token_time_ns", "%d is negative (expected ns since run start, >= 0)", m.TokenTimeNs)
 	}
 	st := s.state(m.RequestID)
-	if m.TokenIndex != st.count {
+	if m.TokenIndex != int64(st.count) {
 		return rowErr(s.file, row, "token_index", "%d for request %d (expected %d: indexes run 0,1,2,... per request in file order)",
 			m.TokenIndex, m.RequestID, st.count)
+	}
+	if st.count == math.MaxInt32 {
+		return rowErr(s.file, row, "token_index", "request %d has more than %d tokens", m.RequestID, math.MaxInt32)
 	}
 	if st.count == 0 {
 		if m.TokenLatencyNs != 0 {
 			return rowErr(s.file, row, "token_latency_ns", "%d for token 0 of request %d (expected 0)", m.TokenLatencyNs, m.RequestID)
 		}
-		st.first, st.last, st.firstRow = m.TokenTimeNs, m.TokenTimeNs, row
+		st.first, st.last, st.firstRow = m.TokenTimeNs, m.TokenTimeNs, int64(row)
 	} else {
 		if m.TokenTimeNs < st.last {
 			return rowErr(s.file, row, "token_time_ns", "%d is before the previous token of request %d at %d (expected non-decreasing times)",
