@@ -8,9 +8,10 @@ import (
 // ExactLimit is how many values of one metric of one run are kept exactly.
 // Up to it, quantiles, KS and W1 are exact, as numpy computes them; beyond
 // it (the token gaps of a run of a million requests number over a hundred
-// million) the values go into a Sketch, so a comparison reads runs of any
-// size in bounded memory. 8Mi values are 64 MiB.
-const ExactLimit = 1 << 23
+// million, its engine steps several million) the values go into a Sketch, so
+// a comparison reads runs of any size in bounded memory. 4Mi values are
+// 32 MiB; a compare of two runs holds a few such samples at once.
+const ExactLimit = 1 << 22
 
 // Quantile methods a Summary records.
 const (
@@ -38,6 +39,21 @@ func NewSample() *Sample { return NewSampleLimit(ExactLimit) }
 // NewSampleLimit returns an empty sample kept exactly up to limit values.
 func NewSampleLimit(limit int) *Sample {
 	return &Sample{limit: limit, min: math.Inf(1), max: math.Inf(-1)}
+}
+
+// NewSampleFor returns an empty sample for about n values: sized for them
+// when they fit the exact limit, a sketch from the start when they do not
+// (so a huge metric never holds its first ExactLimit values at all). n <= 0
+// means unknown.
+func NewSampleFor(n int) *Sample {
+	s := NewSample()
+	switch {
+	case n > s.limit:
+		s.sk = NewSketch(SketchAccuracy)
+	case n > 0:
+		s.Reserve(n)
+	}
+	return s
 }
 
 // SampleOf is a finished exact sample of vals (which it takes over).

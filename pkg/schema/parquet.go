@@ -259,3 +259,27 @@ func checkParquetColumns(path string, s *parquet.Schema, want []string) error {
 	}
 	return nil
 }
+
+// TableRows is the row count of a table stored as Parquet (from its
+// footer, without reading the rows), or -1 when it is stored as CSV or
+// cannot be opened.
+func TableRows(csvPath string) int64 {
+	p, pq, err := TablePath(csvPath)
+	if err != nil || !pq {
+		return -1
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return -1
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return -1
+	}
+	pf, err := parquet.OpenFile(f, st.Size(), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	if err != nil {
+		return -1
+	}
+	return pf.NumRows()
+}
