@@ -197,3 +197,20 @@ func TestRunWriterTokenAfterItsRequest(t *testing.T) {
 		t.Fatalf("error %v", err)
 	}
 }
+
+// replay copies recorded tables with CopyPlain: a Parquet table is copied as
+// it is, under its Parquet name.
+func TestCopyPlainKeepsParquet(t *testing.T) {
+	src, dst := t.TempDir(), t.TempDir()
+	reqs, toks, steps := smallRun()
+	if err := writerRun(t, src, reqs, toks, steps, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := CopyPlain(filepath.Join(src, TokenMetricsFile), filepath.Join(dst, TokenMetricsFile)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadTokenMetrics(filepath.Join(dst, TokenMetricsFile))
+	if err != nil || !reflect.DeepEqual(got, toks) || statExists(filepath.Join(dst, TokenMetricsFile)) {
+		t.Fatalf("copied %v, %v", got, err)
+	}
+}
