@@ -94,6 +94,7 @@ func TestPipelineSmall(t *testing.T) {
 // measured is what /usr/bin/time -v and du say about one command.
 type measured struct {
 	wall    time.Duration
+	cpu     float64 // user + system seconds: what the load of a shared machine does not inflate
 	rssMB   float64
 	diskMB  float64
 	command string
@@ -114,6 +115,9 @@ func timed(b *testing.B, store string, argv ...string) measured {
 		switch {
 		case strings.HasPrefix(line, "Elapsed (wall clock) time"):
 			m.wall = parseClock(line[strings.LastIndex(line, " ")+1:])
+		case strings.HasPrefix(line, "User time (seconds):"), strings.HasPrefix(line, "System time (seconds):"):
+			v, _ := strconv.ParseFloat(strings.TrimSpace(line[strings.LastIndex(line, ":")+1:]), 64)
+			m.cpu += v
 		case strings.HasPrefix(line, "Maximum resident set size (kbytes):"):
 			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimPrefix(line, "Maximum resident set size (kbytes):")), 64)
 			m.rssMB = kb / 1024
@@ -173,12 +177,14 @@ func BenchmarkScale(b *testing.B) {
 		all := timed(b, store, bin, "run", experiment, "--store", store, "--set", set)
 		sim := timed(b, store, bin, "run", experiment, "--store", store, "--set", set, "--only", "vllm", "--force", "vllm")
 		b.Logf("%d requests; load average before %s, after %s", n, before, loadavg())
-		b.Logf("pipeline: %.1f s wall, %.0f MB peak RSS, %.0f MB on disk (%s)", all.wall.Seconds(), all.rssMB, all.diskMB, all.command)
-		b.Logf("sim stage: %.1f s wall, %.0f MB peak RSS", sim.wall.Seconds(), sim.rssMB)
+		b.Logf("pipeline: %.1f s wall, %.1f s CPU, %.0f MB peak RSS, %.0f MB on disk (%s)", all.wall.Seconds(), all.cpu, all.rssMB, all.diskMB, all.command)
+		b.Logf("sim stage: %.1f s wall, %.1f s CPU, %.0f MB peak RSS", sim.wall.Seconds(), sim.cpu, sim.rssMB)
 		b.ReportMetric(all.wall.Seconds(), "pipeline-s")
 		b.ReportMetric(all.rssMB, "pipeline-rss-MB")
 		b.ReportMetric(all.diskMB, "disk-MB")
+		b.ReportMetric(all.cpu, "pipeline-cpu-s")
 		b.ReportMetric(sim.wall.Seconds(), "sim-s")
+		b.ReportMetric(sim.cpu, "sim-cpu-s")
 		b.ReportMetric(sim.rssMB, "sim-rss-MB")
 	}
 }
