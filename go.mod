@@ -3,7 +3,6 @@ module github.com/gsim-dev/gsim
 go 1.26.8
 
 require (
-	github.com/dominikbraun/graph v0.23.0
 	github.com/gofrs/flock v0.13.2
 	github.com/urfave/cli/v2 v2.27.7
 	github.com/vbauerster/mpb/v8 v8.16.2
