@@ -207,6 +207,7 @@ func expand(f *File, refs map[string]map[string]bool) (*plan.Plan, error) {
 	}
 	dims := map[string][]string{}
 	instances := map[string][]*plan.Instance{}
+	var long []error
 	known := map[string]bool{}
 	for _, s := range stageOrder(f) {
 		set := map[string]bool{}
@@ -230,9 +231,17 @@ func expand(f *File, refs map[string]map[string]bool) (*plan.Plan, error) {
 					"stage %s expands to more than %d instances over %s; sweep fewer values", s.Name, MaxInstancesPerStage, strings.Join(d, " x "))}
 			}
 		}
+		tooLong := false
 		for _, cell := range cells(d, values) {
+			id := InstanceID(s.Name, d, cell)
+			if len(id) > MaxNameBytes && !tooLong {
+				tooLong = true
+				long = append(long, &Error{File: f.Path, Line: s.Pos.Line, Col: s.Pos.Col, Msg: fmt.Sprintf(
+					"instance %s… of stage %s is %d bytes; it names a folder, which may be at most %d bytes: shorten the stage name or the values of %s",
+					clip(id, 40), s.Name, len(id), MaxNameBytes, strings.Join(d, ", "))})
+			}
 			in := &plan.Instance{
-				ID:    InstanceID(s.Name, d, cell),
+				ID:    id,
 				Stage: s.Name,
 				Kind:  s.Uses,
 				Cell:  cell,
@@ -271,6 +280,9 @@ func expand(f *File, refs map[string]map[string]bool) (*plan.Plan, error) {
 			instances[s.Name] = append(instances[s.Name], in)
 			pl.Instances = append(pl.Instances, in)
 		}
+	}
+	if len(long) > 0 {
+		return nil, errors.Join(long...)
 	}
 	return pl, nil
 }
