@@ -385,6 +385,9 @@ func checkParams(p *problems, f *File, pl *plan.Plan, reg *stage.Registry) {
 			}
 			errs = flatten(nc.CheckNeeds(in.Params, needs, matrix))
 		}
+		if pc, ok := k.(stage.PathChecker); ok && len(errs) == 0 {
+			errs = flatten(pc.CheckPaths(in.Params, pl.BaseDir))
+		}
 		for _, e := range errs {
 			c := complaint{at: s.WithPos, msg: e.Error()}
 			var pe *stage.ParamError
