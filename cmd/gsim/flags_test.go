@@ -29,7 +29,7 @@ func TestCountFlagsRefused(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			app := newApp()
-			args := append(append([]string{"gsim", "run", "--store", store, exp}, tc.args...))
+			args := append([]string{"gsim", "run", "--store", store, exp}, tc.args...)
 			err := app.Run(permuteArgs(app, args))
 			var ue usageError
 			if err == nil || !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
