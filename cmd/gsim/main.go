@@ -88,6 +88,7 @@ func newApp() *cli.App {
 					&cli.BoolFlag{Name: "verify", Usage: "rehash complete outputs and rerun corrupt ones"},
 					&cli.IntFlag{Name: "gpus", Value: 1, Usage: "GPU slots: GPU stages running at once",
 						Action: atLeast("gpus", 0, "0 or more (0 when this machine has no GPU)")},
+					&cli.BoolFlag{Name: "no-preflight", Usage: "start stages without first checking that this machine has what they need (CUDA torch, Vidur)"},
 					&cli.BoolFlag{Name: "subprocess", Hidden: true, Usage: "run every stage as `gsim stage exec`"},
 				},
 				OnUsageError: onUsage,
