@@ -138,18 +138,24 @@ func checkPNG(t testing.TB, what string, render func(*bytes.Buffer) error) {
 }
 
 // cdfSeeds are samples (each split in two lines at its middle) that
-// every CDF must draw; the first is the hang.
+// every figure must draw: each edge range, the first being the hang. Each
+// is a PNG render; under -race, whose renders are about 20 times slower
+// and whose point is concurrency (the writers are single-goroutine), only
+// the first few run, and the plain build runs them all.
 func cdfSeeds() [][]byte {
 	var seeds [][]byte
 	for _, r := range edgeRanges {
-		seeds = append(seeds, floatBytes(r[0], r[1]), floatBytes(r[0], r[1], r[1]))
+		seeds = append(seeds, floatBytes(r[0], r[0], r[1]))
 	}
-	return append(seeds,
+	seeds = append(seeds,
 		floatBytes(7),
 		floatBytes(0, 0, 0, math.NaN(), 5),
-		floatBytes(math.Inf(1), 1, 2, 3),
 		nil,
 	)
+	if raceBuild {
+		seeds = seeds[:3]
+	}
+	return seeds
 }
 
 func cdfLines(b []byte) []CDFLine {
@@ -173,9 +179,8 @@ func FuzzWriteCDF(f *testing.F) {
 }
 
 func FuzzWriteXY(f *testing.F) {
-	for _, s := range cdfSeeds() {
-		f.Add(s, 50.0, false)
-		f.Add(s, math.NaN(), true)
+	for i, s := range cdfSeeds() {
+		f.Add(s, []float64{50, math.NaN()}[i%2], i%3 == 0)
 	}
 	f.Add(floatBytes(hangLo, 30, hangHi, 31), hangLo, false)
 	f.Add(floatBytes(hangLo, hangLo, hangHi, hangHi), math.NaN(), false)
