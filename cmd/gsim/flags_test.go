@@ -24,7 +24,7 @@ func TestCountFlagsRefused(t *testing.T) {
 		{[]string{"-j", "0"}, "--jobs 0: give at least 1"},
 		{[]string{"-j", "-1"}, "--jobs -1: give at least 1"},
 		{[]string{"--jobs=-3"}, "--jobs -3: give at least 1"},
-		{[]string{"--gpus", "-1"}, "--gpus -1: give 0 or more"},
+		{[]string{"--gpus", "-1"}, "--gpus -1: want at least 1"},
 	}
 	for _, tc := range cases {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -41,7 +41,7 @@ func TestCountFlagsRefused(t *testing.T) {
 		})
 	}
 	app := newApp()
-	if err := app.Run(permuteArgs(app, []string{"gsim", "run", "--store", store, exp, "-j", "1", "--gpus", "0"})); err != nil {
-		t.Errorf("-j 1 --gpus 0: %v", err)
+	if err := app.Run(permuteArgs(app, []string{"gsim", "run", "--store", store, exp, "-j", "1", "--gpus", "1"})); err != nil {
+		t.Errorf("-j 1 --gpus 1: %v", err)
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/gsim-dev/gsim/pkg/plan"
 )
 
 // File is an experiment as written, before expansion.
@@ -29,6 +31,8 @@ type File struct {
 	// Stages are in declaration order.
 	Stages    []*Stage
 	StagesPos Pos
+	// Slurm is the executor.slurm block.
+	Slurm plan.Slurm
 }
 
 // MatrixVar is one matrix variable and its values, in declaration order.
@@ -51,6 +55,8 @@ type Stage struct {
 	// so interpolation and kind errors can point into it.
 	With    *yaml.Node
 	WithPos Pos // the `with` key, or the stage key when absent
+	// Resources is what the stage asks a batch system for.
+	Resources plan.Resources
 }
 
 // Need is one item of `needs:`.
@@ -98,17 +104,9 @@ func clip(s string, n int) string {
 	return s[:n]
 }
 
-// fromSet notes that a value came from the command line, not the file.
-func fromSet(v *yaml.Node) string {
-	if c, ok := strings.CutPrefix(v.LineComment, setMark); ok {
-		return " (the value comes from --set " + c + ")"
-	}
-	return ""
-}
-
 var (
-	topKeys   = []string{"name", "description", "matrix", "stages"}
-	stageKeys = []string{"uses", "needs", "with"}
+	topKeys   = []string{"name", "description", "matrix", "stages", "executor"}
+	stageKeys = []string{"uses", "needs", "with", "resources"}
 	needKeys  = []string{"stage", "all"}
 )
 
@@ -279,6 +277,8 @@ func decodeFile(p *problems, path string, root *yaml.Node) *File {
 		case "matrix":
 			f.MatrixPos = posOf(k)
 			f.Matrix = decodeMatrix(p, v)
+		case "executor":
+			f.Slurm = decodeExecutor(p, v)
 		case "stages":
 			stagesSeen = true
 			f.StagesPos = posOf(k)
@@ -423,6 +423,8 @@ func decodeStages(p *problems, key, v *yaml.Node) []*Stage {
 				}
 				checkWithKeys(p, "stages."+name+".with", vv)
 				st.With = vv
+			case "resources":
+				st.Resources = decodeStageResources(p, name, vv)
 			default:
 				p.add(posOf(kk), "stages.%s: unknown key %q%s; allowed keys: %s (parameters go under with:)", name, key, didYouMean(key, stageKeys), quoteList(stageKeys))
 			}
