@@ -30,9 +30,9 @@ stages:
     uses: profile
     with: {source: gpu, hardware: h100}
   vidur:
-    uses: sim
+    uses: vidur
     needs: [workload, profile]
-    with: {engine: vidur, hardware: h100}
+    with: {hardware: h100}
 `
 
 // TestPreflightBeforeAnyStage: gsim run says everything the planned stages
@@ -67,7 +67,7 @@ echo '##pyprobe {"executable": "/opt/cpu/python", "version": "3.12.3", "modules"
 		"nothing was started",
 		"real-bench (real[rate=1], real[rate=2]): torch 2.11.0+cpu in " + py,
 		"profile (profile): torch 2.11.0+cpu in " + py,
-		"sim (vidur[rate=1], vidur[rate=2]): where is Vidur?",
+		"vidur (vidur[rate=1], vidur[rate=2]): where is Vidur?",
 		"--no-preflight",
 	} {
 		if !strings.Contains(r.stderr, want) {

@@ -21,12 +21,13 @@ import (
 // few seconds on a warm disk; far longer means the interpreter is stuck.
 const DefaultTimeout = 60 * time.Second
 
-// Request is one probe: the interpreter, directories put first on its
-// sys.path, and the modules to import. CUDA asks torch (when it imports)
-// whether it sees a GPU.
+// Request is one probe: the interpreter, directories put first (Path) and
+// last (After) on its sys.path, and the modules to import. CUDA asks torch
+// (when it imports) whether it sees a GPU.
 type Request struct {
 	Python  string
 	Path    []string
+	After   []string
 	Modules []string
 	CUDA    bool
 	Env     []string      // added to the inherited environment
@@ -72,6 +73,7 @@ const script = `
 import importlib, json, sys
 req = json.loads(sys.argv[1])
 sys.path[:0] = req["path"]
+sys.path += req["after"]
 out = {"executable": sys.executable, "version": sys.version.split()[0], "modules": {}}
 for name in req["modules"]:
     try:
@@ -111,11 +113,11 @@ var (
 // earlier in this process. Concurrent identical requests share one run.
 func Probe(ctx context.Context, r Request) (*Result, error) {
 	key, _ := json.Marshal(struct {
-		P    string
-		S, M []string
-		C    bool
-		E    []string
-	}{r.Python, r.Path, r.Modules, r.CUDA, r.Env})
+		P       string
+		S, A, M []string
+		C       bool
+		E       []string
+	}{r.Python, r.Path, r.After, r.Modules, r.CUDA, r.Env})
 	cacheMu.Lock()
 	e := cache[string(key)]
 	if e == nil {
@@ -146,14 +148,7 @@ func run(ctx context.Context, r Request) (*Result, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	path, mods := r.Path, r.Modules
-	if path == nil {
-		path = []string{}
-	}
-	if mods == nil {
-		mods = []string{}
-	}
-	arg, _ := json.Marshal(map[string]any{"path": path, "modules": mods, "cuda": r.CUDA})
+	arg, _ := json.Marshal(map[string]any{"path": orEmpty(r.Path), "after": orEmpty(r.After), "modules": orEmpty(r.Modules), "cuda": r.CUDA})
 	cmd := exec.CommandContext(ctx, py, "-c", script, string(arg))
 	cmd.Env = append(append(cmd.Environ(), "PYTHONDONTWRITEBYTECODE=1"), r.Env...)
 	var stdout, stderr bytes.Buffer
@@ -180,6 +175,13 @@ func run(ctx context.Context, r Request) (*Result, error) {
 		return nil, fmt.Errorf("%s: unreadable probe answer: %w", r.Python, err)
 	}
 	return &res, nil
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 func lastLine(s string) string {

@@ -11,7 +11,7 @@ import (
 // blocks for every request, so sched.New refuses max_tokens below one
 // block; params that pass CheckParams must also make a scheduler.
 func TestOrcaMaxTokensCheckedAtValidate(t *testing.T) {
-	k := NewKind(nil)
+	k := NewKind()
 	for _, c := range []struct {
 		params map[string]any
 		want   string // "" for valid

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 
 	"github.com/gsim-dev/gsim/pkg/pyprobe"
 	"github.com/gsim-dev/gsim/pkg/stage"
@@ -25,8 +26,9 @@ func PreflightKey(params map[string]any, baseDir string) string {
 
 // Preflight says everything a Vidur run with params lacks on this machine,
 // without running Vidur: a checkout (vidur/main.py), the shim (stages/vidur),
-// and an interpreter that imports vidur.main with the stand-in modules first
-// on its path, as the shim does. The interpreter is asked once (one
+// and an interpreter that imports vidur.main with the path the shim gives
+// it (the user's stand-ins first, then the checkout, gsim's stand-ins in
+// stages/vidur/standins last). The interpreter is asked once (one
 // subprocess, with a timeout; pyprobe caches the answer).
 func Preflight(ctx context.Context, params map[string]any, baseDir string) error {
 	p, err := decodeParams(params)
@@ -34,41 +36,41 @@ func Preflight(ctx context.Context, params map[string]any, baseDir string) error
 		return err
 	}
 	var errs []error
-	if _, err := stage.RunnerDir("vidur", baseDir); err != nil {
+	shim, err := stage.RunnerDir("vidur", baseDir)
+	if err != nil {
 		errs = append(errs, err)
 	}
 	loc, err := p.locate(baseDir)
 	if err != nil {
 		return errors.Join(append(errs, err)...)
 	}
-	var path []string
+	var path, after []string
 	if loc.Stubs != "" {
 		path = append(path, loc.Stubs)
 	}
 	path = append(path, loc.VidurPath)
-	res, err := pyprobe.Probe(ctx, pyprobe.Request{Python: loc.Python, Path: path, Modules: []string{"vidur.main"}, Env: shimEnv})
+	if shim != "" {
+		after = append(after, filepath.Join(shim, "standins"))
+	}
+	res, err := pyprobe.Probe(ctx, pyprobe.Request{Python: loc.Python, Path: path, After: after, Modules: []string{"vidur.main"}, Env: shimEnv})
 	switch {
 	case err != nil:
 		errs = append(errs, fmt.Errorf("%w; set with.python or $GSIM_VIDUR_PYTHON to the interpreter that has Vidur's dependencies", err))
 	case !res.Modules["vidur.main"].OK:
-		hint := "install Vidur's Python dependencies for it (docs/vidur.md)"
-		if loc.Stubs == "" {
-			hint += " and point with.stubs or $GSIM_VIDUR_STUBS at stand-ins for those it lacks"
-		}
-		errs = append(errs, fmt.Errorf("%s cannot import Vidur from %s (%s): %s, or use engine: embedded",
-			res.Describe(loc.Python), loc.VidurPath, res.Modules["vidur.main"].Error, hint))
+		errs = append(errs, fmt.Errorf("%s cannot import Vidur from %s (%s): install Vidur's Python dependencies for it "+
+			"(docs/vidur.md), or use gsim's embedded simulator (uses: sim)", res.Describe(loc.Python), loc.VidurPath, res.Modules["vidur.main"].Error))
 	}
 	return errors.Join(errs...)
 }
 
-// The engine is a Preflighter through the two functions above, so the kind
-// that runs it (sim's engine: vidur today) can ask it.
-func (engine) PreflightKey(params map[string]any, baseDir string) string {
+// PreflightKey implements stage.Preflighter with the function above.
+func (Kind) PreflightKey(params map[string]any, baseDir string) string {
 	return PreflightKey(params, baseDir)
 }
 
-func (engine) Preflight(ctx context.Context, params map[string]any, baseDir string) error {
+// Preflight implements stage.Preflighter with the function above.
+func (Kind) Preflight(ctx context.Context, params map[string]any, baseDir string) error {
 	return Preflight(ctx, params, baseDir)
 }
 
-var _ stage.Preflighter = engine{}
+var _ stage.Preflighter = Kind{}

@@ -36,6 +36,7 @@ func TestPreflight(t *testing.T) {
 	os.WriteFile(filepath.Join(stubs, "gsim_stub_dep.py"), nil, 0o644)
 	ok := checkout(t, "import gsim_stub_dep\n")
 	broken := checkout(t, "import sklearn_gsim_missing\n")
+	usesStandins := checkout(t, "import ddsketch\n")
 	ctx := context.Background()
 	for _, c := range []struct {
 		name   string
@@ -45,8 +46,10 @@ func TestPreflight(t *testing.T) {
 		{"no checkout named", map[string]any{}, []string{"where is Vidur?"}},
 		{"not a checkout", map[string]any{"vidur_path": t.TempDir()}, []string{"is not a Vidur checkout (no vidur/main.py)"}},
 		{"imports with the stubs", map[string]any{"vidur_path": ok, "stubs": stubs}, nil},
-		{"a stub missing", map[string]any{"vidur_path": ok}, []string{"cannot import Vidur from " + ok, "No module named 'gsim_stub_dep'", "$GSIM_VIDUR_STUBS"}},
-		{"a dependency missing", map[string]any{"vidur_path": broken, "stubs": stubs}, []string{"No module named 'sklearn_gsim_missing'", "engine: embedded"}},
+		{"a stub missing", map[string]any{"vidur_path": ok}, []string{"cannot import Vidur from " + ok, "No module named 'gsim_stub_dep'"}},
+		{"a dependency missing", map[string]any{"vidur_path": broken, "stubs": stubs}, []string{"No module named 'sklearn_gsim_missing'", "uses: sim"}},
+		// gsim's own stand-ins (stages/vidur/standins) are on the path, last.
+		{"gsim's stand-ins", map[string]any{"vidur_path": usesStandins}, nil},
 		{"no interpreter", map[string]any{"vidur_path": ok, "python": filepath.Join(t.TempDir(), "python9")}, []string{"cannot start", "$GSIM_VIDUR_PYTHON"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
