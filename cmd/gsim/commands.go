@@ -81,7 +81,7 @@ func loadExperiment(c *cli.Context) (*experimentRun, error) {
 		return nil, err
 	}
 	reg := kinds.Registry()
-	p, err := experiment.Load(path, experiment.Options{Sets: c.StringSlice("set"), Registry: reg})
+	p, err := experiment.Load(path, experiment.Options{Sets: append(c.StringSlice("set"), slurmSets(c)...), Registry: reg})
 	if err != nil {
 		return nil, err
 	}
@@ -109,11 +109,16 @@ func runCmd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	gpuLine, localGPUs, err := executorOptions(c, &opt, gpuLine)
+	if err != nil {
+		return err
+	}
 	opt.Force = c.StringSlice("force")
 	opt.Only = c.StringSlice("only")
 	opt.KeepGoing = c.Bool("keep-going")
 	opt.Verify = c.Bool("verify")
 	opt.Subprocess = c.Bool("subprocess")
+	opt.SkipPreflight = c.Bool("no-preflight")
 	out := c.App.Writer
 	if dry {
 		ds, err := executor.Explain(p, opt)
@@ -125,8 +130,13 @@ func runCmd(c *cli.Context) error {
 			fmt.Fprintln(out, gpuLine)
 		}
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+		where := placement(c, p, opt.Registry)
 		for _, d := range ds {
-			fmt.Fprintf(tw, "%s\t%s\n", d.ID, d.DryRunLine())
+			line := d.DryRunLine()
+			if w := where[d.ID]; w != "" && d.Run {
+				line += "; " + w
+			}
+			fmt.Fprintf(tw, "%s\t%s\n", d.ID, line)
 		}
 		return tw.Flush()
 	}
@@ -142,8 +152,17 @@ func runCmd(c *cli.Context) error {
 	}
 	disp := progress.NewMode(os.Stderr, mode)
 	opt.Display = disp
+	done, err := useExecutor(c, p, &opt, disp, localGPUs)
+	if err != nil {
+		disp.Close()
+		return err
+	}
 	sum, err := executor.Run(c.Context, p, opt)
+	said := done()
 	disp.Close()
+	if said != "" {
+		fmt.Fprintln(out, said)
+	}
 	if sum != nil {
 		sum.Print(out)
 		printAnswer(out, x, sum)
@@ -165,8 +184,13 @@ func statusCmd(c *cli.Context) error {
 	printStore(c, x.loc, x.cwd, false)
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
 	corrupt := 0
+	jobs := jobNotes(c.Context, opt.Store, ds)
 	for _, d := range ds {
-		fmt.Fprintf(tw, "%s\t%s\n", d.ID, d.StatusLine())
+		line := d.StatusLine()
+		if j := jobs[d.ID]; j != "" {
+			line += "; " + j
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", d.ID, line)
 		if d.State == executor.Corrupt {
 			corrupt++
 		}

@@ -36,6 +36,9 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := preflight(ctx, p, g, &opt); err != nil {
+		return nil, err
+	}
 	// A clean meanwhile must not remove the objects this run commits or
 	// reads: it removes only dead staging folders while a run holds this.
 	use, err := opt.Store.Use(ctx)
@@ -284,7 +287,7 @@ func (g *graph) runNode(ctx context.Context, n *node, opt *Options) result {
 			return res
 		}
 	}
-	staging, err := opt.Store.NewStaging(n.key)
+	staging, _, err := g.newStaging(n, opt)
 	if err != nil {
 		res.err, res.dur = err, time.Since(start)
 		return res
@@ -310,6 +313,7 @@ func (g *graph) runNode(ctx context.Context, n *node, opt *Options) result {
 			m.Volatile = v.VolatileFiles()
 		}
 		if runErr = opt.Store.Commit(staging, m); runErr == nil {
+			settled(n, opt, staging)
 			res.outcome, res.digest = Ran, m.OutputDigest
 			if err := opt.Store.Link(g.p.Name, n.inst.ID, n.key); err != nil {
 				disp.Printf("warning: %v", err)
@@ -336,6 +340,7 @@ func (g *graph) runNode(ctx context.Context, n *node, opt *Options) result {
 	res.logPath = filepath.Join(staging, store.LogFile)
 	if dir, err := opt.Store.Fail(staging, n.key); err == nil {
 		res.logPath = filepath.Join(dir, store.LogFile)
+		settled(n, opt, staging)
 	}
 	return res
 }
@@ -350,7 +355,7 @@ func sameObject(a, b *store.Manifest) bool {
 // gpus are the devices the attempt holds (nil: none, or counter slots).
 func (g *graph) attempt(ctx context.Context, n *node, spec *stage.Spec, opt *Options, gpus []string) (err error) {
 	specPath := filepath.Join(spec.OutDir, store.SpecFile)
-	if err := stage.WriteSpec(specPath, spec); err != nil {
+	if err := writeSpec(specPath, spec); err != nil {
 		return err
 	}
 	logf, err := os.OpenFile(filepath.Join(spec.OutDir, store.LogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
