@@ -62,6 +62,9 @@ type Options struct {
 	// Subprocess runs each stage as `gsim stage exec spec.json` instead of
 	// in-process, the way a batch-system executor would.
 	Subprocess bool
+	// SkipPreflight starts stages without first asking their kinds
+	// (stage.Preflighter) whether this machine has what they need.
+	SkipPreflight bool
 	// Launcher, if set, runs every attempt instead (e.g. submits
 	// `gsim stage exec` to a batch system and waits). The executor still
 	// owns keys, locks, staging, validation and adoption.
@@ -319,7 +322,7 @@ func (g *graph) spec(n *node, st *store.Store, outDir string) *stage.Spec {
 		for _, id := range d.Instances {
 			up := g.byID[id]
 			s.Inputs[d.Stage] = append(s.Inputs[d.Stage], stage.Input{
-				Instance: id, Kind: up.inst.Kind, Key: up.key, Dir: st.ObjectDir(up.key), Matrix: up.inst.Cell,
+				Instance: id, Kind: up.inst.Kind, Holds: stage.HoldsOf(up.kind), Key: up.key, Dir: st.ObjectDir(up.key), Matrix: up.inst.Cell,
 			})
 		}
 	}

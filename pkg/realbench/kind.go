@@ -16,10 +16,10 @@ import (
 	"github.com/gsim-dev/gsim/pkg/stage"
 )
 
-// Exit codes of stages/real_bench/run.py.
+// Exit codes of stages/real_bench/run.py (stages/profile/run.py shares them).
 const (
-	ExitHardwareMismatch = 3
-	ExitNoCUDA           = 4
+	ExitHardwareMismatch = stage.ExitHardwareMismatch
+	ExitNoCUDA           = stage.ExitNoCUDA
 )
 
 // RunnerName is the folder under stages/ that holds the runner.
@@ -55,7 +55,13 @@ type Params struct {
 	// Python is the interpreter that runs the runner; $GSIM_PYTHON, then
 	// python3, when empty.
 	Python string `json:"python,omitempty"`
+	// Workload names the workload stage to run when several needs hold a
+	// workload (stage.Role); the runner never sees it.
+	Workload string `json:"workload,omitempty"`
 }
+
+// WorkloadRole is the one input of real-bench and replay (stage.WorkloadRole).
+var WorkloadRole = stage.WorkloadRole
 
 // Kind is the `real-bench` stage kind.
 type Kind struct{}
@@ -167,19 +173,18 @@ func (Kind) Resources(map[string]any) map[string]int { return map[string]int{"gp
 // Command is the runner invocation for a spec file; exported for tests and
 // for executors that want to show it.
 func Command(p Params, runner, specPath string) stage.Command {
-	py := p.Python
-	if py == "" {
-		py = os.Getenv("GSIM_PYTHON")
-	}
-	if py == "" {
-		py = "python3"
-	}
 	return stage.Command{
-		Argv: []string{py, filepath.Join(runner, "run.py"), "--spec", specPath},
+		Argv: []string{interpreter(p), filepath.Join(runner, "run.py"), "--spec", specPath},
 		Dir:  runner,
 		Env:  []string{"PYTHONUNBUFFERED=1"},
 	}
 }
+
+// Produces implements stage.Producer: a run folder.
+func (Kind) Produces() string { return stage.HoldsRun }
+
+// InputRoles implements stage.InputReader.
+func (Kind) InputRoles(map[string]any) []stage.Role { return []stage.Role{WorkloadRole} }
 
 // Run writes the spec outside OutDir (so the output folder holds only the
 // run) and runs the runner.
@@ -188,12 +193,26 @@ func (Kind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 	if err != nil {
 		return err
 	}
-	if _, err := workloadDir(spec); err != nil {
+	win, err := workloadInput(spec)
+	if err != nil {
 		return err
 	}
 	runner, err := stage.RunnerDir(RunnerName, spec.BaseDir)
 	if err != nil {
 		return err
+	}
+	{
+		// The runner reads its workload as the input named "workload" and
+		// knows only its own params.
+		cp := *spec
+		cp.Inputs = map[string][]stage.Input{"workload": {win}}
+		cp.Params = make(map[string]any, len(spec.Params))
+		for k, v := range spec.Params {
+			if k != "workload" {
+				cp.Params[k] = v
+			}
+		}
+		spec = &cp
 	}
 	if p.ModelConfig != "" {
 		// The runner sees the spec's params as written; give it an absolute
@@ -255,13 +274,17 @@ func (Kind) Validate(spec *stage.Spec) error {
 	return checkDigest(spec.OutDir, wdir)
 }
 
-func workloadDir(spec *stage.Spec) (string, error) {
-	in := spec.Inputs["workload"]
-	if len(in) != 1 || in[0].Dir == "" {
-		return "", fmt.Errorf("stage %s (%s) needs exactly one workload input; add `needs: [workload]` naming a workload stage",
-			spec.Stage, spec.Kind)
+func workloadInput(spec *stage.Spec) (stage.Input, error) {
+	in, _, err := stage.FindInput(spec, WorkloadRole)
+	if err != nil {
+		return in, fmt.Errorf("%s %s: %w", spec.Kind, spec.Instance, err)
 	}
-	return in[0].Dir, nil
+	return in, nil
+}
+
+func workloadDir(spec *stage.Spec) (string, error) {
+	in, err := workloadInput(spec)
+	return in.Dir, err
 }
 
 // checkDigest compares run_meta.json's workload_digest with the workload's.

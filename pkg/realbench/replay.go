@@ -18,6 +18,8 @@ type ReplayParams struct {
 	// run_meta.json, optionally step_metrics.csv), relative to the
 	// experiment file's folder.
 	Path string `json:"path"`
+	// Workload names the workload stage when several needs hold one.
+	Workload string `json:"workload,omitempty"`
 }
 
 // ReplayKind is the `replay` stage kind: it stands in for real-bench where
@@ -35,6 +37,12 @@ func (ReplayKind) Name() string { return "replay" }
 // Version implements stage.Kind.
 func (ReplayKind) Version() string { return "1" }
 
+// Produces implements stage.Producer: a run folder.
+func (ReplayKind) Produces() string { return stage.HoldsRun }
+
+// InputRoles implements stage.InputReader.
+func (ReplayKind) InputRoles(map[string]any) []stage.Role { return []stage.Role{WorkloadRole} }
+
 func decodeReplay(params map[string]any) (ReplayParams, error) {
 	var p ReplayParams
 	if err := stage.DecodeParams(params, &p); err != nil {
@@ -50,6 +58,16 @@ func decodeReplay(params map[string]any) (ReplayParams, error) {
 func (ReplayKind) CheckParams(params map[string]any) error {
 	_, err := decodeReplay(params)
 	return err
+}
+
+// CheckPaths implements stage.PathChecker: the recorded folder exists and
+// holds a run, so a wrong path fails validate, not the run.
+func (ReplayKind) CheckPaths(params map[string]any, baseDir string) error {
+	p, err := decodeReplay(params)
+	if err != nil {
+		return err
+	}
+	return checkRecordedDir(p.Path, stage.Resolve(baseDir, p.Path))
 }
 
 // Fingerprint is the digest of the recorded folder's run files, so an edited

@@ -138,7 +138,7 @@ func ReadRequestMetrics(path string) ([]RequestMetric, error) {
 		return nil, err
 	}
 	defer f.Close()
-	return readRequestMetrics(f, path)
+	return readRequestMetrics(f, nameOf(f, path))
 }
 
 // ScanRequestMetrics streams request_metrics.csv through fn with
@@ -150,7 +150,7 @@ func ScanRequestMetrics(path string, fn func(RequestMetric) error) error {
 		return err
 	}
 	defer f.Close()
-	return scanRequestMetrics(f, path, 0, fn)
+	return scanRequestMetrics(f, nameOf(f, path), 0, fn)
 }
 
 func readRequestMetrics(r io.Reader, name string) ([]RequestMetric, error) {
@@ -245,7 +245,7 @@ func scanRequestMetrics(r io.Reader, name string, sizeHint int64, fn func(Reques
 		for i := range vals {
 			v, ok := parseInt(fields[i])
 			if !ok {
-				return rowErr(name, row, want[i], "%q is not an integer (expected base-10 digits, no decimal point)", fields[i])
+				return rowErr(name, row, want[i], "%s is not an integer (expected base-10 digits, no decimal point)", Excerpt(string(fields[i])))
 			}
 			vals[i] = v
 		}
@@ -389,7 +389,7 @@ func checkRequestRow(name string, row int, m *RequestMetric, errorCols bool) err
 			return rowErr(name, row, "ttft_ns", "%d (expected %d = first_token_time_ns - arrival_time_ns)", m.TTFTNs, m.FirstTokenTimeNs-m.ArrivalTimeNs)
 		}
 	default:
-		return rowErr(name, row, "status", "%q (expected ok or failed)", m.Status)
+		return rowErr(name, row, "status", "%s (expected ok or failed)", Excerpt(m.Status))
 	}
 	return nil
 }
