@@ -48,6 +48,10 @@ type Stage struct {
 	// so interpolation and kind errors can point into it.
 	With    *yaml.Node
 	WithPos Pos // the `with` key, or the stage key when absent
+	// Repeats are the ids of `repeat:` (1..N for a count, or the labels of
+	// a list); nil when the stage is not repeated.
+	Repeats   []any
+	RepeatPos Pos
 }
 
 // Need is one item of `needs:`.
@@ -66,7 +70,7 @@ var (
 
 var (
 	topKeys   = []string{"name", "description", "matrix", "stages"}
-	stageKeys = []string{"uses", "needs", "with"}
+	stageKeys = []string{"uses", "needs", "with", "repeat"}
 	needKeys  = []string{"stage", "all"}
 )
 
@@ -345,6 +349,9 @@ func decodeStages(p *problems, key, v *yaml.Node) []*Stage {
 				st.Uses = s
 			case "needs":
 				st.Needs = decodeNeeds(p, name, vv)
+			case "repeat":
+				st.RepeatPos = posOf(kk)
+				st.Repeats = decodeRepeat(p, name, vv)
 			case "with":
 				st.WithPos = posOf(kk)
 				if isNull(vv) {

@@ -94,6 +94,12 @@ func check(p *problems, f *File, reg *stage.Registry, crossStage bool) map[strin
 		used := map[string]bool{}
 		if s.With != nil {
 			scanRefs(p, "stages."+s.Name+".with", s.With, defined, used)
+			if r := repeatRef(s.With); r != nil && s.Repeats == nil {
+				p.add(posOf(r), "stages.%s.with: ${{ repeat.id }} is only defined in a stage with repeat:; add `repeat: N` (or a list of labels) to stages.%s", s.Name, s.Name)
+			}
+		}
+		if s.Repeats != nil && defined[RepeatVar] {
+			p.add(s.RepeatPos, "stages.%s.repeat: the matrix has a variable named %q, which names repeats in instance ids; rename the matrix variable", s.Name, RepeatVar)
 		}
 		refs[s.Name] = used
 		for v := range used {
@@ -256,6 +262,7 @@ func expand(f *File, refs map[string]map[string]bool) (*plan.Plan, error) {
 		values[v.Name] = v.Values
 	}
 	dims := map[string][]string{}
+	repeats := map[string][]any{}
 	instances := map[string][]*plan.Instance{}
 	known := map[string]bool{}
 	for _, s := range stageOrder(f) {
@@ -272,6 +279,7 @@ func expand(f *File, refs map[string]map[string]bool) (*plan.Plan, error) {
 		}
 		d := sortedBy(set, order)
 		dims[s.Name] = d
+		repeats[s.Name] = s.Repeats
 		n := 1
 		for _, v := range d {
 			n *= len(values[v])
@@ -280,14 +288,31 @@ func expand(f *File, refs map[string]map[string]bool) (*plan.Plan, error) {
 					"stage %s expands to more than %d instances over %s; sweep fewer values", s.Name, MaxInstancesPerStage, strings.Join(d, " x "))}
 			}
 		}
-		for _, cell := range cells(d, values) {
+		all := cells(d, values)
+		idDims := d
+		if s.Repeats != nil {
+			// Repeats are one more dimension of this stage's own
+			// instances, never of its dependents: a stage that needs a
+			// repeated stage gets every repeat of its cell.
+			idDims = append(append([]string(nil), d...), RepeatVar)
+			var rep []map[string]any
+			for _, c := range all {
+				rep = append(rep, repeatCells(c, s.Repeats)...)
+			}
+			all = rep
+		}
+		for _, cell := range all {
 			in := &plan.Instance{
-				ID:    InstanceID(s.Name, d, cell),
+				ID:    InstanceID(s.Name, idDims, cell),
 				Stage: s.Name,
 				Kind:  s.Uses,
 				Cell:  cell,
 				Line:  s.Pos.Line,
 				Col:   s.Pos.Col,
+			}
+			if s.Repeats != nil {
+				in.Repeat = repeatIndex(cell, s.Repeats)
+				in.RepeatID = Format(cell[RepeatVar])
 			}
 			params := map[string]any{}
 			if s.With != nil {
@@ -308,12 +333,26 @@ func expand(f *File, refs map[string]map[string]bool) (*plan.Plan, error) {
 					}
 				} else {
 					// The upstream dims are a subset of this stage's, so the
-					// upstream instance is the one named by this cell.
-					id := InstanceID(n.Stage, dims[n.Stage], cell)
-					if !known[id] {
-						return nil, fmt.Errorf("experiment: %s: need %s resolved to missing instance %s", in.ID, n.Stage, id)
+					// upstream instance is the one named by this cell; of a
+					// repeated upstream, every repeat of it, or the same
+					// repeat when this stage repeats with the same ids.
+					ids := []string{InstanceID(n.Stage, dims[n.Stage], cell)}
+					if up := repeats[n.Stage]; up != nil {
+						ids = ids[:0]
+						upDims := append(append([]string(nil), dims[n.Stage]...), RepeatVar)
+						for _, c := range repeatCells(cell, up) {
+							if s.Repeats != nil && repeatIndex(cell, up) > 0 && Format(c[RepeatVar]) != Format(cell[RepeatVar]) {
+								continue
+							}
+							ids = append(ids, InstanceID(n.Stage, upDims, c))
+						}
 					}
-					dep.Instances = []string{id}
+					for _, id := range ids {
+						if !known[id] {
+							return nil, fmt.Errorf("experiment: %s: need %s resolved to missing instance %s", in.ID, n.Stage, id)
+						}
+					}
+					dep.Instances = ids
 				}
 				in.Needs = append(in.Needs, dep)
 			}
