@@ -25,9 +25,12 @@ type SweepKind struct{ stage.Base }
 // SweepParams are the `with:` of a report stage.
 type SweepParams struct {
 	// X is the matrix variable on the x axis (for example rate).
-	X     string `json:"x"`
-	SLO   *SLO   `json:"slo,omitempty"`
-	Title string `json:"title,omitempty"`
+	X string `json:"x"`
+	// XLabel titles the x axis, with its unit (default: "<x> (req/s)" for
+	// a variable named like a rate, else x).
+	XLabel string `json:"x_label,omitempty"`
+	SLO    *SLO   `json:"slo,omitempty"`
+	Title  string `json:"title,omitempty"`
 }
 
 // SLO bounds the latency a deployment promises; capacity is the highest x
