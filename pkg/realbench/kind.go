@@ -188,8 +188,15 @@ func (Kind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 	if err != nil {
 		return err
 	}
-	if _, err := workloadDir(spec); err != nil {
+	win, err := workloadInput(spec)
+	if err != nil {
 		return err
+	}
+	if _, named := spec.Inputs["workload"]; !named {
+		// The runner reads its workload from inputs.workload.
+		cp := *spec
+		cp.Inputs = map[string][]stage.Input{"workload": {win}}
+		spec = &cp
 	}
 	runner, err := stage.RunnerDir(RunnerName, spec.BaseDir)
 	if err != nil {
@@ -256,12 +263,29 @@ func (Kind) Validate(spec *stage.Spec) error {
 }
 
 func workloadDir(spec *stage.Spec) (string, error) {
+	in, err := workloadInput(spec)
+	return in.Dir, err
+}
+
+// workloadInput is the need named workload, else the one input made by a
+// workload stage, so an experiment with several workload families can name
+// its workload stages after them.
+func workloadInput(spec *stage.Spec) (stage.Input, error) {
 	in := spec.Inputs["workload"]
+	if in == nil {
+		for _, ins := range spec.Inputs {
+			for _, i := range ins {
+				if i.Kind == "workload" {
+					in = append(in, i)
+				}
+			}
+		}
+	}
 	if len(in) != 1 || in[0].Dir == "" {
-		return "", fmt.Errorf("stage %s (%s) needs exactly one workload input; add `needs: [workload]` naming a workload stage",
+		return stage.Input{}, fmt.Errorf("stage %s (%s) needs exactly one workload input; add `needs: [workload]` naming a workload stage",
 			spec.Stage, spec.Kind)
 	}
-	return in[0].Dir, nil
+	return in[0], nil
 }
 
 // checkDigest compares run_meta.json's workload_digest with the workload's.

@@ -108,6 +108,7 @@ class StepRecorder:
         self.details = []        # one dict per recorded step (core.DETAIL_COLUMNS)
         self.tokens = {}         # request id -> [token end-of-step ns]
         self.hooks = {}          # hook name -> "ok" or why it is missing
+        self.graphs_warm = self.graphs_end = None  # graph keys cached when the replay starts / ends
         self._start = None
         self._batch = None
         self._d = None
