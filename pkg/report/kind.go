@@ -28,13 +28,17 @@ type CompareParams struct {
 	// this order; by default every need other than reference and workload,
 	// in name order.
 	Candidates []string `json:"candidates,omitempty"`
+	// Reruns are needs whose runs are further real runs of the reference's
+	// workload on the same engine: with the reference's own repeats (a
+	// reference stage with repeat:), they give the noise band.
+	Reruns []string `json:"reruns,omitempty"`
 	// Labels maps need names to display names.
 	Labels map[string]string `json:"labels,omitempty"`
 	Title  string            `json:"title,omitempty"`
 }
 
 func (CompareKind) Name() string    { return "compare" }
-func (CompareKind) Version() string { return "1" }
+func (CompareKind) Version() string { return "2" }
 
 func decodeCompare(params map[string]any) (*CompareParams, error) {
 	var p CompareParams
@@ -53,6 +57,12 @@ func decodeCompare(params map[string]any) (*CompareParams, error) {
 			return nil, &stage.ParamError{Path: "candidates", Msg: fmt.Sprintf("%q is listed twice or is the reference/workload; list each candidate run once", c)}
 		}
 		seen[c] = true
+	}
+	for _, r := range p.Reruns {
+		if r == p.Reference || r == p.Workload || seen[r] {
+			return nil, &stage.ParamError{Path: "reruns", Msg: fmt.Sprintf("%q is listed twice, or is the reference, the workload or a candidate; list each rerun need once (repeats of the reference stage are reruns already)", r)}
+		}
+		seen[r] = true
 	}
 	return &p, nil
 }
@@ -75,6 +85,9 @@ func (CompareKind) CheckNeeds(params map[string]any, needs []string, _ map[strin
 	check("workload", p.Workload)
 	for i, c := range p.Candidates {
 		check(fmt.Sprintf("candidates.%d", i), c)
+	}
+	for i, r := range p.Reruns {
+		check(fmt.Sprintf("reruns.%d", i), r)
 	}
 	for _, n := range sortedKeys(p.Labels) {
 		check("labels."+n, n)
@@ -110,11 +123,34 @@ func compareInput(spec *stage.Spec) (CompareInput, error) {
 		return RunInput{Name: need, Label: p.Labels[need], Dir: in.Dir, Key: in.Key, Instance: in.Instance}
 	}
 	ci := CompareInput{Title: p.Title, Instance: spec.Instance, Key: spec.Key, Matrix: spec.Matrix}
-	ref, err := one("reference", p.Reference)
-	if err != nil {
-		return ci, err
+	// The reference need may hold several runs: the repeats of a stage
+	// with repeat:. The first is the reference, the rest are its reruns.
+	refs, ok := spec.Inputs[p.Reference]
+	if !ok || len(refs) == 0 {
+		return ci, fmt.Errorf("compare %s: with.reference: %q is not among the stage's needs (%s); add it to needs: or fix with.reference",
+			spec.Instance, p.Reference, strings.Join(sortedKeys(spec.Inputs), ", "))
 	}
-	ci.Reference = runInput(p.Reference, ref)
+	ci.Reference = runInput(p.Reference, refs[0])
+	rerun := func(need string, in stage.Input) {
+		k := len(ci.Reruns) + 2
+		ri := runInput(need, in)
+		ri.Name = fmt.Sprintf("%s#%d", p.Reference, k)
+		ri.Label = fmt.Sprintf("%s, rerun %d", label(ci.Reference), k)
+		ci.Reruns = append(ci.Reruns, ri)
+	}
+	for _, in := range refs[1:] {
+		rerun(p.Reference, in)
+	}
+	for _, need := range p.Reruns {
+		ins, ok := spec.Inputs[need]
+		if !ok {
+			return ci, fmt.Errorf("compare %s: with.reruns: %q is not among the stage's needs (%s); add it to needs: or fix with.reruns",
+				spec.Instance, need, strings.Join(sortedKeys(spec.Inputs), ", "))
+		}
+		for _, in := range ins {
+			rerun(need, in)
+		}
+	}
 	if p.Workload != "" {
 		w, err := one("workload", p.Workload)
 		if err != nil {
@@ -126,7 +162,7 @@ func compareInput(spec *stage.Spec) (CompareInput, error) {
 	cands := p.Candidates
 	if cands == nil {
 		for _, n := range names {
-			if n != p.Reference && n != p.Workload {
+			if n != p.Reference && n != p.Workload && !slices.Contains(p.Reruns, n) {
 				cands = append(cands, n)
 			}
 		}
