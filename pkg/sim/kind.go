@@ -20,7 +20,7 @@ import (
 
 // Version is the embedded simulator's runner identity: bump it whenever the
 // same params and inputs could give different outputs.
-const Version = "3"
+const Version = "4"
 
 // Kind is the `sim` stage kind. With engine: vidur it hands every call to
 // the Vidur kind it was built with.
@@ -140,6 +140,9 @@ func (k *Kind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 	if err != nil {
 		return fmt.Errorf("sim %s: %w", spec.Instance, err)
 	}
+	if setup.warmup, err = setup.warmUp(p, w); err != nil {
+		return fmt.Errorf("sim %s: %w", spec.Instance, err)
+	}
 	started := time.Now().UTC()
 	sink, err := engine.NewFolderSink(spec.OutDir, p.tokens())
 	if err != nil {
@@ -196,6 +199,7 @@ type setup struct {
 	sched     sched.Scheduler
 	pred      predict.Predictor
 	inherited []string // hf-cb settings taken from the fitted engine
+	warmup    int      // warm-up requests simulated before the replay
 }
 
 func (s *setup) engineMeta(p *Params, res engine.Result) map[string]any {
@@ -221,6 +225,7 @@ func (s *setup) engineMeta(p *Params, res engine.Result) map[string]any {
 		"peak_kv_blocks":     res.PeakBlocks,
 		"simulated_end_ns":   res.EndNs,
 		"inherited_from_fit": s.inherited,
+		"warmup_requests":    s.warmup,
 	}
 }
 

@@ -53,6 +53,24 @@ type Step struct {
 	Requests                        int64
 	PrefillRequests, DecodeRequests int64
 	ContextTokens                   int64
+	// Detail is what the real bench's step_detail.csv adds; nil without it.
+	Detail *StepDetail
+}
+
+// StepDetail is one step's breakdown as the real bench records it.
+type StepDetail struct {
+	// Key is the CUDA graph the step ran; Hit is 1 when it was replayed,
+	// 0 when the step captured it.
+	Key GraphKey
+	Hit int8
+	// DeviceNs is the wait for the device's work after the launch
+	// (compute_end_ns to sync_end_ns): for a replayed graph, its GPU time.
+	DeviceNs int64
+	// MaxContextTokens is the longest request's KV length (before padding).
+	MaxContextTokens int64
+	// FreshShape is set on a capture whose padded (query, KV) shape no
+	// graph of the run had before (see FeatFreshShape).
+	FreshShape bool
 }
 
 // Padding is the engine's shape padding; zero means none.
@@ -116,8 +134,12 @@ func featureValue(name string, s sched.Shape) float64 {
 }
 
 func (s Step) shape() sched.Shape {
-	return sched.Shape{Requests: s.Requests, PrefillRequests: s.PrefillRequests, DecodeRequests: s.DecodeRequests,
+	sh := sched.Shape{Requests: s.Requests, PrefillRequests: s.PrefillRequests, DecodeRequests: s.DecodeRequests,
 		PrefillTokens: s.PrefillTokens, DecodeTokens: s.DecodeTokens, ContextTokens: s.ContextTokens}
+	if s.Detail != nil {
+		sh.MaxContextTokens = s.Detail.MaxContextTokens
+	}
+	return sh
 }
 
 // StepModel is a fitted linear model of iteration wall time, persisted as
@@ -184,6 +206,13 @@ type StepModel struct {
 	// them (from the first training run), so a simulation can mirror them.
 	Engine map[string]any `json:"engine,omitempty"`
 
+	// Mechanics, when set, replaces the single law and the capture and
+	// stall draws above with the host, device and capture laws and an
+	// exact model of the engine's graph cache (schema version 3).
+	Mechanics *Mechanics `json:"mechanics,omitempty"`
+
+	graphs       *graphCache       // the mechanics model's simulated graph cache
+	warming      bool              // inside WarmUp: cache graphs, draw nothing
 	seen         map[[2]int64]bool // shapes captured so far in this simulation
 	captureLevel int64             // this simulation's drawn capture level
 	rng          *rand.Rand
@@ -295,7 +324,12 @@ func (m *StepModel) raw(s sched.Shape) float64 {
 }
 
 // PredictStep is the model's time for a recorded step's composition.
-func (m *StepModel) PredictStep(s Step) int64 { return m.PredictShape(s.shape()) }
+func (m *StepModel) PredictStep(s Step) int64 {
+	if m.Mechanics != nil {
+		return m.predictMech(s)
+	}
+	return m.PredictShape(s.shape())
+}
 
 // PredictShape is the model's step time for a batch shape.
 func (m *StepModel) PredictShape(s sched.Shape) int64 {
@@ -309,6 +343,9 @@ func (m *StepModel) GapNs() int64 { return m.InterStepGapNs }
 // capture the first time a padded shape occurs in the simulation.
 func (m *StepModel) StepNs(b *sched.Batch) int64 {
 	sh := b.Shape()
+	if m.Mechanics != nil {
+		return m.mechStep(sh)
+	}
 	t := m.PredictShape(sh) + m.stall(sh)
 	if m.CaptureNs > 0 {
 		if m.seen == nil {
@@ -334,6 +371,11 @@ func (m *StepModel) StepNs(b *sched.Batch) int64 {
 	return t
 }
 func (m *StepModel) Describe() map[string]any {
+	if mc := m.Mechanics; mc != nil {
+		return map[string]any{"name": m.Name(), "form": "mechanics", "host": mc.Host, "device": mc.Device,
+			"capture": mc.Capture, "graphs": mc.Graphs, "gap_ns": m.InterStepGapNs, "num_steps": m.NumSteps,
+			"graphs_cached_at_end": len(m.CachedGraphs())}
+	}
 	return map[string]any{"name": m.Name(), "features": m.Features, "coefficients_ns": m.Coef,
 		"gap_ns": m.InterStepGapNs, "r2": m.R2, "num_steps": m.NumSteps, "padding": m.Padding,
 		"capture_ns": m.CaptureNs, "stall_fraction": m.StallFraction}

@@ -25,6 +25,17 @@ func ReadStepModel(path string) (*StepModel, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("step model %s: %w", path, err)
 	}
+	if m.Mechanics != nil {
+		for _, l := range []struct {
+			what string
+			law  Law
+		}{{"host", m.Mechanics.Host}, {"device", m.Mechanics.Device}, {"capture", m.Mechanics.Capture}} {
+			if err := l.law.check(l.what); err != nil {
+				return nil, fmt.Errorf("step model %s: %w; refit it with the fit stage", path, err)
+			}
+		}
+		return &m, nil
+	}
 	if len(m.Features) == 0 || len(m.Features) != len(m.Coef) {
 		return nil, fmt.Errorf("step model %s: features and coefficients_ns must be non-empty and of equal length; refit it with the fit stage", path)
 	}
