@@ -214,6 +214,14 @@ func runResult(ri RunInput, r *analysis.Run, metrics []analysis.MetricInfo) RunR
 	for _, m := range metrics {
 		rr.Stats[m.Key] = analysis.Summarize(r.Samples[m.Key])
 	}
+	rr.Quantiles = map[string][]analysis.Num{}
+	for _, k := range []string{analysis.TTFT, analysis.TPOT} {
+		q := make([]analysis.Num, 101)
+		for i := range q {
+			q[i] = analysis.Num(analysis.Quantile(r.Samples[k], float64(i)/100))
+		}
+		rr.Quantiles[k] = q
+	}
 	return rr
 }
 

@@ -222,14 +222,34 @@ type XYLine struct {
 	X, Y  []float64
 }
 
+// XYMark is drawn over the lines of an XY figure in the colour of line Of:
+// Band draws it thin and dashed (a rerun band's edge), otherwise it is
+// large translucent dots only (cells the fit trained on).
+type XYMark struct {
+	Label string
+	X, Y  []float64
+	Of    int
+	Band  bool
+}
+
 // WriteXY renders lines of y against x (the sweep report's P50/P99 figures).
 // xTicks label categorical x values; nil means numeric ticks. slo, when not
 // NaN, is drawn as a dashed horizontal line.
 func WriteXY(w io.Writer, title, xName string, xTicks []chart.Tick, yInfo analysis.MetricInfo, yName string, lines []XYLine, slo float64) error {
+	return WriteXYMarked(w, title, xName, xTicks, yInfo, yName, lines, nil, slo)
+}
+
+// WriteXYMarked is WriteXY with marks (band edges, markers) drawn over the
+// lines; they count towards the axes' ranges.
+func WriteXYMarked(w io.Writer, title, xName string, xTicks []chart.Tick, yInfo analysis.MetricInfo, yName string, lines []XYLine, marks []XYMark, slo float64) error {
+	all := lines
+	for _, mk := range marks {
+		all = append(all[:len(all):len(all)], XYLine{Label: mk.Label, X: mk.X, Y: mk.Y})
+	}
 	xlo, xhi := math.Inf(1), math.Inf(-1)
 	ylo, yhi := math.Inf(1), math.Inf(-1)
 	n := 0
-	for _, l := range lines {
+	for _, l := range all {
 		for k := range l.X {
 			if math.IsNaN(l.Y[k]) {
 				continue
@@ -257,7 +277,7 @@ func WriteXY(w io.Writer, title, xName string, xTicks []chart.Tick, yInfo analys
 			pad = 0.5
 		}
 		xa = axis{lo: xlo - pad, hi: xhi + pad}
-		xa.ticks = xTicksFor(lines, xa)
+		xa.ticks = xTicksFor(all, xa)
 	}
 	if len(xa.ticks) > 0 && tickSpan(xa.ticks) == 0 {
 		// go-chart takes the x range from the ticks, and one tick (a sweep of
@@ -282,6 +302,26 @@ func WriteXY(w io.Writer, title, xName string, xTicks []chart.Tick, yInfo analys
 		st.DotWidth = 4
 		st.DotColor = st.StrokeColor
 		series = append(series, chart.ContinuousSeries{Name: l.Label, XValues: xs, YValues: ys, Style: st})
+	}
+	for _, mk := range marks {
+		var xs, ys []float64
+		for k := range mk.X {
+			if !math.IsNaN(mk.Y[k]) {
+				xs, ys = append(xs, xa.pos(mk.X[k])), append(ys, ya.pos(mk.Y[k]))
+			}
+		}
+		if len(xs) == 0 {
+			continue
+		}
+		st := seriesStyle(mk.Of)
+		if mk.Band {
+			st.StrokeWidth, st.StrokeDashArray = 1, []float64{4, 3}
+		} else {
+			c := palette[mk.Of%len(palette)]
+			c.A = 90
+			st = chart.Style{StrokeColor: drawing.ColorTransparent, StrokeWidth: 0, DotWidth: 10, DotColor: c}
+		}
+		series = append(series, chart.ContinuousSeries{Name: mk.Label, XValues: xs, YValues: ys, Style: st})
 	}
 	if len(series) == 0 {
 		series = append(series, noData())

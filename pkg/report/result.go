@@ -72,6 +72,9 @@ type RunResult struct {
 	Failed       []analysis.Failed `json:"failed"`
 	// Stats maps a metric key to its summary (latencies in ms).
 	Stats map[string]analysis.Summary `json:"stats"`
+	// Quantiles maps TTFT and TPOT to their 0, 1, ..., 100th percentiles
+	// (ms): enough to redraw the CDF in the sweep report.
+	Quantiles map[string][]analysis.Num `json:"quantiles,omitempty"`
 }
 
 // Candidate is one candidate run measured against the reference.
