@@ -272,7 +272,7 @@ func (FitKind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 	for _, n := range names {
 		for _, in := range spec.Inputs[n] {
 			path := filepath.Join(in.Dir, schema.StepMetricsFile)
-			if _, err := os.Stat(path); err != nil {
+			if !schema.Exists(path) {
 				return fmt.Errorf("fit %s: input %s has no %s; fit needs real runs that record engine steps", spec.Instance, in.Instance, schema.StepMetricsFile)
 			}
 			rows, err := schema.ReadStepMetrics(path)
