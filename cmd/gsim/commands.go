@@ -58,80 +58,138 @@ func checkFileArg(cmd, what, arg string) error {
 	return nil
 }
 
-func options(c *cli.Context, reg *stage.Registry) (executor.Options, error) {
-	st, err := store.Open(c.String("store"))
-	if err != nil {
-		return executor.Options{}, err
-	}
+func options(c *cli.Context, reg *stage.Registry, st *store.Store) executor.Options {
 	self, _ := os.Executable()
-	return executor.Options{Store: st, Registry: reg, GsimVersion: version(), Gsim: self, SlotDir: executor.DefaultSlotDir()}, nil
+	return executor.Options{Store: st, Registry: reg, GsimVersion: version(), Gsim: self, SlotDir: executor.DefaultSlotDir()}
 }
 
-// loadExperiment reads the command's EXPERIMENT.yaml (with --set) and opens
-// the store: what run and status both start from.
-func loadExperiment(c *cli.Context) (string, *plan.Plan, executor.Options, error) {
+// experimentRun is what run and status start from: the experiment
+// (with --set), its store, and where the store was found.
+type experimentRun struct {
+	path string
+	plan *plan.Plan
+	opt  executor.Options
+	loc  store.Location
+	cwd  string
+}
+
+// loadExperiment reads the command's EXPERIMENT.yaml (with --set) and finds
+// the store, making nothing: run makes it once the request is checked.
+func loadExperiment(c *cli.Context) (*experimentRun, error) {
 	path, err := oneArg(c, "EXPERIMENT.yaml")
 	if err != nil {
-		return "", nil, executor.Options{}, err
+		return nil, err
 	}
 	reg := kinds.Registry()
-	p, err := experiment.Load(path, experiment.Options{Sets: c.StringSlice("set"), Registry: reg})
+	p, err := experiment.Load(path, experiment.Options{Sets: append(c.StringSlice("set"), slurmSets(c)...), Registry: reg})
 	if err != nil {
-		return "", nil, executor.Options{}, err
+		return nil, err
 	}
-	opt, err := options(c, reg)
-	return path, p, opt, err
+	st, loc, cwd, err := openStore(c)
+	if err != nil {
+		return nil, err
+	}
+	return &experimentRun{path: path, plan: p, opt: options(c, reg, st), loc: loc, cwd: cwd}, nil
 }
 
 func runCmd(c *cli.Context) error {
-	_, p, opt, err := loadExperiment(c)
+	mode, err := progress.ParseMode(c.String("progress"))
+	if err != nil {
+		return usageError{err}
+	}
+	dry := c.Bool("dry-run")
+	// The store is made only once the request is known to be good.
+	x, err := loadExperiment(c)
 	if err != nil {
 		return err
 	}
+	p, opt := x.plan, x.opt
 	opt.Jobs = c.Int("jobs")
-	opt.Slots = map[string]int{"gpu": c.Int("gpus")}
+	gpuLine, err := gpuSlots(c, p, &opt)
+	if err != nil {
+		return err
+	}
+	gpuLine, localGPUs, err := executorOptions(c, &opt, gpuLine)
+	if err != nil {
+		return err
+	}
 	opt.Force = c.StringSlice("force")
 	opt.Only = c.StringSlice("only")
 	opt.KeepGoing = c.Bool("keep-going")
 	opt.Verify = c.Bool("verify")
 	opt.Subprocess = c.Bool("subprocess")
 	out := c.App.Writer
-	if c.Bool("dry-run") {
+	if dry {
 		ds, err := executor.Explain(p, opt)
 		if err != nil {
 			return err
 		}
+		printStore(c, x.loc, x.cwd, false)
+		if gpuLine != "" {
+			fmt.Fprintln(out, gpuLine)
+		}
 		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+		where := placement(c, p, opt.Registry)
 		for _, d := range ds {
-			fmt.Fprintf(tw, "%s\t%s\n", d.ID, d.DryRunLine())
+			line := d.DryRunLine()
+			if w := where[d.ID]; w != "" && d.Run {
+				line += "; " + w
+			}
+			fmt.Fprintf(tw, "%s\t%s\n", d.ID, line)
 		}
 		return tw.Flush()
 	}
-	disp := progress.New(os.Stderr)
+	if err := executor.Check(p, opt); err != nil {
+		return err
+	}
+	if opt.Store, err = store.Open(x.loc.Root); err != nil {
+		return err
+	}
+	printStore(c, x.loc, x.cwd, true)
+	if gpuLine != "" {
+		fmt.Fprintln(out, gpuLine)
+	}
+	disp := progress.NewMode(os.Stderr, mode)
 	opt.Display = disp
+	done, err := useExecutor(c, p, &opt, disp, localGPUs)
+	if err != nil {
+		disp.Close()
+		return err
+	}
 	sum, err := executor.Run(c.Context, p, opt)
+	said := done()
 	disp.Close()
+	if said != "" {
+		fmt.Fprintln(out, said)
+	}
 	if sum != nil {
 		sum.Print(out)
-		fmt.Fprintf(out, "outputs: %s\n", opt.Store.LinkDir(p.Name))
+		printAnswer(out, x, sum)
 	}
 	return err
 }
 
 func statusCmd(c *cli.Context) error {
-	path, p, opt, err := loadExperiment(c)
+	x, err := loadExperiment(c)
 	if err != nil {
 		return err
 	}
+	opt := x.opt
 	opt.Verify = c.Bool("verify")
-	ds, err := executor.Explain(p, opt)
+	ds, err := executor.Explain(x.plan, opt)
 	if err != nil {
 		return err
 	}
+	printStore(c, x.loc, x.cwd, false)
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
 	corrupt := 0
+	jobs := jobNotes(c.Context, opt.Store, ds)
 	for _, d := range ds {
-		fmt.Fprintf(tw, "%s\t%s\n", d.ID, d.StatusLine())
+		line := d.StatusLine()
+		if j := jobs[d.ID]; j != "" {
+			line += "; " + j
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", d.ID, line)
 		if d.State == executor.Corrupt {
 			corrupt++
 		}
@@ -140,7 +198,7 @@ func statusCmd(c *cli.Context) error {
 		return err
 	}
 	if corrupt > 0 {
-		return cli.Exit(fmt.Sprintf("%d corrupt outputs; `gsim run --verify %s` reruns them", corrupt, path), exitFailure)
+		return cli.Exit(fmt.Sprintf("%d corrupt outputs; `gsim run --verify %s` reruns them", corrupt, x.path), exitFailure)
 	}
 	return nil
 }
@@ -182,7 +240,16 @@ func cleanCmd(c *cli.Context) error {
 	if c.NArg() != 0 {
 		return usageError{errors.New("clean takes no arguments; it cleans the whole store (--store)")}
 	}
-	st, err := store.Open(c.String("store"))
+	loc, _, err := locateStore(c)
+	if err != nil {
+		return err
+	}
+	if !loc.Exists {
+		// Nothing to clean, and clean must not make a store to find that out.
+		fmt.Fprintf(c.App.Writer, "no gsim store at %s (%s); nothing to clean\n", loc.Root, loc.Source)
+		return nil
+	}
+	st, err := store.Open(loc.Root)
 	if err != nil {
 		return err
 	}

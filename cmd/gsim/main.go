@@ -59,13 +59,12 @@ func report(err error) int {
 
 func newApp() *cli.App {
 	onUsage := func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
-	storeFlag := &cli.StringFlag{Name: "store", Value: "tmp", EnvVars: []string{"GSIM_STORE"},
-		Usage: "artifact store folder"}
 	app := &cli.App{
 		Name:  "gsim",
 		Usage: "measure how far LLM-serving simulators are from the real GPU",
 		Description: "gsim runs an experiment YAML as a graph of stages, reruns only what is out of date,\n" +
-			"and keeps every output under the store (tmp/ by default).",
+			"and keeps every output under the store: --store, else $GSIM_STORE, else the nearest tmp/\n" +
+			"holding a gsim store in this folder or above, else ./tmp.",
 		HideHelpCommand: true,
 		// --set values contain commas (matrix.rate=[1,2]); never split them.
 		DisableSliceFlagSeparator: true,
@@ -76,18 +75,20 @@ func newApp() *cli.App {
 				Name:      "run",
 				Usage:     "run the out-of-date stages of an experiment",
 				ArgsUsage: "EXPERIMENT.yaml",
-				Flags: []cli.Flag{
-					&cli.StringSliceFlag{Name: "set", Usage: "override a value: stages.NAME.with.PATH=VALUE, matrix.VAR=[..] (repeatable)"},
-					&cli.StringSliceFlag{Name: "only", Usage: "run only this stage and its ancestors (repeatable)"},
-					&cli.StringSliceFlag{Name: "force", Usage: "rerun this stage even if up to date, or 'all' (repeatable)"},
-					&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "say what would run and why, run nothing"},
-					&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Usage: "stages run at once (default: CPU count)"},
-					&cli.BoolFlag{Name: "keep-going", Aliases: []string{"k"}, Usage: "after a failure, finish the independent stages"},
-					storeFlag,
-					&cli.BoolFlag{Name: "verify", Usage: "rehash complete outputs and rerun corrupt ones"},
-					&cli.IntFlag{Name: "gpus", Value: 1, Usage: "GPU slots: GPU stages running at once"},
-					&cli.BoolFlag{Name: "subprocess", Hidden: true, Usage: "run every stage as `gsim stage exec`"},
-				},
+				Flags: append([]cli.Flag{
+					&cli.StringSliceFlag{Name: "set", Usage: "override a value: `PATH=VALUE`, e.g. stages.NAME.with.KEY=VALUE or matrix.VAR=[..] (repeatable)"},
+					&cli.StringSliceFlag{Name: "only", Usage: "run only this `STAGE` and its ancestors (repeatable)"},
+					&cli.StringSliceFlag{Name: "force", Usage: "rerun this `STAGE` even if up to date, or 'all' (repeatable)"},
+					boolFlag("dry-run", "n", "say what would run and why, run nothing (and make no store)"),
+					&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, DefaultText: "the CPU count", Usage: "`N` stages run at once"},
+					boolFlag("keep-going", "k", "after a failure, finish the independent stages"),
+					storeFlag(),
+					boolFlag("verify", "", "rehash complete outputs and rerun corrupt ones"),
+					&cli.StringFlag{Name: "gpus", DefaultText: "every visible GPU (CUDA_VISIBLE_DEVICES, else nvidia-smi -L); 1 slot when none is visible",
+						Usage: "the GPUs GPU stages run on, one stage per GPU: a count (`N`) or a list of devices (0,2,3; one device: device=2)"},
+					&cli.StringFlag{Name: "progress", Value: "auto", Usage: "`MODE`: auto (bars on a terminal, else lines), bars, plain (timestamped lines) or none"},
+					boolFlag("subprocess", "", "run every stage as gsim stage exec SPEC.json in its own process, as a batch executor does"),
+				}, executorFlags()...),
 				OnUsageError: onUsage,
 				Action:       runCmd,
 			},
@@ -95,7 +96,7 @@ func newApp() *cli.App {
 				Name:         "status",
 				Usage:        "show each stage instance: up-to-date, stale (why), missing, failed",
 				ArgsUsage:    "EXPERIMENT.yaml",
-				Flags:        []cli.Flag{&cli.BoolFlag{Name: "verify", Usage: "rehash outputs and flag corrupt ones"}, storeFlag, &cli.StringSliceFlag{Name: "set", Usage: "as for run"}},
+				Flags:        []cli.Flag{boolFlag("verify", "", "rehash outputs and flag corrupt ones"), storeFlag(), &cli.StringSliceFlag{Name: "set", Usage: "override a value, as for run: `PATH=VALUE` (repeatable)"}},
 				OnUsageError: onUsage,
 				Action:       statusCmd,
 			},
@@ -103,7 +104,7 @@ func newApp() *cli.App {
 				Name:         "dag",
 				Usage:        "print the stage graph",
 				ArgsUsage:    "EXPERIMENT.yaml",
-				Flags:        []cli.Flag{&cli.StringFlag{Name: "format", Value: "text", Usage: "text, dot or mermaid"}, &cli.StringSliceFlag{Name: "set", Usage: "as for run"}},
+				Flags:        []cli.Flag{&cli.StringFlag{Name: "format", Value: "text", Usage: "text, dot or mermaid"}, &cli.StringSliceFlag{Name: "set", Usage: "override a value, as for run: `PATH=VALUE` (repeatable)"}},
 				OnUsageError: onUsage,
 				Action:       dagCmd,
 			},
@@ -111,16 +112,28 @@ func newApp() *cli.App {
 				Name:         "validate",
 				Usage:        "check an experiment file without running it",
 				ArgsUsage:    "EXPERIMENT.yaml",
-				Flags:        []cli.Flag{&cli.StringSliceFlag{Name: "set", Usage: "as for run"}},
+				Flags:        []cli.Flag{&cli.StringSliceFlag{Name: "set", Usage: "override a value, as for run: `PATH=VALUE` (repeatable)"}},
 				OnUsageError: onUsage,
 				Action:       validateCmd,
 			},
 			{
 				Name:         "clean",
 				Usage:        "remove unfinished and failed attempts and outputs no run links to",
-				Flags:        []cli.Flag{&cli.BoolFlag{Name: "dry-run", Aliases: []string{"n"}, Usage: "only list what would be removed"}, storeFlag},
+				Flags:        []cli.Flag{boolFlag("dry-run", "n", "only list what would be removed"), storeFlag()},
 				OnUsageError: onUsage,
 				Action:       cleanCmd,
+			},
+			{
+				Name:  "open",
+				Usage: "list an experiment's reports with their verdicts; --browser opens one",
+				Description: "EXPERIMENT is the experiment's YAML file or its name; without it, the store's only experiment.\n" +
+					"REPORT picks the report --browser opens (an instance such as compare[rate=4], or a stage name);\n" +
+					"without it, the sweep report. The browser is $BROWSER, else xdg-open (open on macOS).",
+				ArgsUsage: "[EXPERIMENT] [REPORT]",
+				Flags: []cli.Flag{boolFlag("browser", "b", "open the report in the browser"), storeFlag(),
+					&cli.StringSliceFlag{Name: "set", Usage: "override a value, as for run: `PATH=VALUE` (repeatable)"}},
+				OnUsageError: onUsage,
+				Action:       openCmd,
 			},
 			{
 				Name:   "version",
@@ -141,4 +154,13 @@ func newApp() *cli.App {
 		},
 	}
 	return app
+}
+
+// boolFlag is a switch; its help shows no "(default: false)".
+func boolFlag(name, alias, usage string) *cli.BoolFlag {
+	f := &cli.BoolFlag{Name: name, Usage: usage, DisableDefaultText: true}
+	if alias != "" {
+		f.Aliases = []string{alias}
+	}
+	return f
 }

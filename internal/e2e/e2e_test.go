@@ -78,7 +78,10 @@ func (e *env) cmd(args ...string) *exec.Cmd {
 	c := exec.Command(gsimBin, args...)
 	c.Dir = e.dir
 	// Each test its own machine slots: other tests on this host hold GPU slots too.
-	c.Env = append(os.Environ(), "GSIM_STORE="+e.store, "COUNTS="+e.counts, "TESTDIR="+e.dir, "GSIM_SLOT_DIR="+filepath.Join(e.dir, "slots"))
+	// No GPU is visible (one counter slot, as in CI) unless a test lists some:
+	// a test must not behave differently on a machine with GPUs.
+	c.Env = append(os.Environ(), "GSIM_STORE="+e.store, "COUNTS="+e.counts, "TESTDIR="+e.dir, "GSIM_SLOT_DIR="+filepath.Join(e.dir, "slots"),
+		"CUDA_VISIBLE_DEVICES=")
 	return c
 }
 

@@ -42,7 +42,8 @@ func lines(out string) map[string]string {
 	m := map[string]string{}
 	for _, l := range bytes.Split([]byte(out), []byte("\n")) {
 		f := bytes.Fields(l)
-		if len(f) < 2 {
+		// The store: and gpus: header lines say where, not what.
+		if len(f) < 2 || bytes.Equal(f[0], []byte("store:")) || bytes.Equal(f[0], []byte("gpus:")) {
 			continue
 		}
 		m[string(f[0])] = string(bytes.TrimSpace(l[len(f[0]):]))

@@ -323,7 +323,7 @@ func TestConcurrentRunsExecuteEachKeyOnce(t *testing.T) {
 func TestVerifyCorruptOutput(t *testing.T) {
 	e := newEnv(t, pipeline)
 	e.mustRun()
-	p := filepath.Join(e.store, "runs", "t", "w[rate=1]", "w.txt")
+	p := filepath.Join(e.store, "runs", "t", "w.rate@1", "w.txt") // the link of w[rate=1]
 	st, err := os.Stat(p)
 	if err != nil {
 		t.Fatal(err)

@@ -19,10 +19,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gsim-dev/gsim/pkg/gpus"
 	"github.com/gsim-dev/gsim/pkg/plan"
 	"github.com/gsim-dev/gsim/pkg/progress"
 	"github.com/gsim-dev/gsim/pkg/stage"
 	"github.com/gsim-dev/gsim/pkg/store"
+	"github.com/gsim-dev/gsim/pkg/suggest"
 )
 
 // Options configure a run, a dry run or a status.
@@ -34,6 +36,11 @@ type Options struct {
 	// Slots are resource capacities; "gpu" defaults to 1 and any other
 	// resource a kind asks for defaults to 1.
 	Slots map[string]int
+	// Devices makes each slot of a resource one specific device: capacity
+	// is the number of devices, and a stage holding slots is told their
+	// ids (stage.Env.GPUs, which becomes CUDA_VISIBLE_DEVICES). It takes
+	// effect with SlotDir, whose locks say which device is whose.
+	Devices map[string][]gpus.Device
 	// SlotDir holds the machine's resource slot locks, shared by every gsim
 	// process that names it (DefaultSlotDir), so GPU stages of two runs never
 	// overlap either; empty: slots count only this run's stages (as for a
@@ -86,10 +93,18 @@ func (o *Options) jobs() int {
 }
 
 func (o *Options) capacity(res string) int {
+	if d, ok := o.Devices[res]; ok {
+		return len(d)
+	}
 	if n, ok := o.Slots[res]; ok {
 		return n
 	}
 	return 1
+}
+
+// devices are res's devices, nil when its slots are plain counters.
+func (o *Options) devices(res string) []gpus.Device {
+	return o.Devices[res]
 }
 
 func (o *Options) display() progress.Display {
@@ -161,7 +176,7 @@ func newGraph(p *plan.Plan, opt *Options) (*graph, error) {
 		n := &node{inst: in, kind: k, resources: k.Resources(in.Params), forced: forceAll || contains(opt.Force, in.Stage)}
 		for res, need := range n.resources {
 			if c := opt.capacity(res); need > c {
-				errs = append(errs, &UsageError{fmt.Sprintf("%s needs %d %s but only %d are available; raise it (e.g. --gpus %d)", in.ID, need, res, c, need)})
+				errs = append(errs, &UsageError{fmt.Sprintf("%s needs %d %s but only %d are available; raise it (e.g. --gpus %d, on a machine with that many)", in.ID, need, res, c, need)})
 			}
 		}
 		g.nodes = append(g.nodes, n)
@@ -193,7 +208,7 @@ func checkStageNames(flag string, names []string, stages map[string]bool, allowA
 			known = append(known, k)
 		}
 		sort.Strings(known)
-		return &UsageError{fmt.Sprintf("%s %s: no such stage (stages: %s)", flag, s, strings.Join(known, ", "))}
+		return &UsageError{fmt.Sprintf("%s %s: no such stage%s; stages: %s", flag, s, suggest.DidYouMean(s, known), strings.Join(known, ", "))}
 	}
 	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gsim-dev/gsim/pkg/plan"
+	"github.com/gsim-dev/gsim/pkg/progress"
 	"github.com/gsim-dev/gsim/pkg/stage"
 	"github.com/gsim-dev/gsim/pkg/store"
 )
@@ -144,6 +145,7 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 				results <- g.runNode(runCtx, n, &opt)
 			}(n)
 		}
+		progress.SetCounts(disp, g.counts(nRunning))
 		if nRunning == 0 {
 			break
 		}
@@ -156,9 +158,17 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 		if r.err == nil {
 			n.state, n.digest = done, r.digest
 			record(n, Entry{Outcome: r.outcome, Duration: r.dur})
+			if r.outcome == Ran {
+				// Counts first, so the display's line for this instance
+				// carries the count it makes.
+				progress.SetCounts(disp, g.counts(nRunning))
+				disp.Finished(n.inst.ID, r.dur, nil)
+			}
 			continue
 		}
 		n.state, n.root = failed, n.inst.ID
+		progress.SetCounts(disp, g.counts(nRunning))
+		disp.Finished(n.inst.ID, r.dur, r.err)
 		if ctx.Err() != nil {
 			stopping = true
 		}
@@ -194,6 +204,27 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 		return sum, fmt.Errorf("%w:\n%w", ErrStagesFailed, errors.Join(stageErrs...))
 	}
 	return sum, nil
+}
+
+// counts is where the run stands, for the display's overall counter.
+func (g *graph) counts(running int) progress.Counts {
+	var c progress.Counts
+	for _, n := range g.nodes {
+		if !n.selected {
+			continue
+		}
+		c.Total++
+		switch n.state {
+		case done:
+			c.Done++
+		case failed:
+			c.Failed++
+		case skipped:
+			c.Skipped++
+		}
+	}
+	c.Running = running
+	return c
 }
 
 // InterruptedError is a run stopped by a signal (Ctrl-C) or a cancelled
@@ -253,18 +284,18 @@ func (g *graph) runNode(ctx context.Context, n *node, opt *Options) result {
 			return res
 		}
 	}
-	staging, err := opt.Store.NewStaging(n.key)
+	staging, _, err := g.newStaging(n, opt)
 	if err != nil {
 		res.err, res.dur = err, time.Since(start)
 		return res
 	}
 	spec := g.spec(n, opt.Store, staging)
-	release, runErr := acquireSlots(ctx, opt.SlotDir, n.resources, opt.capacity, func(r string) {
+	release, held, runErr := acquireSlots(ctx, opt.SlotDir, n.resources, opt.capacity, opt.devices, func(r string) {
 		disp.Printf("%s waits for a %s slot another gsim holds", n.inst.ID, r)
 	})
 	if runErr == nil {
 		disp.Started(n.inst.ID)
-		runErr = g.attempt(ctx, n, spec, opt)
+		runErr = g.attempt(ctx, n, spec, opt, held["gpu"])
 	}
 	release()
 	res.dur = time.Since(start)
@@ -279,12 +310,12 @@ func (g *graph) runNode(ctx context.Context, n *node, opt *Options) result {
 			m.Volatile = v.VolatileFiles()
 		}
 		if runErr = opt.Store.Commit(staging, m); runErr == nil {
+			settled(n, opt, staging)
 			res.outcome, res.digest = Ran, m.OutputDigest
 			if err := opt.Store.Link(g.p.Name, n.inst.ID, n.key); err != nil {
 				disp.Printf("warning: %v", err)
 			}
 			_ = opt.Store.ClearFailed(n.key)
-			disp.Finished(n.inst.ID, res.dur, nil)
 			return res
 		}
 	}
@@ -293,7 +324,6 @@ func (g *graph) runNode(ctx context.Context, n *node, opt *Options) result {
 		// report it as failed.
 		os.RemoveAll(staging)
 		res.err = fmt.Errorf("%s: %w", n.inst.ID, ctx.Err())
-		disp.Finished(n.inst.ID, res.dur, res.err)
 		return res
 	}
 	// The log already holds the command's own output; say only how it ended.
@@ -307,8 +337,8 @@ func (g *graph) runNode(ctx context.Context, n *node, opt *Options) result {
 	res.logPath = filepath.Join(staging, store.LogFile)
 	if dir, err := opt.Store.Fail(staging, n.key); err == nil {
 		res.logPath = filepath.Join(dir, store.LogFile)
+		settled(n, opt, staging)
 	}
-	disp.Finished(n.inst.ID, res.dur, runErr)
 	return res
 }
 
@@ -319,9 +349,10 @@ func sameObject(a, b *store.Manifest) bool {
 }
 
 // attempt runs the kind into spec.OutDir and validates what it wrote.
-func (g *graph) attempt(ctx context.Context, n *node, spec *stage.Spec, opt *Options) (err error) {
+// gpus are the devices the attempt holds (nil: none, or counter slots).
+func (g *graph) attempt(ctx context.Context, n *node, spec *stage.Spec, opt *Options, gpus []string) (err error) {
 	specPath := filepath.Join(spec.OutDir, store.SpecFile)
-	if err := stage.WriteSpec(specPath, spec); err != nil {
+	if err := writeSpec(specPath, spec); err != nil {
 		return err
 	}
 	logf, err := os.OpenFile(filepath.Join(spec.OutDir, store.LogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -336,6 +367,10 @@ func (g *graph) attempt(ctx context.Context, n *node, spec *stage.Spec, opt *Opt
 		Progress: func(done, total float64, msg string) { opt.display().Progress(n.inst.ID, done, total, msg) },
 		Gsim:     opt.Gsim,
 		Tag:      attemptTag(opt.Store, n.key),
+		GPUs:     gpus,
+	}
+	if len(gpus) > 0 {
+		fmt.Fprintf(log, "gsim: on GPU %s (CUDA_VISIBLE_DEVICES=%s)\n", strings.Join(gpus, ","), strings.Join(gpus, ","))
 	}
 	// We hold the key's lock, so processes still tagged with it belong to an
 	// attempt whose gsim was killed: end them before starting anew (a stray

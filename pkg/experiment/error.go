@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/gsim-dev/gsim/pkg/suggest"
 )
 
 // Error is one problem in an experiment file, positioned so editors and
@@ -75,53 +77,9 @@ func (p *problems) err() error {
 	return errors.Join(out...)
 }
 
-// closest returns the candidate nearest to s by edit distance, if it is near
-// enough to be a plausible typo.
-func closest(s string, candidates []string) (string, bool) {
-	best, bestD := "", -1
-	for _, c := range candidates {
-		d := editDistance(strings.ToLower(s), strings.ToLower(c))
-		if bestD < 0 || d < bestD {
-			best, bestD = c, d
-		}
-	}
-	if bestD < 0 {
-		return "", false
-	}
-	limit := len(s) / 2
-	if limit < 2 {
-		limit = 2
-	}
-	return best, bestD <= limit
-}
-
-func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
-}
-
 // didYouMean formats a suggestion suffix, or "" when nothing is close.
 func didYouMean(s string, candidates []string) string {
-	if c, ok := closest(s, candidates); ok {
-		return fmt.Sprintf(" (did you mean %q?)", c)
-	}
-	return ""
+	return suggest.DidYouMean(s, candidates)
 }
 
 func quoteList(names []string) string {

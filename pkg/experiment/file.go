@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/gsim-dev/gsim/pkg/plan"
 )
 
 // File is an experiment as written, before expansion.
@@ -26,6 +28,8 @@ type File struct {
 	// Stages are in declaration order.
 	Stages    []*Stage
 	StagesPos Pos
+	// Slurm is the executor.slurm block.
+	Slurm plan.Slurm
 }
 
 // MatrixVar is one matrix variable and its values, in declaration order.
@@ -48,6 +52,8 @@ type Stage struct {
 	// so interpolation and kind errors can point into it.
 	With    *yaml.Node
 	WithPos Pos // the `with` key, or the stage key when absent
+	// Resources is what the stage asks a batch system for.
+	Resources plan.Resources
 	// Repeats are the ids of `repeat:` (1..N for a count, or the labels of
 	// a list); nil when the stage is not repeated.
 	Repeats   []any
@@ -69,8 +75,8 @@ var (
 )
 
 var (
-	topKeys   = []string{"name", "description", "matrix", "stages"}
-	stageKeys = []string{"uses", "needs", "with", "repeat"}
+	topKeys   = []string{"name", "description", "matrix", "stages", "executor"}
+	stageKeys = []string{"uses", "needs", "with", "resources", "repeat"}
 	needKeys  = []string{"stage", "all"}
 )
 
@@ -225,6 +231,8 @@ func decodeFile(p *problems, path string, root *yaml.Node) *File {
 		case "matrix":
 			f.MatrixPos = posOf(k)
 			f.Matrix = decodeMatrix(p, v)
+		case "executor":
+			f.Slurm = decodeExecutor(p, v)
 		case "stages":
 			stagesSeen = true
 			f.StagesPos = posOf(k)
@@ -368,6 +376,8 @@ func decodeStages(p *problems, key, v *yaml.Node) []*Stage {
 				}
 				checkWithKeys(p, "stages."+name+".with", vv)
 				st.With = vv
+			case "resources":
+				st.Resources = decodeStageResources(p, name, vv)
 			default:
 				p.add(posOf(kk), "stages.%s: unknown key %q%s; allowed keys: %s (parameters go under with:)", name, key, didYouMean(key, stageKeys), quoteList(stageKeys))
 			}

@@ -253,7 +253,7 @@ const MaxInstancesPerStage = 100000
 // expand turns stages into instances, one per cell of the matrix variables
 // each stage depends on.
 func expand(f *File, refs map[string]map[string]bool) (*plan.Plan, error) {
-	pl := &plan.Plan{Name: f.Name, Description: f.Description}
+	pl := &plan.Plan{Name: f.Name, Description: f.Description, Slurm: f.Slurm}
 	order := map[string]int{}
 	values := map[string][]any{}
 	for i, v := range f.Matrix {
@@ -309,6 +309,8 @@ func expand(f *File, refs map[string]map[string]bool) (*plan.Plan, error) {
 				Cell:  cell,
 				Line:  s.Pos.Line,
 				Col:   s.Pos.Col,
+				// Every instance of a stage asks for the same resources.
+				Resources: s.Resources,
 			}
 			if s.Repeats != nil {
 				in.Repeat = repeatIndex(cell, s.Repeats)

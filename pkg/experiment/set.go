@@ -67,8 +67,10 @@ func applySet(p *problems, root *yaml.Node, set string) {
 		setKey(root, m, parts[1], v)
 	case "stages":
 		setStage(p, root, path, parts, v)
+	case "executor":
+		setExecutor(p, root, path, parts, v)
 	default:
-		bad(root, "%q does not exist; a --set path starts with name, description, matrix.NAME or stages.STAGE.with", parts[0])
+		bad(root, "%q does not exist; a --set path starts with name, description, matrix.NAME, stages.STAGE.with, stages.STAGE.resources or executor.slurm", parts[0])
 	}
 }
 
@@ -81,10 +83,11 @@ func setStage(p *problems, root *yaml.Node, path string, parts []string, v *yaml
 		bad(root, "the experiment has no stages mapping")
 		return
 	}
-	if len(parts) < 3 || parts[2] != "with" {
-		bad(stagesKey, "expected stages.STAGE.with[.PARAM...]=VALUE; only params can be overridden")
+	if len(parts) < 3 || parts[2] != "with" && parts[2] != "resources" {
+		bad(stagesKey, "expected stages.STAGE.with[.PARAM...]=VALUE or stages.STAGE.resources.KEY=VALUE; only params and resources can be overridden")
 		return
 	}
+	field := parts[2]
 	name := parts[1]
 	stKey, st := lookupEntry(stages, name)
 	if st == nil {
@@ -96,18 +99,18 @@ func setStage(p *problems, root *yaml.Node, path string, parts []string, v *yaml
 		bad(st, "stage %q is %s, not a mapping", name, describe(st))
 		return
 	}
-	withKey, with := lookupEntry(st, "with")
+	withKey, with := lookupEntry(st, field)
 	if len(parts) == 3 {
 		if v.Kind != yaml.MappingNode {
-			bad(stKey, "stages.%s.with must be a mapping, got %s", name, describe(v))
+			bad(stKey, "stages.%s.%s must be a mapping, got %s", name, field, describe(v))
 			return
 		}
-		setKey(stKey, st, "with", v)
+		setKey(stKey, st, field, v)
 		return
 	}
 	if with == nil || isNull(with) {
 		with = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Line: stKey.Line, Column: stKey.Column}
-		setKey(stKey, st, "with", with)
+		setKey(stKey, st, field, with)
 		withKey = stKey
 	}
 	cur, curKey := with, withKey

@@ -7,6 +7,7 @@ import (
 	"github.com/gsim-dev/gsim/pkg/profile"
 	"github.com/gsim-dev/gsim/pkg/realbench"
 	"github.com/gsim-dev/gsim/pkg/report"
+	"github.com/gsim-dev/gsim/pkg/servebench"
 	"github.com/gsim-dev/gsim/pkg/shell"
 	"github.com/gsim-dev/gsim/pkg/sim"
 	"github.com/gsim-dev/gsim/pkg/stage"
@@ -22,6 +23,9 @@ func Registry() *stage.Registry {
 		profile.Kind{},
 		realbench.Kind{},
 		realbench.ReplayKind{},
+		servebench.Kind{},
+		servebench.VLLMWorkloadKind{},
+		servebench.VLLMResultKind{},
 		sim.NewKind(vidur.NewEngine()),
 		sim.NewFitKind(),
 		report.CompareKind{},

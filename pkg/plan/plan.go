@@ -13,6 +13,8 @@ type Plan struct {
 	MatrixOrder []string
 	// Instances are in a deterministic topological order.
 	Instances []*Instance
+	// Slurm is the executor.slurm block, used only by the Slurm executor.
+	Slurm Slurm
 }
 
 // Instance is one node of the graph.
@@ -31,6 +33,9 @@ type Instance struct {
 	RepeatID string
 	// Pos is where the stage is declared, for error messages.
 	Line, Col int
+	// Resources are the stage's resources: as written (not merged with
+	// the experiment's defaults).
+	Resources Resources
 }
 
 // Dep is an edge: the instances of Stage this instance reads, in cell order.

@@ -204,8 +204,19 @@ func TestReplay(t *testing.T) {
 
 	t.Run("ok", func(t *testing.T) {
 		spec := replaySpec(t, run, wl)
-		if err := (ReplayKind{}).Run(context.Background(), spec, stage.Env{}); err != nil {
+		// Progress fills: it ends at its total, never going back.
+		var last [2]float64
+		env := stage.Env{Progress: func(done, total float64, _ string) {
+			if done < last[0] || total <= 0 {
+				t.Errorf("progress %v/%v after %v/%v", done, total, last[0], last[1])
+			}
+			last = [2]float64{done, total}
+		}}
+		if err := (ReplayKind{}).Run(context.Background(), spec, env); err != nil {
 			t.Fatal(err)
+		}
+		if last[1] == 0 || last[0] != last[1] {
+			t.Errorf("replay's progress ended at %v/%v, not full", last[0], last[1])
 		}
 		if err := (ReplayKind{}).Validate(spec); err != nil {
 			t.Fatal(err)

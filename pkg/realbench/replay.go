@@ -128,6 +128,9 @@ func (ReplayKind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) erro
 				src, name, schema.RequestMetricsFile, schema.TokenMetricsFile, schema.RunMetaFile)
 		}
 	}
+	// Progress in steps: the check of the recording, then one per file.
+	steps := float64(1 + len(runFiles))
+	env.Report(0, steps, "checking the recording")
 	if err := checkDigest(src, wdir); err != nil {
 		return err
 	}
@@ -137,7 +140,8 @@ func (ReplayKind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) erro
 		return fmt.Errorf("recorded run %s is not a valid run folder (fix the file or record the run again): %w", p.Path, err)
 	}
 	var copied []string
-	for _, name := range runFiles {
+	for i, name := range runFiles {
+		env.Report(float64(1+i), steps, "copying "+name)
 		from := filepath.Join(src, name)
 		if !schema.Exists(from) {
 			continue
@@ -149,6 +153,7 @@ func (ReplayKind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) erro
 		}
 		copied = append(copied, name)
 	}
+	env.Report(steps, steps, "copied")
 	sort.Strings(copied)
 	if env.Log != nil {
 		fmt.Fprintf(env.Log, "replay: copied %v from %s\n", copied, src)

@@ -293,6 +293,9 @@ func verdict(res *Result) []string {
 		out = append(out, head+". "+strings.Join(parts, "; ")+".")
 	}
 	for _, r := range res.Runs {
+		if n := tokenTimingNote(r); n != "" {
+			out = append(out, n)
+		}
 		if r.NumFailed > 0 {
 			out = append(out, fmt.Sprintf("**%s**: %d of %d requests failed and are excluded from the statistics.", r.Label, r.NumFailed, r.NumRequests))
 		}

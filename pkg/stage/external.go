@@ -19,6 +19,8 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/gsim-dev/gsim/pkg/gpus"
 )
 
 // ProgressPrefix starts a line an external runner prints to report progress:
@@ -98,6 +100,10 @@ func RunCommand(ctx context.Context, cmd Command, env Env) error {
 	if env.Tag != "" {
 		c.Env = append(c.Env, TagVar+"="+env.Tag)
 	}
+	// The devices the attempt holds win over the inherited environment
+	// and the command's own (exec keeps the last of duplicate names).
+	_, userOrder := os.LookupEnv("CUDA_DEVICE_ORDER")
+	c.Env = append(c.Env, gpus.Env(env.GPUs, userOrder)...)
 	// Pdeathsig: if gsim itself is killed (SIGKILL leaves no chance to clean
 	// up), the stage dies with it instead of holding the GPU while a rerun
 	// starts. It fires when the starting thread exits, so pin the thread.

@@ -12,6 +12,8 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+
+	"github.com/gsim-dev/gsim/pkg/suggest"
 )
 
 // SpecVersion is bumped when the Spec JSON changes incompatibly, because
@@ -68,6 +70,10 @@ type Env struct {
 	// Tag marks every process RunCommand starts (TagVar in its environment),
 	// so a later attempt can end processes a killed gsim left behind.
 	Tag string
+	// GPUs are the devices the executor gave this attempt (ids as
+	// CUDA_VISIBLE_DEVICES takes them); RunCommand makes them the only ones
+	// its process sees. Empty: the environment is left as it is.
+	GPUs []string
 }
 
 // Report forwards progress if anyone listens.
@@ -161,11 +167,19 @@ func paramDecodeError(err error, params map[string]any, out any) error {
 	if strings.HasPrefix(msg, "json: unknown field ") {
 		f := strings.Trim(strings.TrimPrefix(msg, "json: unknown field "), `"`)
 		// encoding/json names only the leaf; the user needs the whole path
-		// (arrival.rat, not rat) to find it under with:.
-		if full := unknownPath(params, reflect.TypeOf(out), "", f); full != "" {
-			f = full
+		// (arrival.rat, not rat) to find it under with:, and the names that
+		// are allowed there.
+		full, parent := unknownPath(params, reflect.TypeOf(out), "", f)
+		if full == "" {
+			return &ParamError{Path: f, Msg: "unknown parameter; check the kind's parameter list in docs/stages.md"}
 		}
-		return &ParamError{Path: f, Msg: "unknown parameter; check the kind's parameter list in docs/"}
+		names := fieldNames(parent)
+		where := "with:"
+		if i := strings.LastIndex(full, "."); i >= 0 {
+			where = "with." + full[:i] + ":"
+		}
+		return &ParamError{Path: full, Msg: fmt.Sprintf("unknown parameter%s; %s takes %s",
+			suggest.DidYouMean(f, names), where, strings.Join(names, ", "))}
 	}
 	return &ParamError{Msg: msg}
 }
@@ -216,19 +230,19 @@ func valueWords(v string) string {
 
 // unknownPath finds the dotted path (list indexes as numbers) of the first
 // key named leaf in params, in the sorted order encoding/json met it, that
-// the type t has no field for.
-func unknownPath(v any, t reflect.Type, prefix, leaf string) string {
+// the type t has no field for, and the struct type it is missing from.
+func unknownPath(v any, t reflect.Type, prefix, leaf string) (string, reflect.Type) {
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	if t == nil {
-		return ""
+		return "", nil
 	}
 	switch t.Kind() {
 	case reflect.Struct:
 		m, ok := v.(map[string]any)
 		if !ok {
-			return ""
+			return "", nil
 		}
 		keys := make([]string, 0, len(m))
 		for k := range m {
@@ -239,12 +253,12 @@ func unknownPath(v any, t reflect.Type, prefix, leaf string) string {
 			ft, ok := jsonField(t, k)
 			if !ok {
 				if k == leaf {
-					return prefix + k
+					return prefix + k, t
 				}
 				continue
 			}
-			if p := unknownPath(m[k], ft, prefix+k+".", leaf); p != "" {
-				return p
+			if p, pt := unknownPath(m[k], ft, prefix+k+".", leaf); p != "" {
+				return p, pt
 			}
 		}
 	case reflect.Map:
@@ -255,21 +269,41 @@ func unknownPath(v any, t reflect.Type, prefix, leaf string) string {
 			}
 			sort.Strings(keys)
 			for _, k := range keys {
-				if p := unknownPath(m[k], t.Elem(), prefix+k+".", leaf); p != "" {
-					return p
+				if p, pt := unknownPath(m[k], t.Elem(), prefix+k+".", leaf); p != "" {
+					return p, pt
 				}
 			}
 		}
 	case reflect.Slice, reflect.Array:
 		if l, ok := v.([]any); ok {
 			for i, e := range l {
-				if p := unknownPath(e, t.Elem(), fmt.Sprintf("%s%d.", prefix, i), leaf); p != "" {
-					return p
+				if p, pt := unknownPath(e, t.Elem(), fmt.Sprintf("%s%d.", prefix, i), leaf); p != "" {
+					return p, pt
 				}
 			}
 		}
 	}
-	return ""
+	return "", nil
+}
+
+// fieldNames lists the keys a struct type decodes from, in declaration
+// order (the order the kind's docs list them in).
+func fieldNames(t reflect.Type) []string {
+	var out []string
+	for _, f := range reflect.VisibleFields(t) {
+		if !f.IsExported() || (f.Anonymous && f.Tag.Get("json") == "") {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out = append(out, name)
+	}
+	return out
 }
 
 // jsonField is the type of t's field that encoding/json decodes key into

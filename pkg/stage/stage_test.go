@@ -31,15 +31,17 @@ func TestDecodeParams(t *testing.T) {
 		wantMsg  string
 	}{
 		{"ok", map[string]any{"rate": 4, "name": "x"}, "", ""},
-		{"unknown", map[string]any{"rat": 4}, "rat", "unknown parameter"},
+		// A typo gets the nearest name and the names allowed at that level.
+		{"unknown", map[string]any{"rat": 4}, "rat", `unknown parameter (did you mean "rate"?); with: takes rate, name, seed, features, arrival, phases, train`},
+		{"unknown far from all", map[string]any{"qqqqqqq": 4}, "qqqqqqq", "unknown parameter; with: takes rate, name,"},
 		{"type", map[string]any{"rate": "fast"}, "rate", "expected a number, got a string"},
 		// Go type names (int64, []string) mean nothing to a YAML user.
 		{"int", map[string]any{"seed": 2.5}, "seed", "expected an integer, got a number 2.5"},
 		{"list", map[string]any{"features": 7}, "features", "expected a list of strings, got a number"},
 		{"list of any", map[string]any{"train": map[string]any{"rate": 2}}, "train", "expected a list of values, got a number"},
 		// encoding/json names only the leaf of a nested unknown key.
-		{"nested unknown", map[string]any{"arrival": map[string]any{"rat": 4}}, "arrival.rat", "unknown parameter"},
-		{"unknown in list", map[string]any{"phases": []any{map[string]any{"rate": 1}, map[string]any{"rat": 4}}}, "phases.1.rat", "unknown parameter"},
+		{"nested unknown", map[string]any{"arrival": map[string]any{"rat": 4}}, "arrival.rat", `unknown parameter (did you mean "rate"?); with.arrival: takes rate`},
+		{"unknown in list", map[string]any{"phases": []any{map[string]any{"rate": 1}, map[string]any{"rat": 4}}}, "phases.1.rat", `unknown parameter (did you mean "rate"?); with.phases.1: takes rate`},
 		{"case-folded known", map[string]any{"Rate": 1, "arrival": map[string]any{"rat": 4}}, "arrival.rat", "unknown parameter"},
 	}
 	for _, tc := range tests {

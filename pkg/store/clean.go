@@ -54,7 +54,13 @@ func (s *Store) Clean(dryRun bool) (*CleanReport, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A batch job outlives the gsim that submitted it: the folder it
+	// writes into stays until a run settles its record.
+	jobStaging := s.jobStaging()
 	for _, name := range staging {
+		if jobStaging[name] {
+			continue
+		}
 		key, _, _ := strings.Cut(name, "-")
 		l, ok, err := s.TryLock(key)
 		if err != nil {
@@ -64,6 +70,21 @@ func (s *Store) Clean(dryRun bool) (*CleanReport, error) {
 			continue // a live gsim is working on it
 		}
 		err = add(filepath.Join(s.Root, "staging", name), "unfinished attempt")
+		l.Unlock()
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	for _, j := range s.staleJobs() {
+		l, ok, err := s.TryLock(j.Key)
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			continue
+		}
+		err = add(s.jobPath(j.Key), "record of a batch job whose attempt folder is gone")
 		l.Unlock()
 		if err != nil {
 			return nil, err

@@ -266,13 +266,6 @@ func (s *Store) LinkDir(experiment string) string {
 	return filepath.Join(s.Root, "runs", experiment)
 }
 
-// LinkName turns an instance id into a file name ('/' may occur in matrix
-// values such as model names).
-func LinkName(instance string) string {
-	r := strings.NewReplacer("%", "%25", "/", "%2F")
-	return r.Replace(instance)
-}
-
 // Link points runs/<experiment>/<instance> at key's object with a relative
 // symlink, replaced atomically.
 func (s *Store) Link(experiment, instance, key string) error {
@@ -283,6 +276,7 @@ func (s *Store) Link(experiment, instance, key string) error {
 	name := filepath.Join(dir, LinkName(instance))
 	target := filepath.Join("..", "..", "objects", key)
 	if cur, err := os.Readlink(name); err == nil && cur == target {
+		removeLegacyLink(dir, instance)
 		return nil
 	}
 	tmp := filepath.Join(dir, linkTmpPrefix+strconv.Itoa(os.Getpid())+"-"+strconv.FormatInt(stagingSeq.Add(1), 10))
@@ -293,7 +287,19 @@ func (s *Store) Link(experiment, instance, key string) error {
 		os.Remove(tmp)
 		return fmt.Errorf("link %s: %w", instance, err)
 	}
+	removeLegacyLink(dir, instance)
 	return nil
+}
+
+// removeLegacyLink drops the link an older gsim made for instance, once the
+// new one exists, so that only one name points at the instance's object.
+func removeLegacyLink(dir, instance string) {
+	if old := legacyLinkName(instance); old != LinkName(instance) {
+		p := filepath.Join(dir, old)
+		if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+			os.Remove(p)
+		}
+	}
 }
 
 // linkTmpPrefix names a link being made; instance ids never start with '.'.
@@ -303,7 +309,10 @@ const linkTmpPrefix = ".tmp-"
 func (s *Store) Linked(experiment, instance string) (string, bool) {
 	t, err := os.Readlink(filepath.Join(s.LinkDir(experiment), LinkName(instance)))
 	if err != nil {
-		return "", false
+		// A store made by an older gsim names links by the raw id.
+		if t, err = os.Readlink(filepath.Join(s.LinkDir(experiment), legacyLinkName(instance))); err != nil {
+			return "", false
+		}
 	}
 	return filepath.Base(t), true
 }

@@ -224,7 +224,7 @@ func TestLinksAndClean(t *testing.T) {
 	if k, ok := s.Linked("exp", "m[model=Qwen/Qwen3]"); !ok || k != "keep" {
 		t.Fatalf("linked = %s %v", k, ok)
 	}
-	if _, err := os.Stat(filepath.Join(s.LinkDir("exp"), "m[model=Qwen%2FQwen3]", "a")); err != nil {
+	if _, err := os.Stat(filepath.Join(s.LinkDir("exp"), "m.model@Qwen+2FQwen3", "a")); err != nil {
 		t.Errorf("link does not reach the object: %v", err)
 	}
 	st, _ := s.NewStaging("dead")

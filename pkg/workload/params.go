@@ -110,7 +110,9 @@ func (p Params) Check() error {
 	switch {
 	case hasN && hasD:
 		bad("num_requests", "set num_requests or duration, not both")
-	case !hasN && !hasD && p.Arrival.Process != Trace:
+	case !hasN && !hasD && p.NumRequests == 0 && p.Arrival.Process != Trace:
+		// A negative count has its own message above; "required" would
+		// tell the user to set what they did set.
 		bad("num_requests", "required: set num_requests (a count) or duration (e.g. 60s)")
 	}
 

@@ -132,3 +132,12 @@ func TestReportsEveryBadParam(t *testing.T) {
 		t.Fatalf("got %d errors, want 3: %v", n, err)
 	}
 }
+
+// A bad value gets one message: a negative count is not also "required".
+func TestNegativeCountIsOneMessage(t *testing.T) {
+	err := (Kind{}).CheckParams(withEdit(t, map[string]any{"num_requests": -5}))
+	errs := flatten(err)
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "with.num_requests: must be > 0") {
+		t.Fatalf("want exactly the one message `with.num_requests: must be > 0`, got %d: %v", len(errs), err)
+	}
+}

@@ -544,6 +544,8 @@ def main(argv=None):
         "model": p["model"],
         "device": device,
         "gpu": gpu,
+        # The physical GPU gsim gave this stage (its CUDA device 0).
+        "gpu_device": pg.device_identity(os.environ, gpu, str(getattr(props, "uuid", "") or ""), pg.smi_gpus()),
         "gpu_memory_mib": props.total_memory // (1 << 20),
         "sm_count": props.multi_processor_count,
         "versions": versions(torch),

@@ -74,7 +74,13 @@ def main(argv=None):
     import engine  # torch side, only once a GPU is known to be there
 
     hw = engine.hardware_info()
-    log(f"GPU {hw['gpu_name']} driver {hw['driver']} CUDA {hw['cuda']} torch {hw['torch']} "
+    # The physical GPU gsim gave this stage (its CUDA device 0), so runs on a
+    # several-GPU machine say which one they measured.
+    hw["device"] = core.device_identity(os.environ, hw["gpu_name"],
+                                        str(getattr(torch.cuda.get_device_properties(0), "uuid", "") or ""),
+                                        core.smi_gpus())
+    log(f"GPU {hw['device']['index']} ({hw['device']['uuid'] or 'uuid unknown'}) {hw['gpu_name']} "
+        f"driver {hw['driver']} CUDA {hw['cuda']} torch {hw['torch']} "
         f"transformers {hw['transformers']} python {hw['python']}")
     model, key, cfg_dir = None, None, None
     failed = 0
