@@ -45,6 +45,8 @@ type env struct {
 	exp    string
 	store  string
 	counts string
+	// extraEnv is added to every gsim command's environment.
+	extraEnv []string
 }
 
 func newEnv(t *testing.T, yaml string) *env {
@@ -82,6 +84,7 @@ func (e *env) cmd(args ...string) *exec.Cmd {
 	// a test must not behave differently on a machine with GPUs.
 	c.Env = append(os.Environ(), "GSIM_STORE="+e.store, "COUNTS="+e.counts, "TESTDIR="+e.dir, "GSIM_SLOT_DIR="+filepath.Join(e.dir, "slots"),
 		"CUDA_VISIBLE_DEVICES=")
+	c.Env = append(c.Env, e.extraEnv...)
 	return c
 }
 

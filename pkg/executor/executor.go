@@ -329,7 +329,7 @@ func (g *graph) spec(n *node, st *store.Store, outDir string) *stage.Spec {
 		for _, id := range d.Instances {
 			up := g.byID[id]
 			s.Inputs[d.Stage] = append(s.Inputs[d.Stage], stage.Input{
-				Instance: id, Kind: up.inst.Kind, Key: up.key, Dir: st.ObjectDir(up.key), Matrix: up.inst.Cell,
+				Instance: id, Kind: up.inst.Kind, Holds: stage.HoldsOf(up.kind), Key: up.key, Dir: st.ObjectDir(up.key), Matrix: up.inst.Cell,
 			})
 		}
 	}

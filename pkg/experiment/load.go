@@ -447,6 +447,7 @@ func checkParams(p *problems, f *File, pl *plan.Plan, reg *stage.Registry) {
 		matrix[mv.Name] = mv.Values
 	}
 	var order []complaint
+	var kindOf map[string]string // instance id -> kind, built on first use
 	who := map[complaint][]string{}
 	count := map[string]int{}
 	for _, in := range pl.Instances {
@@ -464,9 +465,22 @@ func checkParams(p *problems, f *File, pl *plan.Plan, reg *stage.Registry) {
 			}
 			errs = flatten(nc.CheckNeeds(in.Params, needs, matrix))
 		}
+		if ir, ok := k.(stage.InputReader); ok && len(errs) == 0 {
+			if kindOf == nil {
+				kindOf = map[string]string{}
+				for _, x := range pl.Instances {
+					kindOf[x.ID] = x.Kind
+				}
+			}
+			errs = flatten(stage.CheckInputs(in.Params, inputNeeds(kindOf, reg, in), ir.InputRoles(in.Params)))
+		}
 		for _, e := range errs {
 			c := complaint{at: s.WithPos, msg: e.Error()}
 			var pe *stage.ParamError
+			var ne *stage.NeedsError
+			if errors.As(e, &ne) {
+				c.at = needsPos(s)
+			}
 			if errors.As(e, &pe) {
 				var from string
 				c.at, from = paramPos(s, pe.Path)
@@ -494,6 +508,32 @@ func checkParams(p *problems, f *File, pl *plan.Plan, reg *stage.Registry) {
 		}
 		p.add(c.at, "%s: %s", subject, c.msg)
 	}
+}
+
+// inputNeeds describes an instance's needs for stage.CheckInputs: each
+// needed stage with its kind and what that kind's outputs hold.
+func inputNeeds(kindOf map[string]string, reg *stage.Registry, in *plan.Instance) []stage.Need {
+	var out []stage.Need
+	for _, d := range in.Needs {
+		n := stage.Need{Stage: d.Stage, All: d.FanIn}
+		if len(d.Instances) > 0 {
+			n.Kind = kindOf[d.Instances[0]]
+			if k, ok := reg.Lookup(n.Kind); ok {
+				n.Holds = stage.HoldsOf(k)
+			}
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// needsPos is where a complaint about a stage's needs points: its first
+// need, or the stage's key when it has none.
+func needsPos(s *Stage) Pos {
+	if len(s.Needs) > 0 {
+		return s.Needs[0].Pos
+	}
+	return s.Pos
 }
 
 // flatten unpacks errors.Join trees into their leaves.

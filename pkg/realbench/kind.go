@@ -55,7 +55,13 @@ type Params struct {
 	// Python is the interpreter that runs the runner; $GSIM_PYTHON, then
 	// python3, when empty.
 	Python string `json:"python,omitempty"`
+	// Workload names the workload stage to run when several needs hold a
+	// workload (stage.Role); the runner never sees it.
+	Workload string `json:"workload,omitempty"`
 }
+
+// WorkloadRole is the one input of real-bench and replay (stage.WorkloadRole).
+var WorkloadRole = stage.WorkloadRole
 
 // Kind is the `real-bench` stage kind.
 type Kind struct{}
@@ -181,6 +187,12 @@ func Command(p Params, runner, specPath string) stage.Command {
 	}
 }
 
+// Produces implements stage.Producer: a run folder.
+func (Kind) Produces() string { return stage.HoldsRun }
+
+// InputRoles implements stage.InputReader.
+func (Kind) InputRoles(map[string]any) []stage.Role { return []stage.Role{WorkloadRole} }
+
 // Run writes the spec outside OutDir (so the output folder holds only the
 // run) and runs the runner.
 func (Kind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
@@ -192,15 +204,22 @@ func (Kind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 	if err != nil {
 		return err
 	}
-	if _, named := spec.Inputs["workload"]; !named {
-		// The runner reads its workload from inputs.workload.
-		cp := *spec
-		cp.Inputs = map[string][]stage.Input{"workload": {win}}
-		spec = &cp
-	}
 	runner, err := stage.RunnerDir(RunnerName, spec.BaseDir)
 	if err != nil {
 		return err
+	}
+	{
+		// The runner reads its workload as the input named "workload" and
+		// knows only its own params.
+		cp := *spec
+		cp.Inputs = map[string][]stage.Input{"workload": {win}}
+		cp.Params = make(map[string]any, len(spec.Params))
+		for k, v := range spec.Params {
+			if k != "workload" {
+				cp.Params[k] = v
+			}
+		}
+		spec = &cp
 	}
 	if p.ModelConfig != "" {
 		// The runner sees the spec's params as written; give it an absolute
@@ -262,30 +281,17 @@ func (Kind) Validate(spec *stage.Spec) error {
 	return checkDigest(spec.OutDir, wdir)
 }
 
+func workloadInput(spec *stage.Spec) (stage.Input, error) {
+	in, _, err := stage.FindInput(spec, WorkloadRole)
+	if err != nil {
+		return in, fmt.Errorf("%s %s: %w", spec.Kind, spec.Instance, err)
+	}
+	return in, nil
+}
+
 func workloadDir(spec *stage.Spec) (string, error) {
 	in, err := workloadInput(spec)
 	return in.Dir, err
-}
-
-// workloadInput is the need named workload, else the one input made by a
-// workload stage, so an experiment with several workload families can name
-// its workload stages after them.
-func workloadInput(spec *stage.Spec) (stage.Input, error) {
-	in := spec.Inputs["workload"]
-	if in == nil {
-		for _, ins := range spec.Inputs {
-			for _, i := range ins {
-				if i.Kind == "workload" {
-					in = append(in, i)
-				}
-			}
-		}
-	}
-	if len(in) != 1 || in[0].Dir == "" {
-		return stage.Input{}, fmt.Errorf("stage %s (%s) needs exactly one workload input; add `needs: [workload]` naming a workload stage",
-			spec.Stage, spec.Kind)
-	}
-	return in[0], nil
 }
 
 // checkDigest compares run_meta.json's workload_digest with the workload's.

@@ -101,10 +101,54 @@ func fakeRunner(t *testing.T, dir string) string {
 
 func benchSpec(t *testing.T, params map[string]any, workload string) *stage.Spec {
 	t.Helper()
-	return &stage.Spec{
+	s := &stage.Spec{
 		SchemaVersion: stage.SpecVersion, Stage: "bench", Instance: "bench[rate=6]", Kind: "real-bench",
-		BaseDir: repoRoot(t), Params: params, OutDir: t.TempDir(),
-		Inputs: map[string][]stage.Input{"workload": {{Instance: "workload", Kind: "workload", Dir: workload}}},
+		BaseDir: repoRoot(t), Params: params, OutDir: t.TempDir(), Inputs: map[string][]stage.Input{},
+	}
+	if workload != "" {
+		s.Inputs["workload"] = []stage.Input{{Instance: "workload", Kind: "workload", Holds: stage.HoldsWorkload, Dir: workload}}
+	}
+	return s
+}
+
+// A real-bench stage finds its workload by what its needs hold, not by a
+// need named "workload": with two workload stages it runs the one that
+// with.workload names, and the runner (which knows neither the choosing
+// param nor other needs) gets exactly that workload as its input.
+func TestRunFindsWorkloadByKind(t *testing.T) {
+	tmp := t.TempDir()
+	py := fakeRunner(t, tmp)
+	t.Setenv("FAKE_DIR", tmp)
+	t.Setenv("FAKE_RC", "0")
+	wl, _ := filepath.Abs(filepath.Join(recorded, "rate-6", "workload"))
+	other := t.TempDir()
+	spec := benchSpec(t, map[string]any{"python": py, "workload": "h1-workload"}, "")
+	spec.Inputs = map[string][]stage.Input{
+		"train-workload": {{Instance: "train-workload", Kind: "workload", Holds: stage.HoldsWorkload, Dir: other}},
+		"h1-workload":    {{Instance: "h1-workload", Kind: "workload", Holds: stage.HoldsWorkload, Dir: wl}},
+	}
+	if err := (Kind{}).CheckParams(spec.Params); err != nil {
+		t.Fatal(err)
+	}
+	if err := (Kind{}).Run(context.Background(), spec, stage.Env{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := stage.ReadSpec(filepath.Join(tmp, "spec.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Inputs) != 1 || len(got.Inputs["workload"]) != 1 || got.Inputs["workload"][0].Dir != wl {
+		t.Errorf("runner got inputs %v, want only workload = %s", got.Inputs, wl)
+	}
+	if _, ok := got.Params["workload"]; ok {
+		t.Errorf("runner got the choosing param: %v", got.Params)
+	}
+	// Without the choice the two workloads are ambiguous; the error names
+	// the param to set.
+	delete(spec.Params, "workload")
+	if err := (Kind{}).Run(context.Background(), spec, stage.Env{}); err == nil ||
+		!strings.Contains(err.Error(), "several needs hold a workload (h1-workload, train-workload): choose one with workload: <stage>") {
+		t.Errorf("two workloads, no choice: %v", err)
 	}
 }
 
@@ -161,7 +205,7 @@ func TestRunWiresSpecAndMapsRefusals(t *testing.T) {
 	}
 
 	if err := (Kind{}).Run(context.Background(), benchSpec(t, map[string]any{"python": py}, ""), stage.Env{}); err == nil ||
-		!strings.Contains(err.Error(), "needs exactly one workload input") {
+		!strings.Contains(err.Error(), "needs workload: add a workload stage under needs:") {
 		t.Errorf("missing workload: %v", err)
 	}
 }
@@ -406,7 +450,7 @@ func TestWorkloadFoundByKind(t *testing.T) {
 	}
 	two := benchSpec(t, map[string]any{"python": py}, wl)
 	two.Inputs = map[string][]stage.Input{"a": {{Kind: "workload", Dir: wl}}, "b": {{Kind: "workload", Dir: wl}}}
-	if err := (Kind{}).Run(context.Background(), two, stage.Env{}); err == nil || !strings.Contains(err.Error(), "exactly one workload") {
+	if err := (Kind{}).Run(context.Background(), two, stage.Env{}); err == nil || !strings.Contains(err.Error(), "several needs hold a workload") {
 		t.Errorf("two workload inputs: %v", err)
 	}
 }

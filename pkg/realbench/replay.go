@@ -18,6 +18,8 @@ type ReplayParams struct {
 	// run_meta.json, optionally step_metrics.csv), relative to the
 	// experiment file's folder.
 	Path string `json:"path"`
+	// Workload names the workload stage when several needs hold one.
+	Workload string `json:"workload,omitempty"`
 }
 
 // ReplayKind is the `replay` stage kind: it stands in for real-bench where
@@ -34,6 +36,12 @@ func (ReplayKind) Name() string { return "replay" }
 
 // Version implements stage.Kind.
 func (ReplayKind) Version() string { return "1" }
+
+// Produces implements stage.Producer: a run folder.
+func (ReplayKind) Produces() string { return stage.HoldsRun }
+
+// InputRoles implements stage.InputReader.
+func (ReplayKind) InputRoles(map[string]any) []stage.Role { return []stage.Role{WorkloadRole} }
 
 func decodeReplay(params map[string]any) (ReplayParams, error) {
 	var p ReplayParams

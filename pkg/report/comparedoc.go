@@ -313,7 +313,7 @@ func provenanceTable(res *Result) table {
 		f := map[string]string{
 			"run_id": r.RunID, "run_type": r.RunType, "model": r.Model,
 			"started_at": r.StartedAt, "ended_at": r.EndedAt,
-			"stage key": r.Key, "stage instance": r.Instance, "folder": r.Dir,
+			"stage key": r.Key, "stage instance": r.Instance,
 		}
 		flatten("hardware", r.Hardware, f)
 		flatten("engine", r.Engine, f)

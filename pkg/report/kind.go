@@ -21,12 +21,13 @@ type CompareKind struct{ stage.Base }
 type CompareParams struct {
 	// Reference is the need whose run is the ground truth.
 	Reference string `json:"reference"`
-	// Workload is the need holding the workload folder; optional, but
-	// when given every run is checked against it.
+	// Workload names the need holding the workload folder when several
+	// do; by default the one need that holds a workload. Every run is
+	// checked against it (when there is none, against the reference).
 	Workload string `json:"workload,omitempty"`
 	// Candidates, when given, are the needs compared with the reference, in
-	// this order; by default every need other than reference and workload,
-	// in name order.
+	// this order; by default every other need that holds a run, in name
+	// order.
 	Candidates []string `json:"candidates,omitempty"`
 	// Reruns are needs whose runs are further real runs of the reference's
 	// workload on the same engine: with the reference's own repeats (a
@@ -39,6 +40,21 @@ type CompareParams struct {
 
 func (CompareKind) Name() string    { return "compare" }
 func (CompareKind) Version() string { return "2" }
+
+// Produces implements stage.Producer: one comparison.
+func (CompareKind) Produces() string { return stage.HoldsCompare }
+
+// The inputs a compare stage reads, found by what the needs hold: the
+// workload (optional) and the reference run, which with.reference names.
+var (
+	compareWorkloadRole  = stage.Role{Name: "workload", Param: "workload", Holds: stage.HoldsWorkload, Optional: true}
+	compareReferenceRole = stage.Role{Name: "reference", Param: "reference", Holds: stage.HoldsRun, Hint: "the reference run's stage"}
+)
+
+// InputRoles implements stage.InputReader.
+func (CompareKind) InputRoles(map[string]any) []stage.Role {
+	return []stage.Role{compareWorkloadRole, compareReferenceRole}
+}
 
 func decodeCompare(params map[string]any) (*CompareParams, error) {
 	var p CompareParams
@@ -151,18 +167,31 @@ func compareInput(spec *stage.Spec) (CompareInput, error) {
 			rerun(need, in)
 		}
 	}
-	if p.Workload != "" {
-		w, err := one("workload", p.Workload)
-		if err != nil {
-			return ci, err
-		}
+	w, hasWorkload, err := stage.FindInput(spec, compareWorkloadRole)
+	if err != nil {
+		return ci, fmt.Errorf("compare %s: %w", spec.Instance, err)
+	}
+	workloadNeed := ""
+	if hasWorkload {
 		ci.WorkloadDir, ci.WorkloadKey = w.Dir, w.Key
+		workloadNeed = p.Workload
+		for _, n := range sortedKeys(spec.Inputs) {
+			if ins := spec.Inputs[n]; workloadNeed == "" && len(ins) == 1 && ins[0].Dir == w.Dir {
+				workloadNeed = n
+			}
+		}
 	}
 	names := sortedKeys(spec.Inputs)
 	cands := p.Candidates
 	if cands == nil {
 		for _, n := range names {
-			if n != p.Reference && n != p.Workload && !slices.Contains(p.Reruns, n) {
+			// Every other need, save those known to hold something else
+			// than a run.
+			ins := spec.Inputs[n]
+			if len(ins) == 0 || n == p.Reference || n == workloadNeed || slices.Contains(p.Reruns, n) {
+				continue
+			}
+			if h := ins[0].Holds; h == "" || h == stage.HoldsRun {
 				cands = append(cands, n)
 			}
 		}

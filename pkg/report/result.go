@@ -43,18 +43,22 @@ type Result struct {
 
 // WorkloadInfo describes the workload folder the runs were checked against.
 type WorkloadInfo struct {
-	ID          string `json:"id"`
-	Model       string `json:"model"`
-	Dir         string `json:"dir"`
+	ID    string `json:"id"`
+	Model string `json:"model"`
+	// Dir is where the workload was read; not written, so a comparison is
+	// the same file in every store.
+	Dir         string `json:"-"`
 	Key         string `json:"key,omitempty"`
 	NumRequests int    `json:"num_requests"`
 }
 
 // RunResult is one run's provenance and statistics.
 type RunResult struct {
-	Name      string         `json:"name"`
-	Label     string         `json:"label"`
-	Dir       string         `json:"dir"`
+	Name  string `json:"name"`
+	Label string `json:"label"`
+	// Dir is where the run was read; not written (stage key and instance
+	// say which run it was, in any store).
+	Dir       string         `json:"-"`
 	Key       string         `json:"key,omitempty"`
 	Instance  string         `json:"instance,omitempty"`
 	RunID     string         `json:"run_id"`

@@ -114,6 +114,12 @@ func slotName(host string) string {
 }
 
 // Run implements stage.Kind.
+// Produces implements stage.Producer: a run folder.
+func (Kind) Produces() string { return stage.HoldsRun }
+
+// InputRoles implements stage.InputReader: one workload.
+func (Kind) InputRoles(map[string]any) []stage.Role { return []stage.Role{stage.WorkloadRole} }
+
 func (Kind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 	p, err := decode(spec.Params)
 	if err != nil {
@@ -502,13 +508,14 @@ func (Kind) Validate(spec *stage.Spec) error {
 	return checkDigest(spec.OutDir, wdir)
 }
 
+// workloadDir is the workload input, found by the one input rule
+// (stage.WorkloadRole): the need that holds a workload.
 func workloadDir(spec *stage.Spec) (string, error) {
-	in := spec.Inputs["workload"]
-	if len(in) != 1 || in[0].Dir == "" {
-		return "", fmt.Errorf("stage %s (%s) needs exactly one workload input; add `needs: [workload]` naming a workload stage",
-			spec.Stage, spec.Kind)
+	in, _, err := stage.FindInput(spec, stage.WorkloadRole)
+	if err != nil {
+		return "", fmt.Errorf("stage %s (%s): %w", spec.Stage, spec.Kind, err)
 	}
-	return in[0].Dir, nil
+	return in.Dir, nil
 }
 
 func checkDigest(runDir, workloadDir string) error {

@@ -63,7 +63,7 @@ func runKind(t *testing.T, wdir string, params map[string]any) (string, error) {
 	t.Helper()
 	out := t.TempDir()
 	spec := &stage.Spec{Stage: "serve", Instance: "serve", Kind: "serve-bench", Key: "k", Params: params,
-		Inputs: map[string][]stage.Input{"workload": {{Instance: "workload", Dir: wdir}}}, OutDir: out, BaseDir: t.TempDir()}
+		Inputs: map[string][]stage.Input{"workload": {{Instance: "workload", Kind: "workload", Dir: wdir}}}, OutDir: out, BaseDir: t.TempDir()}
 	if err := (Kind{}).CheckParams(params); err != nil {
 		t.Fatalf("CheckParams: %v", err)
 	}

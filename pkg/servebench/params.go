@@ -46,6 +46,8 @@ type Params struct {
 	URL string `json:"url,omitempty"`
 	// Model is the name sent in every request; $GSIM_SERVE_MODEL when empty.
 	Model string `json:"model,omitempty"`
+	// Workload names the workload stage when several needs hold one.
+	Workload string `json:"workload,omitempty"`
 	// Endpoint is completions (/v1/completions, default) or chat
 	// (/v1/chat/completions).
 	Endpoint string `json:"endpoint,omitempty"`

@@ -183,7 +183,7 @@ func TestServeBenchStoppedWritesNothing(t *testing.T) {
 	out := t.TempDir()
 	spec := &stage.Spec{Stage: "serve", Kind: "serve-bench", Key: "k", OutDir: out, BaseDir: t.TempDir(),
 		Params: map[string]any{"url": srv.URL, "model": "standin", "warmup_requests": 0},
-		Inputs: map[string][]stage.Input{"workload": {{Dir: wdir}}}}
+		Inputs: map[string][]stage.Input{"workload": {{Kind: "workload", Dir: wdir}}}}
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	if err := (Kind{}).Run(ctx, spec, stage.Env{}); err == nil {

@@ -261,6 +261,9 @@ func orNull(b json.RawMessage) json.RawMessage {
 type VLLMParams struct {
 	// Path is the result JSON, relative to the experiment file's folder.
 	Path string `json:"path"`
+	// Workload names the vllm-workload stage (vllm-result only) when several
+	// needs hold a workload.
+	Workload string `json:"workload,omitempty"`
 }
 
 func decodeVLLM(params map[string]any) (VLLMParams, error) {
@@ -327,6 +330,9 @@ func (VLLMWorkloadKind) Fingerprint(params map[string]any, baseDir string) (map[
 // Resources implements stage.Kind.
 func (VLLMWorkloadKind) Resources(map[string]any) map[string]int { return nil }
 
+// Produces implements stage.Producer: a workload.
+func (VLLMWorkloadKind) Produces() string { return stage.HoldsWorkload }
+
 // VolatileFiles implements stage.Volatile: workload_meta.json's created_at.
 func (VLLMWorkloadKind) VolatileFiles() []string { return []string{schema.WorkloadMetaFile} }
 
@@ -378,6 +384,15 @@ func (VLLMResultKind) Fingerprint(params map[string]any, baseDir string) (map[st
 
 // Resources implements stage.Kind.
 func (VLLMResultKind) Resources(map[string]any) map[string]int { return nil }
+
+// Produces implements stage.Producer: a run folder.
+func (VLLMResultKind) Produces() string { return stage.HoldsRun }
+
+// InputRoles implements stage.InputReader: the vllm-workload made of the
+// same file.
+func (VLLMResultKind) InputRoles(map[string]any) []stage.Role {
+	return []stage.Role{stage.WorkloadRole}
+}
 
 // Run implements stage.Kind.
 func (VLLMResultKind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {

@@ -27,7 +27,7 @@ func importVLLM(t *testing.T, file string) (string, string, error) {
 	}
 	rdir := t.TempDir()
 	rs := &stage.Spec{Stage: "real", Kind: "vllm-result", Key: "k", Params: params, OutDir: rdir, BaseDir: base,
-		Inputs: map[string][]stage.Input{"workload": {{Dir: wdir}}}}
+		Inputs: map[string][]stage.Input{"workload": {{Kind: "vllm-workload", Holds: stage.HoldsWorkload, Dir: wdir}}}}
 	if err := (VLLMResultKind{}).Run(context.Background(), rs, stage.Env{}); err != nil {
 		return wdir, "", err
 	}

@@ -169,7 +169,7 @@ func TestFidelityH200(t *testing.T) {
 	fams := h200Families(t)
 	var fitIn []stage.Input
 	for _, c := range fams[0].cells {
-		fitIn = append(fitIn, stage.Input{Instance: fmt.Sprintf("real-train[rate=%v]", c.rate), Kind: "real-bench", Dir: c.runs[0],
+		fitIn = append(fitIn, stage.Input{Instance: fmt.Sprintf("real-train[rate=%v]", c.rate), Kind: "real-bench", Holds: stage.HoldsRun, Dir: c.runs[0],
 			Matrix: map[string]any{"rate": c.rate}})
 	}
 	fitOut := t.TempDir()
@@ -195,9 +195,9 @@ func TestFidelityH200(t *testing.T) {
 				out := t.TempDir()
 				spec := &stage.Spec{Instance: fmt.Sprintf("sim-%s[rate=%v]", fam.name, c.rate), BaseDir: repoRoot(t), OutDir: out,
 					Params: map[string]any{"engine": "embedded", "scheduler": "hf-cb", "predictor": "step-model", "hardware": "h200", "seed": seed},
-					Inputs: map[string][]stage.Input{"workload": {{Instance: "workload", Kind: "workload", Dir: c.wdir}},
-						"fit": {{Instance: "fit", Kind: "fit", Dir: fitOut}}}}
-				if err := NewKind(nil).Run(context.Background(), spec, stage.Env{}); err != nil {
+					Inputs: map[string][]stage.Input{"workload": {{Instance: "workload", Kind: "workload", Holds: stage.HoldsWorkload, Dir: c.wdir}},
+						"fit": {{Instance: "fit", Kind: "fit", Holds: stage.HoldsFit, Dir: fitOut}}}}
+				if err := NewKind().Run(context.Background(), spec, stage.Env{}); err != nil {
 					t.Fatal(err)
 				}
 				sim := latencySamples(t, out)

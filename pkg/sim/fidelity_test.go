@@ -159,7 +159,7 @@ func simulate(t *testing.T, r realRun, params map[string]any, inputs map[string]
 	}
 	spec := &stage.Spec{Instance: fmt.Sprintf("sim[rate=%v]", r.rate), Key: "fidelity", BaseDir: repoRoot(t),
 		OutDir: out, Params: params, Inputs: in}
-	if err := NewKind(nil).Run(context.Background(), spec, stage.Env{}); err != nil {
+	if err := NewKind().Run(context.Background(), spec, stage.Env{}); err != nil {
 		t.Fatal(err)
 	}
 	run, err := analysis.LoadRun(out)
@@ -212,7 +212,7 @@ func TestFidelity(t *testing.T) {
 	fitOut := t.TempDir()
 	var fitInputs []stage.Input
 	for _, r := range runs {
-		fitInputs = append(fitInputs, stage.Input{Instance: fmt.Sprintf("%s[rate=%v]", r.sweep, r.rate), Kind: "real-bench",
+		fitInputs = append(fitInputs, stage.Input{Instance: fmt.Sprintf("%s[rate=%v]", r.sweep, r.rate), Kind: "real-bench", Holds: stage.HoldsRun,
 			Dir: r.dir, Matrix: map[string]any{"rate": r.rate}})
 	}
 	fparams := map[string]any{"train": map[string]any{"rate": trainRates}}

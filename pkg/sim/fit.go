@@ -69,6 +69,16 @@ func decodeFitParams(raw map[string]any) (*FitParams, error) {
 func (FitKind) Name() string    { return "fit" }
 func (FitKind) Version() string { return FitVersion }
 
+// Produces implements stage.Producer: a fitted step model.
+func (FitKind) Produces() string { return stage.HoldsFit }
+
+// fitRunsRole is what a fit reads: every need that holds a run (fan-ins
+// over real runs).
+var fitRunsRole = stage.Role{Name: "runs", Holds: stage.HoldsRun, Many: true, Hint: "a fan-in over real runs ({stage: real, all: true})"}
+
+// InputRoles implements stage.InputReader.
+func (FitKind) InputRoles(map[string]any) []stage.Role { return []stage.Role{fitRunsRole} }
+
 func (FitKind) CheckParams(params map[string]any) error {
 	_, err := decodeFitParams(params)
 	return err
@@ -263,36 +273,33 @@ func (FitKind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 	if err != nil {
 		return err
 	}
-	var names []string
-	for n := range spec.Inputs {
-		names = append(names, n)
+	ins, err := stage.FindInputs(spec, fitRunsRole)
+	if err != nil {
+		return err
 	}
-	slices.Sort(names)
 	var cells []fitCell
-	for _, n := range names {
-		for _, in := range spec.Inputs[n] {
-			path := filepath.Join(in.Dir, schema.StepMetricsFile)
-			if !schema.Exists(path) {
-				return fmt.Errorf("fit %s: input %s has no %s; fit needs real runs that record engine steps", spec.Instance, in.Instance, schema.StepMetricsFile)
-			}
-			rows, err := schema.ReadStepMetrics(path)
-			if err != nil {
-				return fmt.Errorf("fit %s: %w", spec.Instance, err)
-			}
-			c := fitCell{in: in, train: p.Selected(in.Matrix)}
-			if m, err := schema.ReadRunMeta(filepath.Join(in.Dir, schema.RunMetaFile)); err == nil {
-				c.meta = m
-			}
-			for _, r := range rows {
-				c.steps = append(c.steps, predict.Step{StartNs: r.StartNs, EndNs: r.EndNs, PrefillTokens: r.NumPrefillTokens,
-					DecodeTokens: r.NumDecodeTokens, Requests: r.NumRequests, PrefillRequests: r.NumPrefillRequests,
-					DecodeRequests: r.NumDecodeRequests, ContextTokens: r.NumContextTokens})
-			}
-			if err := c.readDetail(); err != nil {
-				return fmt.Errorf("fit %s: %w", spec.Instance, err)
-			}
-			cells = append(cells, c)
+	for _, in := range ins {
+		path := filepath.Join(in.Dir, schema.StepMetricsFile)
+		if !schema.Exists(path) {
+			return fmt.Errorf("fit %s: input %s has no %s; fit needs real runs that record engine steps", spec.Instance, in.Instance, schema.StepMetricsFile)
 		}
+		rows, err := schema.ReadStepMetrics(path)
+		if err != nil {
+			return fmt.Errorf("fit %s: %w", spec.Instance, err)
+		}
+		c := fitCell{in: in, train: p.Selected(in.Matrix)}
+		if m, err := schema.ReadRunMeta(filepath.Join(in.Dir, schema.RunMetaFile)); err == nil {
+			c.meta = m
+		}
+		for _, r := range rows {
+			c.steps = append(c.steps, predict.Step{StartNs: r.StartNs, EndNs: r.EndNs, PrefillTokens: r.NumPrefillTokens,
+				DecodeTokens: r.NumDecodeTokens, Requests: r.NumRequests, PrefillRequests: r.NumPrefillRequests,
+				DecodeRequests: r.NumDecodeRequests, ContextTokens: r.NumContextTokens})
+		}
+		if err := c.readDetail(); err != nil {
+			return fmt.Errorf("fit %s: %w", spec.Instance, err)
+		}
+		cells = append(cells, c)
 	}
 	var runs [][]predict.Step
 	var warm [][]predict.GraphKey

@@ -20,54 +20,25 @@ import (
 
 // Version is the embedded simulator's runner identity: bump it whenever the
 // same params and inputs could give different outputs.
-const Version = "4"
+const Version = "5"
 
-// Kind is the `sim` stage kind. With engine: vidur it hands every call to
-// the Vidur kind it was built with.
-type Kind struct {
-	vidur stage.Kind
-}
+// Kind is the `sim` stage kind: gsim's embedded simulator. Real Vidur is
+// the `vidur` kind (pkg/vidur).
+type Kind struct{}
 
-// NewKind returns the sim kind; vidur may be nil when this build has no
-// Vidur engine.
-func NewKind(vidur stage.Kind) stage.Kind { return &Kind{vidur: vidur} }
-
-// ErrNoVidur is returned for engine: vidur in a build without it.
-var ErrNoVidur = errors.New("engine vidur is not available in this build")
+// NewKind returns the sim kind.
+func NewKind() stage.Kind { return &Kind{} }
 
 func (k *Kind) Name() string { return "sim" }
 
 func (k *Kind) Version() string { return Version }
 
-// delegate returns the Vidur kind when params ask for engine: vidur.
-func (k *Kind) delegate(params map[string]any) (stage.Kind, bool, error) {
-	if e, _ := params["engine"].(string); e != EngineVidur {
-		return nil, false, nil
-	}
-	if k.vidur == nil {
-		return nil, true, &stage.ParamError{Path: "engine", Msg: ErrNoVidur.Error()}
-	}
-	return k.vidur, true, nil
-}
-
 func (k *Kind) CheckParams(params map[string]any) error {
-	if v, ok, err := k.delegate(params); ok {
-		if err != nil {
-			return err
-		}
-		return v.CheckParams(params)
-	}
 	_, err := decodeParams(params)
 	return err
 }
 
 func (k *Kind) Fingerprint(params map[string]any, baseDir string) (map[string]string, error) {
-	if v, ok, err := k.delegate(params); ok {
-		if err != nil {
-			return nil, err
-		}
-		return v.Fingerprint(params, baseDir)
-	}
 	p, err := decodeParams(params)
 	if err != nil {
 		return nil, err
@@ -96,38 +67,34 @@ func (k *Kind) Fingerprint(params map[string]any, baseDir string) (map[string]st
 	return fp, nil
 }
 
-func (k *Kind) Resources(params map[string]any) map[string]int {
-	if v, ok, err := k.delegate(params); ok && err == nil {
-		return v.Resources(params)
+func (k *Kind) Resources(map[string]any) map[string]int { return nil }
+
+// Produces implements stage.Producer: a run folder.
+func (k *Kind) Produces() string { return stage.HoldsRun }
+
+// InputRoles implements stage.InputReader (see Params.roles).
+func (k *Kind) InputRoles(params map[string]any) []stage.Role {
+	p, err := decodeParams(params)
+	if err != nil {
+		return nil // CheckParams reports it
 	}
-	return nil
+	return p.roles()
 }
 
 func (k *Kind) Validate(spec *stage.Spec) error {
-	if v, ok, err := k.delegate(spec.Params); ok {
-		if err != nil {
-			return err
-		}
-		return v.Validate(spec)
-	}
 	return schema.ValidateRun(spec.OutDir)
 }
 
 func (k *Kind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
-	if v, ok, err := k.delegate(spec.Params); ok {
-		if err != nil {
-			return err
-		}
-		return v.Run(ctx, spec, env)
-	}
 	p, err := decodeParams(spec.Params)
 	if err != nil {
 		return err
 	}
-	wdir, ok := inputDir(spec, "workload")
-	if !ok {
-		return fmt.Errorf("sim %s: needs a workload stage; add it under needs:", spec.Instance)
+	win, _, err := stage.FindInput(spec, workloadRole)
+	if err != nil {
+		return err
 	}
+	wdir := win.Dir
 	w, err := schema.ReadWorkload(wdir)
 	if err != nil {
 		return fmt.Errorf("sim %s: %w", spec.Instance, err)
@@ -167,6 +134,10 @@ func (k *Kind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 		return fmt.Errorf("sim %s: %w", spec.Instance, runErr)
 	}
 	ended := time.Now().UTC()
+	// No wall-clock times in run_meta.json: a simulation's outputs are a
+	// function of its inputs, so a forced rerun leaves the output digest,
+	// and everything downstream, as it was. The store's manifest and the
+	// stage log say when it ran and how long it took.
 	meta := &schema.RunMeta{
 		RunID:          spec.Key,
 		RunType:        schema.RunSim,
@@ -174,8 +145,6 @@ func (k *Kind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 		Hardware:       map[string]any{"name": p.Hardware, "simulated": true},
 		Engine:         setup.engineMeta(p, res),
 		WorkloadDigest: digest,
-		StartedAt:      started.Format(time.RFC3339Nano),
-		EndedAt:        ended.Format(time.RFC3339Nano),
 	}
 	if meta.RunID == "" {
 		meta.RunID = spec.Instance
@@ -200,14 +169,21 @@ type setup struct {
 	pred      predict.Predictor
 	inherited []string // hf-cb settings taken from the fitted engine
 	warmup    int      // warm-up requests simulated before the replay
+	// tables says where vidur-table's tables came from without a path of
+	// this machine: the input instance, or with.vidur_tables as written.
+	tables string
 }
 
 func (s *setup) engineMeta(p *Params, res engine.Result) map[string]any {
+	pred := s.pred.Describe()
+	if _, ok := pred["vidur_tables"]; ok {
+		pred["vidur_tables"] = s.tables
+	}
 	return map[string]any{
 		"name":               "gsim-embedded",
 		"version":            Version,
 		"scheduler":          s.sched.Name(),
-		"predictor":          s.pred.Describe(),
+		"predictor":          pred,
 		"block_size":         p.BlockSize,
 		"num_blocks":         s.numBlocks,
 		"num_blocks_derived": s.derived,
@@ -255,8 +231,20 @@ func prepare(p *Params, spec *stage.Spec, w *schema.Workload) (*setup, error) {
 	}
 	s.modelCfg = m
 	pred := p.Predictor
-	fitDir, hasFit := inputDir(spec, "fit")
-	profDir, hasProf := inputDir(spec, "profile")
+	var fitDir, profDir string
+	var hasFit, hasProf bool
+	for _, r := range p.roles() {
+		in, ok, err := stage.FindInput(spec, r)
+		if err != nil {
+			return nil, err
+		}
+		switch r.Name {
+		case fitRole.Name:
+			fitDir, hasFit = in.Dir, ok
+		case profileRole.Name:
+			profDir, hasProf = in.Dir, ok
+		}
+	}
 	if pred == "" {
 		switch {
 		case p.Interpolation == predict.InterpVidurTable:
@@ -293,10 +281,11 @@ func prepare(p *Params, spec *stage.Spec, w *schema.Workload) (*setup, error) {
 		}
 	case PredictorVidurProfile:
 		if p.Interpolation == predict.InterpVidurTable {
-			vp, err := vidurTableProfile(p, spec, m)
+			vp, label, err := vidurTableProfile(p, spec, m)
 			if err != nil {
 				return nil, err
 			}
+			s.tables = label
 			s.pred = vp
 			break
 		}

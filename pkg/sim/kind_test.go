@@ -2,7 +2,6 @@ package sim
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -60,7 +59,7 @@ func TestSimKindStepModel(t *testing.T) {
 			"workload": {{Instance: "workload", Kind: "workload", Dir: wdir}},
 			"fit":      {{Instance: "fit", Kind: "fit", Dir: fdir}},
 		}}
-	k := NewKind(nil)
+	k := NewKind()
 	if err := k.CheckParams(spec.Params); err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +89,7 @@ func TestSimKindStepModel(t *testing.T) {
 }
 
 func TestSimKindParams(t *testing.T) {
-	k := NewKind(nil)
+	k := NewKind()
 	for _, c := range []struct {
 		params map[string]any
 		want   string
@@ -98,34 +97,13 @@ func TestSimKindParams(t *testing.T) {
 		{map[string]any{"scheduler": "fcfs"}, "with.scheduler"},
 		{map[string]any{"watermark": 1.5}, "with.watermark"},
 		{map[string]any{"max_batch_token": 5}, "with.max_batch_token"},
-		{map[string]any{"engine": "vidur"}, "engine vidur is not available in this build"},
+		{map[string]any{"engine": "vidur"}, "with.engine: real Vidur is its own kind now: write `uses: vidur` instead of `uses: sim`"},
+		{map[string]any{"engine": "vllm"}, "with.engine: \"vllm\"; the sim kind is gsim's embedded simulator"},
 	} {
 		err := k.CheckParams(c.params)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: err = %v, want it to mention %q", c.params, err, c.want)
 		}
-	}
-}
-
-// fakeVidur records that it was called.
-type fakeVidur struct {
-	stage.Base
-	ran bool
-}
-
-func (*fakeVidur) Name() string    { return "sim" }
-func (*fakeVidur) Version() string { return "v" }
-func (f *fakeVidur) Run(context.Context, *stage.Spec, stage.Env) error {
-	f.ran = true
-	return errors.New("vidur ran")
-}
-
-func TestSimKindDelegatesVidur(t *testing.T) {
-	v := &fakeVidur{}
-	k := NewKind(v)
-	err := k.Run(context.Background(), &stage.Spec{Params: map[string]any{"engine": "vidur"}}, stage.Env{})
-	if !v.ran || err == nil || err.Error() != "vidur ran" {
-		t.Fatalf("not delegated: ran=%v err=%v", v.ran, err)
 	}
 }
 
@@ -168,7 +146,7 @@ func TestFitSelectsTrainingCells(t *testing.T) {
 		dir := filepath.Join(tmp, "bench", string(rune('a'+i)))
 		synthRun(t, dir, uint64(i), 800)
 		inputs = append(inputs, stage.Input{Instance: fmt.Sprintf("bench[rate=%v]", rate),
-			Kind: "real-bench", Dir: dir, Matrix: map[string]any{"rate": rate}})
+			Kind: "real-bench", Holds: stage.HoldsRun, Dir: dir, Matrix: map[string]any{"rate": rate}})
 	}
 	out := filepath.Join(tmp, "out")
 	os.MkdirAll(out, 0o755)
@@ -268,7 +246,7 @@ func TestSimKindVidurProfile(t *testing.T) {
 			"workload": {{Instance: "workload", Kind: "workload", Dir: wdir}},
 			"profile":  {{Instance: "profile", Kind: "profile", Dir: pdir}},
 		}}
-	if err := NewKind(nil).Run(context.Background(), spec, stage.Env{}); err != nil {
+	if err := NewKind().Run(context.Background(), spec, stage.Env{}); err != nil {
 		t.Fatal(err)
 	}
 	run, err := schema.ReadRun(out)
@@ -301,7 +279,7 @@ func TestSimInheritsFittedEngine(t *testing.T) {
 	os.MkdirAll(fitOut, 0o755)
 	var ins []stage.Input
 	for _, rate := range []int{2, 6} {
-		ins = append(ins, stage.Input{Instance: fmt.Sprintf("bench[rate=%d]", rate), Kind: "real-bench",
+		ins = append(ins, stage.Input{Instance: fmt.Sprintf("bench[rate=%d]", rate), Kind: "real-bench", Holds: stage.HoldsRun,
 			Dir: filepath.Join(real, fmt.Sprintf("rate-%d", rate), "run"), Matrix: map[string]any{"rate": rate}})
 	}
 	if err := NewFitKind().Run(context.Background(), &stage.Spec{Instance: "fit", OutDir: fitOut,
@@ -315,7 +293,7 @@ func TestSimInheritsFittedEngine(t *testing.T) {
 			"workload": {{Instance: "workload", Kind: "workload", Dir: filepath.Join(real, "rate-4", "workload")}},
 			"fit":      {{Instance: "fit", Kind: "fit", Dir: fitOut}},
 		}}
-	if err := NewKind(nil).Run(context.Background(), spec, stage.Env{}); err != nil {
+	if err := NewKind().Run(context.Background(), spec, stage.Env{}); err != nil {
 		t.Fatal(err)
 	}
 	meta, err := schema.ReadRunMeta(filepath.Join(out, schema.RunMetaFile))
@@ -389,7 +367,7 @@ func TestFitCheckNeeds(t *testing.T) {
 // file or directory" and "hash runner /abs/p: lstat /abs/p: …".
 func TestSimFingerprintBadPaths(t *testing.T) {
 	base := t.TempDir()
-	k := NewKind(nil)
+	k := NewKind()
 	for param, want := range map[string]string{
 		"step_model":   "with.step_model: no such file nope.json (" + filepath.Join(base, "nope.json") + "); check the path",
 		"model_config": "with.model_config: no such file nope.json (" + filepath.Join(base, "nope.json") + "); check the path",

@@ -15,11 +15,13 @@ import (
 	"github.com/gsim-dev/gsim/pkg/stage"
 )
 
-// Engines a sim stage can run on.
-const (
-	EngineEmbedded = "embedded"
-	EngineVidur    = "vidur"
-)
+// EngineEmbedded is the only engine a sim stage runs on; the param stays
+// so experiments that spell it out keep working.
+const EngineEmbedded = "embedded"
+
+// VidurMigration says how an experiment written when Vidur was an engine
+// of the sim kind is written now.
+const VidurMigration = "real Vidur is its own kind now: write `uses: vidur` instead of `uses: sim` and drop `engine: vidur` (the other with: keys stay)"
 
 // Predictor names.
 const (
@@ -28,7 +30,7 @@ const (
 )
 
 // Params are the `with:` of a sim stage. Knob names are shared with the
-// vidur engine's so one experiment can run both.
+// vidur kind's so one experiment can run both.
 type Params struct {
 	Engine    string `json:"engine"`
 	Scheduler string `json:"scheduler"`
@@ -62,8 +64,8 @@ type Params struct {
 	// reads no profile but the prediction tables a real Vidur run used.
 	Interpolation string `json:"interpolation"`
 	// VidurTables names the folder of those tables (raw/predictions of
-	// an engine: vidur sim stage); empty: the raw/predictions of the
-	// input stage that has one.
+	// a vidur stage); empty: the raw/predictions of the vidur stage under
+	// needs:.
 	VidurTables string `json:"vidur_tables"`
 	// Profile and StepModel name a profile folder or a step_model.json to
 	// use instead of a `profile` or `fit` input.
@@ -71,6 +73,8 @@ type Params struct {
 	StepModel string `json:"step_model"`
 	// TokenMetrics false writes token_metrics.csv with its header only.
 	TokenMetrics *bool `json:"token_metrics"`
+	// Workload names the workload stage when several needs hold one.
+	Workload string `json:"workload"`
 }
 
 // Defaults. hf-cb follows the real bench (stages/real_bench: block_size 256,
@@ -107,8 +111,12 @@ func decodeParams(raw map[string]any) (*Params, error) {
 	if p.Engine == "" {
 		p.Engine = EngineEmbedded
 	}
-	if p.Engine != EngineEmbedded && p.Engine != EngineVidur {
-		bad("engine", "%q; use embedded or vidur", p.Engine)
+	switch p.Engine {
+	case EngineEmbedded:
+	case "vidur":
+		bad("engine", "%s", VidurMigration)
+	default:
+		bad("engine", "%q; the sim kind is gsim's embedded simulator (engine: embedded, or leave engine out); real Vidur is `uses: vidur`", p.Engine)
 	}
 	if p.Scheduler == "" {
 		p.Scheduler = "hf-cb"
@@ -211,25 +219,42 @@ func (p *Params) schedConfig(numBlocks int64) sched.Config {
 
 func (p *Params) tokens() bool { return p.TokenMetrics == nil || *p.TokenMetrics }
 
-// inputDir finds the input of the given kind (or, failing that, of a stage
-// with that name) and says which are available when none matches.
-func inputDir(spec *stage.Spec, kind string) (string, bool) {
-	names := make([]string, 0, len(spec.Inputs))
-	for n := range spec.Inputs {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		for _, in := range spec.Inputs[n] {
-			if in.Kind == kind {
-				return in.Dir, true
-			}
+// The inputs a sim stage reads, found by what the needs hold.
+var (
+	workloadRole = stage.Role{Name: "workload", Param: "workload", Holds: stage.HoldsWorkload, Hint: "a workload stage"}
+	fitRole      = stage.Role{Name: "fit", Holds: stage.HoldsFit, Optional: true, Hint: "a fit stage"}
+	profileRole  = stage.Role{Name: "profile", Holds: stage.HoldsProfile, Optional: true,
+		Hint: "a profile stage (or set with.profile to a profile folder)"}
+	tablesRole = stage.Role{Name: "vidur tables", Kinds: []string{"vidur"},
+		Hint: "a vidur stage, whose raw/predictions hold Vidur's tables (or set with.vidur_tables)"}
+)
+
+// roles are the inputs params make the stage read: the workload; with
+// vidur-table Vidur's tables (unless with.vidur_tables names them);
+// otherwise a fit and a profile where params name no file instead, one of
+// them required when the predictor is chosen.
+func (p *Params) roles() []stage.Role {
+	roles := []stage.Role{workloadRole}
+	if p.Interpolation == predict.InterpVidurTable {
+		if p.VidurTables == "" {
+			roles = append(roles, tablesRole)
 		}
+		return roles
 	}
-	if ins := spec.Inputs[kind]; len(ins) > 0 {
-		return ins[0].Dir, true
+	fit, prof := fitRole, profileRole
+	switch p.Predictor {
+	case PredictorStepModel:
+		fit.Optional = false
+	case PredictorVidurProfile:
+		prof.Optional = false
 	}
-	return "", false
+	if p.StepModel == "" {
+		roles = append(roles, fit)
+	}
+	if p.Profile == "" {
+		roles = append(roles, prof)
+	}
+	return roles
 }
 
 func resolve(base, p string) string {

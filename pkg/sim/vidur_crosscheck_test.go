@@ -84,7 +84,7 @@ func recordedEngine(t *testing.T) map[string]any {
 
 // simulateKind runs the recorded workload through the sim kind with
 // vidur-profile read with interp into out. The recorded Vidur run is an
-// input, as an engine: vidur stage under needs: would be, so vidur-table
+// input, as a vidur stage under needs: would be, so vidur-table
 // finds its raw/predictions.
 func simulateKind(t *testing.T, interp, out string) map[string][]float64 {
 	t.Helper()
@@ -105,9 +105,9 @@ func simulateKind(t *testing.T, interp, out string) map[string][]float64 {
 		Inputs: map[string][]stage.Input{
 			"workload": {{Instance: "workload", Kind: "workload", Dir: filepath.Join(dir, "workload")}},
 			"profile":  {{Instance: "profile", Kind: "profile", Dir: filepath.Join(root, "testdata", "profile", "h100")}},
-			"vidur":    {{Instance: "vidur", Kind: "sim", Dir: dir}},
+			"vidur":    {{Instance: "vidur", Kind: "vidur", Dir: dir}},
 		}}
-	if err := NewKind(nil).Run(context.Background(), spec, stage.Env{}); err != nil {
+	if err := NewKind().Run(context.Background(), spec, stage.Env{}); err != nil {
 		t.Fatal(err)
 	}
 	return requestSamples(t, out)

@@ -12,7 +12,7 @@ import (
 // TestVidurTableParams checks how interpolation: vidur-table finds Vidur's
 // tables and what it says when it cannot.
 func TestVidurTableParams(t *testing.T) {
-	k := NewKind(nil)
+	k := NewKind()
 	if err := k.CheckParams(map[string]any{"interpolation": "vidur-table"}); err != nil {
 		t.Errorf("vidur-table: %v", err)
 	}
@@ -30,9 +30,9 @@ func TestVidurTableParams(t *testing.T) {
 		inputs map[string][]stage.Input
 		want   string
 	}{
-		{"no tables", nil, map[string][]stage.Input{"workload": work}, "put an engine: vidur sim stage under needs: (inputs here: workload)"},
+		{"no tables", nil, map[string][]stage.Input{"workload": work}, "needs vidur output: add a vidur stage, whose raw/predictions hold Vidur's tables (or set with.vidur_tables) under needs: (needs now: workload)"},
 		{"two runs", nil, map[string][]stage.Input{"workload": work,
-			"a": {{Instance: "a", Kind: "sim", Dir: rec}}, "b": {{Instance: "b", Kind: "sim", Dir: rec}}}, "several inputs"},
+			"a": {{Instance: "a", Kind: "vidur", Dir: rec}}, "b": {{Instance: "b", Kind: "vidur", Dir: rec}}}, "several needs hold a vidur output (a, b)"},
 		{"bad folder", map[string]any{"vidur_tables": "testdata"}, map[string][]stage.Input{"workload": work}, "raw/predictions"},
 		{"named folder", map[string]any{"vidur_tables": "testdata/vidur/qwen3-h100-vllm-300/raw/predictions"}, map[string][]stage.Input{"workload": work}, ""},
 	} {

@@ -51,7 +51,7 @@ func BenchmarkStageVidurTrace10k(b *testing.B) {
 	if d, _ := schema.WorkloadDigest(wdir); d+"\n" != string(want) {
 		b.Fatalf("regenerated trace digest %s differs from Vidur's trace %s", d, want)
 	}
-	kind := NewKind(nil)
+	kind := NewKind()
 	for _, c := range []struct {
 		policy string
 		tokens bool

@@ -51,11 +51,14 @@ type Spec struct {
 
 // Input is one upstream instance's completed output folder.
 type Input struct {
-	Instance string         `json:"instance"`
-	Kind     string         `json:"kind"`
-	Key      string         `json:"key"`
-	Dir      string         `json:"dir"`
-	Matrix   map[string]any `json:"matrix,omitempty"`
+	Instance string `json:"instance"`
+	Kind     string `json:"kind"`
+	// Holds is what the input's kind produces (HoldsRun, ...), by which
+	// kinds find their inputs (FindInputs).
+	Holds  string         `json:"holds,omitempty"`
+	Key    string         `json:"key"`
+	Dir    string         `json:"dir"`
+	Matrix map[string]any `json:"matrix,omitempty"`
 }
 
 // Env is what the engine lends a running stage.

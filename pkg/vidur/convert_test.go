@@ -75,7 +75,7 @@ func sampleWorkload(t *testing.T, vreqs []Request, batches []Batch) *schema.Work
 func TestConvertSample(t *testing.T) {
 	vreqs, batches := readSample(t)
 	w := sampleWorkload(t, vreqs, batches)
-	conv, err := Convert(w.Requests, vreqs, batches)
+	conv, err := Convert(w.Requests, &Output{Requests: vreqs, Batches: batches})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +218,7 @@ func TestConvertUnitsAndTokenRule(t *testing.T) {
 		{ID: 0, PrefillE2E: 0.1, E2E: 0.1300005, NumPrefillTokens: 4, NumDecodeTokens: 3},
 		{ID: 1, PrefillE2E: 0.0700005, E2E: 0.0800005, NumPrefillTokens: 2, NumDecodeTokens: 2},
 	}
-	c, err := Convert(work, vreqs, batches)
+	c, err := Convert(work, &Output{Requests: vreqs, Batches: batches})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +266,7 @@ func TestConvertRestart(t *testing.T) {
 		b(3, 50, 5, 1),  // token 3 at 55
 	}
 	vreqs := []Request{{ID: 0, PrefillE2E: 10e-6, E2E: 55e-6, NumPrefillTokens: 3, NumDecodeTokens: 4, NumRestarts: 1}}
-	c, err := Convert(work, vreqs, batches)
+	c, err := Convert(work, &Output{Requests: vreqs, Batches: batches})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,8 +278,104 @@ func TestConvertRestart(t *testing.T) {
 	}
 	// Without a recorded restart the same trace is inconsistent.
 	vreqs[0].NumRestarts = 0
-	if _, err := Convert(work, vreqs, batches); err == nil || !strings.Contains(err.Error(), "no restart") {
+	if _, err := Convert(work, &Output{Requests: vreqs, Batches: batches}); err == nil || !strings.Contains(err.Error(), "no (further) restart") {
 		t.Fatalf("want a no-restart error, got %v", err)
+	}
+	// With the shim's log the restart is taken from it, not inferred.
+	vreqs[0].NumRestarts = 1
+	log := []Restart{{BatchID: 2, RequestID: 0, Processed: 5}}
+	c2, err := Convert(work, &Output{Requests: vreqs, Batches: batches, Restarts: log, RestartsRecorded: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slicesEqual(c2.TokenTimesNs[0], c.TokenTimesNs[0]) || c2.Restarts != 1 || c2.PrefillCut != 0 {
+		t.Fatalf("logged restart: tokens %v, %d restarts, %d cut", c2.TokenTimesNs[0], c2.Restarts, c2.PrefillCut)
+	}
+	// A log that disagrees with the trace is refused.
+	bad := []Restart{{BatchID: 2, RequestID: 0, Processed: 4}}
+	if _, err := Convert(work, &Output{Requests: vreqs, Batches: batches, Restarts: bad, RestartsRecorded: true}); err == nil ||
+		!strings.Contains(err.Error(), "had processed 4 tokens, the chrome trace gives 5") {
+		t.Fatalf("want a log/trace mismatch error, got %v", err)
+	}
+	// A logged run with a re-prefill the log does not explain is refused.
+	if _, err := Convert(work, &Output{Requests: vreqs, Batches: batches, RestartsRecorded: true}); err == nil ||
+		!strings.Contains(err.Error(), "records no restart") {
+		t.Fatalf("want a no-logged-restart error, got %v", err)
+	}
+}
+
+// Vidur's sarathi restarts a request part-way through its chunked prefill:
+// Request.restart() makes the tokens processed so far its new prompt, so the
+// re-prefill is that long, Vidur marks the prefill complete (and counts a
+// token) when it ends, and the rest of the real prompt is then processed one
+// token per iteration as decodes. The first real token comes when Vidur's
+// counter passes the whole prompt; Vidur's prefill_e2e_time is the end of
+// the shortened re-prefill.
+func TestConvertRestartMidPrefill(t *testing.T) {
+	// Prompt 6, 3 output tokens: total 9.
+	work := []schema.Request{{ID: 0, NumPrefillTokens: 6, NumDecodeTokens: 3, ArrivalTimeNs: 0}}
+	b := func(id int64, start, dur float64, tok int64) Batch {
+		return Batch{ID: id, StartUs: start, DurUs: dur, RequestIDs: []int64{0}, NumTokens: []int64{tok}}
+	}
+	batches := []Batch{
+		b(0, 0, 10, 4),  // chunk of 4 of 6 (done 4)
+		b(1, 30, 10, 2), // after the restart: re-prefill of the 4 processed, in chunks 2 + 2
+		b(2, 40, 10, 2), // re-prefill complete: Vidur counts 5 (prefill_e2e_time = 50 µs)
+		b(3, 50, 10, 1), // prompt token 6 as a "decode": counter 6
+		b(4, 60, 10, 1), // counter 7 > 6: token 0 at 70 µs
+		b(5, 70, 10, 1), // token 1 at 80
+		b(6, 80, 10, 1), // token 2 at 90: counter 9 = total, done
+	}
+	vreqs := []Request{{ID: 0, PrefillE2E: 50e-6, E2E: 90e-6, NumPrefillTokens: 6, NumDecodeTokens: 3, NumRestarts: 1}}
+	log := []Restart{{BatchID: 1, RequestID: 0, Processed: 4}}
+	c, err := Convert(work, &Output{Requests: vreqs, Batches: batches, Restarts: log, RestartsRecorded: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int64{70_000, 80_000, 90_000}; !slicesEqual(c.TokenTimesNs[0], want) {
+		t.Fatalf("tokens %v, want %v", c.TokenTimesNs[0], want)
+	}
+	if c.PrefillCut != 1 || c.Restarts != 1 || c.Requests[0].TTFTNs != 70_000 {
+		t.Fatalf("cut %d, restarts %d, ttft %d", c.PrefillCut, c.Restarts, c.Requests[0].TTFTNs)
+	}
+	// Steps: 3 prefill iterations, then decodes at contexts 5, 6, 7, 8.
+	wantPre := []int64{4, 2, 2, 0, 0, 0, 0}
+	wantCtx := []int64{4, 2, 4, 5, 6, 7, 8}
+	for i, st := range c.Steps {
+		if st.NumPrefillTokens != wantPre[i] || st.NumContextTokens != wantCtx[i] || (wantPre[i] == 0) != (st.NumDecodeTokens == 1) {
+			t.Errorf("step %d: %+v, want prefill %d context %d", i, st, wantPre[i], wantCtx[i])
+		}
+	}
+	// The old reading (prompt + generated) cannot explain it: without the
+	// log the conversion says what is missing instead of miscounting.
+	_, err = Convert(work, &Output{Requests: vreqs, Batches: batches})
+	if err == nil || !strings.Contains(err.Error(), "no restart log") || !strings.Contains(err.Error(), RawRestartsFile) {
+		t.Fatalf("want the unlogged mid-prefill restart error, got %v", err)
+	}
+}
+
+func TestReadRestarts(t *testing.T) {
+	dir := t.TempDir()
+	write := func(body string) string {
+		p := filepath.Join(dir, "restarts.csv")
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	got, err := ReadRestarts(write("batch_id,request_id,num_processed_tokens\n7,3,406\n9,1,12\n"))
+	if err != nil || len(got) != 2 || got[0] != (Restart{BatchID: 7, RequestID: 3, Processed: 406}) {
+		t.Fatalf("got %v, %v", got, err)
+	}
+	for body, want := range map[string]string{
+		"a,b,c\n": "expected",
+		"batch_id,request_id,num_processed_tokens\n1,x,3\n":  `row 2, column "request_id"`,
+		"batch_id,request_id,num_processed_tokens\n1,-2,3\n": "non-negative",
+		"": "no header",
+	} {
+		if _, err := ReadRestarts(write(body)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v, want %q", body, err, want)
+		}
 	}
 }
 
@@ -290,7 +386,7 @@ func TestConvertRejects(t *testing.T) {
 		{ID: 1, StartUs: 2, DurUs: 1, RequestIDs: []int64{0}, NumTokens: []int64{1}},
 	}
 	okReq := Request{ID: 0, PrefillE2E: 1e-6, E2E: 2e-6, NumPrefillTokens: 2, NumDecodeTokens: 2}
-	if _, err := Convert(work, []Request{okReq}, okBatches); err != nil {
+	if _, err := Convert(work, &Output{Requests: []Request{okReq}, Batches: okBatches}); err != nil {
 		t.Fatalf("baseline: %v", err)
 	}
 	tests := []struct {
@@ -306,11 +402,12 @@ func TestConvertRejects(t *testing.T) {
 		{"e2e disagrees", []Request{{ID: 0, PrefillE2E: 1e-6, E2E: 9e-6, NumPrefillTokens: 2, NumDecodeTokens: 2}}, okBatches, "request_e2e_time"},
 		{"unknown request", []Request{okReq}, append(okBatches[:1:1], Batch{ID: 1, StartUs: 2, DurUs: 1, RequestIDs: []int64{5}, NumTokens: []int64{1}}), "not in the workload"},
 		{"pipeline stage", []Request{okReq}, []Batch{{ID: 0, Stage: 1, RequestIDs: []int64{0}, NumTokens: []int64{2}}}, "pipeline"},
+		{"batches out of order", []Request{okReq}, []Batch{okBatches[1], okBatches[0]}, "one after another"},
 		{"extra token", []Request{okReq}, append(okBatches[:2:2], Batch{ID: 2, StartUs: 3, DurUs: 1, RequestIDs: []int64{0}, NumTokens: []int64{1}}), "after all its"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Convert(work, tc.reqs, tc.batches)
+			_, err := Convert(work, &Output{Requests: tc.reqs, Batches: tc.batches})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want an error containing %q", err, tc.want)
 			}

@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/gsim-dev/gsim/pkg/schema"
-	"github.com/gsim-dev/gsim/pkg/sim"
 	"github.com/gsim-dev/gsim/pkg/stage"
 	"github.com/gsim-dev/gsim/pkg/vidur"
 	"github.com/gsim-dev/gsim/pkg/workload"
@@ -39,8 +38,8 @@ func TestLiveVidurThroughSim(t *testing.T) {
 	base, _ := filepath.Abs("../..")
 	workDir := liveWorkload(t, 40, 8, 7, [2]float64{300, 150}, [2]float64{40, 20}, [2]int64{16, 1024}, [2]int64{4, 128})
 
-	kind := sim.NewKind(vidur.NewEngine())
-	params := map[string]any{"engine": "vidur", "scheduler": "vllm", "profile": prof, "batch_size_cap": 64}
+	kind := vidur.NewKind()
+	params := map[string]any{"scheduler": "vllm", "profile": prof, "batch_size_cap": 64}
 	if err := kind.CheckParams(params); err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +52,7 @@ func TestLiveVidurThroughSim(t *testing.T) {
 	}
 	out := t.TempDir()
 	spec := &stage.Spec{
-		SchemaVersion: stage.SpecVersion, BaseDir: base, Stage: "vidur", Instance: "vidur", Kind: "sim",
+		SchemaVersion: stage.SpecVersion, BaseDir: base, Stage: "vidur", Instance: "vidur", Kind: "vidur",
 		Params: params, OutDir: out,
 		Inputs: map[string][]stage.Input{"workload": {{Instance: "workload", Kind: "workload", Dir: workDir}}},
 	}

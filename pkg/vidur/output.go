@@ -278,3 +278,52 @@ func FindOutputDir(root string) (string, error) {
 	}
 	return d, nil
 }
+
+// Restart is one preemption restart (Vidur's Request.restart()) as the
+// shim logs it in raw/restarts.csv.
+type Restart struct {
+	// BatchID is the batch Vidur was forming when it restarted the
+	// request: the restart comes after every earlier batch and before it.
+	BatchID   int64
+	RequestID int64
+	// Processed is the request's num_processed_tokens when restarted:
+	// what its new prefill computes again.
+	Processed int64
+}
+
+// restartColumns is the header of the shim's restarts.csv.
+var restartColumns = []string{"batch_id", "request_id", "num_processed_tokens"}
+
+// ReadRestarts reads the shim's restarts.csv.
+func ReadRestarts(path string) ([]Restart, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	r := csv.NewReader(bufio.NewReader(f))
+	header, err := r.Read()
+	if err != nil {
+		return nil, fmt.Errorf("%s: no header: %w", path, err)
+	}
+	if !slices.Equal(header, restartColumns) {
+		return nil, fmt.Errorf("%s: header %q, expected %q (the vidur shim's restart log)", path, strings.Join(header, ","), strings.Join(restartColumns, ","))
+	}
+	var out []Restart
+	for row := 2; ; row++ {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: row %d: %w", path, row, err)
+		}
+		var v [3]int64
+		for i, s := range rec {
+			if v[i], err = strconv.ParseInt(s, 10, 64); err != nil || v[i] < 0 {
+				return nil, fmt.Errorf("%s: row %d, column %q: %q is not a non-negative integer", path, row, restartColumns[i], s)
+			}
+		}
+		out = append(out, Restart{BatchID: v[0], RequestID: v[1], Processed: v[2]})
+	}
+}

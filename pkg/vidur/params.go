@@ -11,10 +11,12 @@ import (
 	"github.com/gsim-dev/gsim/pkg/stage"
 )
 
-// Params are the `with:` of a `sim` stage whose engine is vidur. The scheduler
-// knobs share their names with the embedded simulator's so one experiment can
-// run both engines; the rest only Vidur has.
+// Params are the `with:` of a `vidur` stage. The scheduler knobs share their
+// names with the embedded simulator's (the sim kind) so one experiment can
+// run both; the rest only Vidur has.
 type Params struct {
+	// Engine is refused: it was how a sim stage chose Vidur, and the kind
+	// says that now.
 	Engine string `json:"engine"`
 	// Scheduler is Vidur's replica scheduler: vllm, sarathi, orca (also
 	// lightllm, faster_transformer).
@@ -61,6 +63,8 @@ type Params struct {
 	CacheDir string `json:"cache_dir"`
 	// Profile is a profile folder to use instead of a `profile` input.
 	Profile string `json:"profile"`
+	// Workload names the workload stage when several needs hold one.
+	Workload string `json:"workload"`
 	// ModelConfig is a Hugging Face config.json for a model Vidur does not
 	// know; empty: stages/models/<name>/config.json.
 	ModelConfig string `json:"model_config"`
@@ -127,8 +131,8 @@ func decodeParams(raw map[string]any) (*Params, error) {
 	bad := func(path, format string, args ...any) {
 		errs = append(errs, &stage.ParamError{Path: path, Msg: fmt.Sprintf(format, args...)})
 	}
-	if p.Engine != "" && p.Engine != "vidur" {
-		bad("engine", "%q: this kind runs real Vidur (engine: vidur)", p.Engine)
+	if p.Engine != "" {
+		bad("engine", "drop engine: (%q); the vidur kind always runs real Vidur, and gsim's embedded simulator is `uses: sim`", p.Engine)
 	}
 	if p.Scheduler == "" {
 		p.Scheduler = defaultScheduler
@@ -141,7 +145,7 @@ func decodeParams(raw map[string]any) (*Params, error) {
 		p.Predictor = defaultPredictor
 	case "linear_regression":
 	default:
-		bad("predictor", "%q is not a Vidur predictor (use random_forest or linear_regression; vidur-profile and step-model are engine: embedded)", p.Predictor)
+		bad("predictor", "%q is not a Vidur predictor (use random_forest or linear_regression; vidur-profile and step-model are the sim kind's)", p.Predictor)
 	}
 	positive := func(path string, v *int, def int) {
 		if *v < 0 {
@@ -195,10 +199,10 @@ func decodeParams(raw map[string]any) (*Params, error) {
 		p.TrainingThreads = -1 // all cores, as Vidur
 	}
 	if p.CPUOverhead {
-		bad("cpu_overhead", "not supported with engine: vidur (Vidur's CPU-overhead model reads its own profiling files); use engine: embedded")
+		bad("cpu_overhead", "not supported by Vidur here (Vidur's CPU-overhead model reads its own profiling files); use the sim kind")
 	}
 	if p.StepModel != "" {
-		bad("step_model", "Vidur has no step model; use engine: embedded with predictor: step-model")
+		bad("step_model", "Vidur has no step model; use the sim kind with predictor: step-model")
 	}
 	t := true
 	if p.KeepChromeTrace == nil {
@@ -222,12 +226,12 @@ func (p *Params) locate(baseDir string) (location, error) {
 	}
 	if l.VidurPath == "" {
 		return l, errors.New("where is Vidur? set with.vidur_path or $GSIM_VIDUR to a checkout of " +
-			"github.com/microsoft/vidur (its Python deps installed; see docs/vidur.md), or use engine: embedded")
+			"github.com/microsoft/vidur (its Python deps installed; see docs/vidur.md), or use gsim's embedded simulator (uses: sim)")
 	}
 	l.VidurPath = stage.Resolve(baseDir, l.VidurPath)
 	if _, err := os.Stat(filepath.Join(l.VidurPath, "vidur", "main.py")); err != nil {
 		return l, fmt.Errorf("%s is not a Vidur checkout (no vidur/main.py); point with.vidur_path or $GSIM_VIDUR "+
-			"at a checkout of github.com/microsoft/vidur, or use engine: embedded", l.VidurPath)
+			"at a checkout of github.com/microsoft/vidur, or use gsim's embedded simulator (uses: sim)", l.VidurPath)
 	}
 	if l.Stubs != "" {
 		l.Stubs = stage.Resolve(baseDir, l.Stubs)

@@ -20,10 +20,11 @@ func TestParamsCheck(t *testing.T) {
 		params map[string]any
 		path   string // the ParamError's path; "" for valid params
 	}{
-		{"defaults", map[string]any{"engine": "vidur"}, ""},
-		{"sarathi", map[string]any{"engine": "vidur", "scheduler": "sarathi", "chunk_size": 256}, ""},
-		{"shared embedded knobs", map[string]any{"engine": "vidur", "safety_margin": 0.2, "activation_reserve_gb": 1.0, "token_metrics": false}, ""},
+		{"defaults", map[string]any{}, ""},
+		{"sarathi", map[string]any{"scheduler": "sarathi", "chunk_size": 256}, ""},
+		{"shared embedded knobs", map[string]any{"safety_margin": 0.2, "activation_reserve_gb": 1.0, "token_metrics": false}, ""},
 		{"embedded engine", map[string]any{"engine": "embedded"}, "engine"},
+		{"engine spelled out", map[string]any{"engine": "vidur"}, "engine"},
 		{"hf-cb is not vidur's", map[string]any{"scheduler": "hf-cb"}, "scheduler"},
 		{"embedded predictor", map[string]any{"predictor": "vidur-profile"}, "predictor"},
 		{"negative cap", map[string]any{"batch_size_cap": -1}, "batch_size_cap"},
@@ -38,7 +39,7 @@ func TestParamsCheck(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := NewEngine().CheckParams(tc.params)
+			err := NewKind().CheckParams(tc.params)
 			if tc.path == "" {
 				if err != nil {
 					t.Fatalf("unexpected error: %v", err)
@@ -150,17 +151,17 @@ func TestRunWithoutVidur(t *testing.T) {
 	}
 	spec := &stage.Spec{
 		SchemaVersion: stage.SpecVersion, BaseDir: base, Instance: "vidur", OutDir: t.TempDir(),
-		Params: map[string]any{"engine": "vidur", "vidur_path": fake, "python": python, "cache_dir": t.TempDir(),
+		Params: map[string]any{"vidur_path": fake, "python": python, "cache_dir": t.TempDir(),
 			"profile": writeTinyProfile(t)},
 		Inputs: map[string][]stage.Input{"workload": {{Kind: "workload", Dir: workDir}}},
 	}
-	err := NewEngine().Run(context.Background(), spec, stage.Env{})
-	if err == nil || !strings.Contains(err.Error(), "cannot import Vidur") || !strings.Contains(err.Error(), "engine: embedded") {
+	err := NewKind().Run(context.Background(), spec, stage.Env{})
+	if err == nil || !strings.Contains(err.Error(), "cannot import Vidur") || !strings.Contains(err.Error(), "uses: sim") {
 		t.Fatalf("got %v, want the cannot-import error that names engine: embedded", err)
 	}
 	t.Setenv("GSIM_VIDUR", "")
-	spec.Params = map[string]any{"engine": "vidur"}
-	if err := NewEngine().Run(context.Background(), spec, stage.Env{}); err == nil || !strings.Contains(err.Error(), "GSIM_VIDUR") {
+	spec.Params = map[string]any{}
+	if err := NewKind().Run(context.Background(), spec, stage.Env{}); err == nil || !strings.Contains(err.Error(), "GSIM_VIDUR") {
 		t.Fatalf("got %v, want an error naming GSIM_VIDUR", err)
 	}
 }
@@ -206,8 +207,8 @@ func TestFingerprintBadPaths(t *testing.T) {
 		"model_config": "with.model_config: no such file no/such.json (" + filepath.Join(base, "no/such.json") + "); check the path",
 		"profile":      "with.profile: no such folder no/such.json (" + filepath.Join(base, "no/such.json") + "); check the path",
 	} {
-		params := map[string]any{"engine": "vidur", param: "no/such.json"}
-		if _, err := NewEngine().Fingerprint(params, base); err == nil || !strings.Contains(err.Error(), want) {
+		params := map[string]any{param: "no/such.json"}
+		if _, err := NewKind().Fingerprint(params, base); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: got %v, want %q", param, err, want)
 		}
 	}

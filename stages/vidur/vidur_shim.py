@@ -1,23 +1,34 @@
 #!/usr/bin/env python3
 """Run real Vidur (microsoft/vidur) for gsim without editing Vidur's files.
 
-gsim's `sim` kind with `engine: vidur` writes the trace and the flags, then runs
+gsim's `vidur` kind writes the trace and the flags, then runs
 
     python3 vidur_shim.py --vidur <checkout> [--stubs <dir>] \
         [--hf-config <config.json> --model-name <org/name>] \
         [--total-memory-gb N] --result <result.json> [--predictions <dir>] \
-        -- <vidur flags...>
+        [--restarts <restarts.csv>] -- <vidur flags...>
 
 What the shim adds to `python -m vidur.main`:
+- puts gsim's stand-ins for wandb, plotly_express and ddsketch (standins/)
+  on the path after the installed packages;
 - registers a model config built from a Hugging Face config.json when Vidur does
   not know the model (Qwen3-0.6B), with the model's true head_dim: Vidur derives
   head_dim = embedding_dim / num_q_heads (64 for Qwen3-0.6B, whose real head_dim
   is 128), which halves KV-cache bytes and projection sizes. The classes that
   derive it are patched at run time to use the config's head_dim;
 - optionally overrides the device's memory size (Vidur hard-codes it per SKU);
+- seeds every estimator Vidur trains (its random forests) from what that
+  estimator is trained on: the operation, a digest of its training rows and
+  the search grid. Vidur builds them without random_state, so they draw from
+  the process-wide random stream, and a forest loaded from Vidur's model cache
+  shifts the stream for every forest trained after it: the same inputs gave
+  different predictions depending on what the cache held;
 - writes the outputs itself instead of from Vidur's atexit hook, so a failure
   to write is an exit code, and records what Vidur derived (num_blocks, max
   batch size, output folder, timings) in result.json for gsim;
+- with --restarts FILE, records every preemption restart (the batch it
+  happened before, the request, the tokens it had processed), which the
+  chrome trace does not show and which gsim needs to rebuild token times;
 - with --predictions DIR, exports the prediction tables Vidur's sklearn
   predictor looked every iteration up in (per operation, key -> ms), so
   another simulator can replay Vidur's exact per-operation times
@@ -27,6 +38,7 @@ What the shim adds to `python -m vidur.main`:
 import argparse
 import atexit
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -56,15 +68,24 @@ def parse_args(argv):
     p.add_argument("--total-memory-gb", type=float, default=0)
     p.add_argument("--result", required=True)
     p.add_argument("--predictions", default="", help="folder to export Vidur's prediction tables to")
+    p.add_argument("--restarts", default="", help="CSV file to record Vidur's preemption restarts in")
     return p.parse_args(own), vidur_args
 
 
+# Stand-ins for the packages Vidur imports but gsim never uses (wandb,
+# plotly_express, ddsketch): appended after site-packages, so an installed
+# package always wins and a stand-in only fills a gap.
+STANDINS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "standins")
+
+
 def import_vidur(vidur_dir, stubs):
-    # Stubs go first so Vidur's optional imports (wandb, kaleido, ddsketch)
-    # resolve to them; the checkout after them.
+    # A user's own stand-in folder (--stubs) goes first, then the checkout;
+    # gsim's stand-ins last.
     for d in [vidur_dir] + ([stubs] if stubs else []):
         if d not in sys.path:
             sys.path.insert(0, d)
+    if STANDINS not in sys.path:
+        sys.path.append(STANDINS)
     os.environ.setdefault("WANDB_MODE", "disabled")
     try:
         import vidur.main  # noqa: F401
@@ -74,9 +95,9 @@ def import_vidur(vidur_dir, stubs):
             "gsim: Vidur needs a checkout of github.com/microsoft/vidur and its Python\n"
             "gsim: dependencies; on Debian: apt-get install python3-numpy python3-pandas\n"
             "gsim: python3-sklearn python3-yaml python3-matplotlib python3-seaborn\n"
-            "gsim: python3-tqdm python3-plotly python3-fasteners, plus stand-ins for\n"
-            "gsim: wandb, kaleido, plotly_express and ddsketch (GSIM_VIDUR_STUBS).\n"
-            "gsim: Or use `engine: embedded`. See docs/vidur.md.\n"
+            "gsim: python3-tqdm python3-plotly python3-fasteners (gsim's stand-ins in\n"
+            "gsim: stages/vidur/standins cover wandb, plotly_express and ddsketch).\n"
+            "gsim: Or use gsim's embedded simulator (uses: sim). See docs/vidur.md.\n"
         )
         sys.exit(3)
 
@@ -176,6 +197,75 @@ def patch_total_memory(gb: float):
     ReplicaConfig.__post_init__ = replica_post_init
 
 
+def estimator_seed(model_name, df, feature_cols, target_col, grid):
+    """A 32-bit seed from what one estimator is trained on: the operation,
+    its training rows (features and target, as Vidur reads them) and the
+    search grid. Nothing about where files or caches are enters it, so the
+    same profile gives the same forest on any machine, with any cache."""
+    rows = df[list(feature_cols) + [target_col]].to_csv(index=False, float_format="%.17g")
+    h = hashlib.sha256()
+    for part in (model_name, ",".join(feature_cols), target_col, json.dumps(grid, sort_keys=True, default=str), rows):
+        h.update(part.encode("utf-8"))
+        h.update(b"\0")
+    return int(h.hexdigest()[:8], 16)
+
+
+def seed_estimators():
+    """Give every estimator Vidur trains a random_state of its own
+    (estimator_seed), so training never reads the process-wide stream."""
+    from vidur.execution_time_predictor.sklearn_execution_time_predictor import (
+        SklearnExecutionTimePredictor,
+    )
+
+    train = SklearnExecutionTimePredictor._train_model
+
+    def _train_model(self, model_name, df, feature_cols, target_col):
+        seed = estimator_seed(model_name, df, feature_cols, target_col, self._get_grid_search_params())
+        unseeded = self._get_estimator
+
+        def seeded():
+            est = unseeded()
+            keys = [k for k in est.get_params(deep=True) if k == "random_state" or k.endswith("__random_state")]
+            if keys:
+                est.set_params(**{k: seed for k in keys})
+            return est
+
+        # An instance attribute shadows the class's method for this call only.
+        self._get_estimator = seeded
+        try:
+            return train(self, model_name, df, feature_cols, target_col)
+        finally:
+            del self._get_estimator
+
+    SklearnExecutionTimePredictor._train_model = _train_model
+
+
+def record_restarts():
+    """Record each Request.restart() as (the id of the batch being formed,
+    the request, the tokens it had processed): Vidur restarts requests only
+    while it forms a batch, and batch ids grow with time."""
+    from vidur.entities.batch import Batch
+    from vidur.entities.request import Request
+
+    rows = []
+    restart = Request.restart
+
+    def recorded(self):
+        # Token counts are floats when the trace came through pandas.
+        rows.append((Batch._id + 1, self.id, int(self.num_processed_tokens)))
+        restart(self)
+
+    Request.restart = recorded
+    return rows
+
+
+def write_restarts(path, rows):
+    with open(path, "w", newline="\n") as f:
+        f.write("batch_id,request_id,num_processed_tokens\n")
+        for b, r, n in rows:
+            f.write(f"{b},{r},{n}\n")
+
+
 def report_completions(sim, total):
     """Report simulation progress as requests complete (about 50 lines a run)."""
     store = sim._metric_store
@@ -263,6 +353,8 @@ def main(argv):
     patch_head_dim()
     if args.total_memory_gb > 0:
         patch_total_memory(args.total_memory_gb)
+    seed_estimators()
+    restarts = record_restarts()
 
     from vidur.config import SimulationConfig
     from vidur.simulator import Simulator
@@ -286,6 +378,8 @@ def main(argv):
     t2 = time.monotonic()
     progress(2, 3, "writing Vidur's outputs")
     sim._write_output()
+    if args.restarts:
+        write_restarts(args.restarts, restarts)
     rsched = sim.scheduler.get_replica_scheduler(0)
     if args.predictions and hasattr(rsched._replica_stage_schedulers[0]._execution_time_predictor, "_predictions"):
         export_predictions(rsched._replica_stage_schedulers[0]._execution_time_predictor, args.predictions)

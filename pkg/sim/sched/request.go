@@ -27,10 +27,15 @@ type Request struct {
 	PrefillTarget int64
 	Processed     int64
 	PrefillDone   bool
-	Blocks        int64 // KV blocks held
-	Admitted      bool  // holds an allocation (Vidur's allocation_map)
-	Restarts      int
-	Done          bool
+	// Emitted is the number of output tokens produced so far. Token k is
+	// produced when Processed first passes Prompt+k; after a restart
+	// Processed climbs again over counts it had reached, producing nothing
+	// until it passes them.
+	Emitted  int64
+	Blocks   int64 // KV blocks held
+	Admitted bool  // holds an allocation (Vidur's allocation_map)
+	Restarts int
+	Done     bool
 
 	FirstScheduledNs int64 // -1 until first scheduled
 	FirstTokenNs     int64
@@ -49,12 +54,7 @@ func NewRequest(index int, id, arrival, prompt, decode int64) *Request {
 }
 
 // Generated is the number of output tokens produced so far.
-func (r *Request) Generated() int64 {
-	if !r.PrefillDone {
-		return r.PrefillTarget - r.Prompt
-	}
-	return r.Processed - r.Prompt
-}
+func (r *Request) Generated() int64 { return r.Emitted }
 
 // CacheLen is the number of tokens whose keys and values are in the cache:
 // the newest output token is only written when it is fed back in the next
@@ -66,15 +66,27 @@ func (r *Request) CacheLen() int64 {
 	return r.Processed
 }
 
-// restart is Vidur's recompute preemption: everything computed so far becomes
-// the prompt of a new prefill. A request preempted in the middle of its
-// prefill recomputes its whole prompt; Vidur would instead shrink the prompt
-// to the part computed and emit a first token early, which loses prompt
-// tokens.
+// restart is a recompute preemption as transformers' offloading does it:
+// everything computed so far becomes the prompt of a new prefill; a request
+// preempted in the middle of its prefill recomputes its whole prefill.
 func (r *Request) restart() {
 	if r.PrefillDone {
 		r.PrefillTarget = r.Processed
 	}
+	r.Processed = 0
+	r.PrefillDone = false
+	r.Restarts++
+}
+
+// restartVidur is Vidur's Request.restart(): the tokens processed so far,
+// whatever they were, become the prompt of a new prefill. For a request
+// preempted while decoding that is prompt + generated, as in restart. For
+// one preempted part-way through a chunked prefill (sarathi) it is only the
+// part of the prompt computed: Vidur then marks that shorter prefill
+// complete (counting a token, though no output token comes of it) and
+// computes the rest of the prompt one token per iteration, as decodes.
+func (r *Request) restartVidur() {
+	r.PrefillTarget = r.Processed
 	r.Processed = 0
 	r.PrefillDone = false
 	r.Restarts++
@@ -151,24 +163,18 @@ func (b *Batch) Apply(now int64, emit func(r *Request, tokenIndex, prevTokenNs i
 		if r.Processed > total {
 			panic(fmt.Sprintf("sched: request %d processed %d tokens of %d", r.ID, r.Processed, total))
 		}
-		produced := false
-		if !r.PrefillDone {
-			if r.Processed == r.PrefillTarget {
-				r.PrefillDone = true
-				r.Processed++
-				produced = true
-			}
-		} else {
-			produced = true
+		if !r.PrefillDone && r.Processed == r.PrefillTarget {
+			r.PrefillDone = true
+			r.Processed++
 		}
-		if produced {
-			idx := r.Processed - r.Prompt - 1
+		if r.Processed-r.Prompt > r.Emitted {
 			if r.FirstTokenNs < 0 {
 				r.FirstTokenNs = now
 			}
 			prev := r.LastTokenNs
 			r.LastTokenNs = now
-			emit(r, idx, prev)
+			emit(r, r.Emitted, prev)
+			r.Emitted++
 		}
 		if r.Processed == total {
 			r.Done = true

@@ -203,3 +203,54 @@ func TestHFLoneRequestLimits(t *testing.T) {
 		}
 	}
 }
+
+// Vidur's restart of a request part-way through its chunked prefill: the
+// part computed becomes its new prefill, whose completion produces no output
+// token; the rest of the prompt is then computed one token per iteration,
+// and token k comes when the counter passes prompt + k. hf-cb's restart
+// recomputes the whole prompt instead.
+func TestRestartPartWayThroughPrefill(t *testing.T) {
+	type tok struct{ idx, at int64 }
+	run := func(r *Request, chunks []int64, restartAfter int) []tok {
+		var got []tok
+		for i, c := range chunks {
+			var b Batch
+			b.add(r, c)
+			b.Apply(int64(10*(i+1)), func(_ *Request, idx, _ int64) { got = append(got, tok{idx, int64(10 * (i + 1))}) })
+			if i == restartAfter {
+				r.restartVidur()
+			}
+		}
+		return got
+	}
+	// Prompt 6, 3 output tokens. 4 of 6 computed, then restarted.
+	r := NewRequest(0, 0, 0, 6, 3)
+	got := run(r, []int64{4, 2, 2, 1, 1, 1, 1}, 0)
+	want := []tok{{0, 50}, {1, 60}, {2, 70}}
+	if len(got) != len(want) {
+		t.Fatalf("tokens %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("tokens %v, want %v", got, want)
+		}
+	}
+	if !r.Done || r.PrefillTarget != 4 || r.Restarts != 1 || r.FirstTokenNs != 50 || r.CompletionNs != 70 {
+		t.Fatalf("request after run: %+v", r)
+	}
+	// While decoding: the re-prefill of prompt + generated yields the next token.
+	r = NewRequest(0, 0, 0, 6, 3)
+	got = run(r, []int64{6, 1, 8}, 1) // tokens 0, 1; restart; re-prefill 6+2 → token 2, done
+	if len(got) != 3 || got[2] != (tok{2, 30}) || r.PrefillTarget != 8 {
+		t.Fatalf("decode restart: tokens %v, target %d", got, r.PrefillTarget)
+	}
+	// hf-cb's restart keeps the whole prompt as the prefill to recompute.
+	r = NewRequest(0, 0, 0, 6, 3)
+	var b Batch
+	b.add(r, 4)
+	b.Apply(10, func(*Request, int64, int64) {})
+	r.restart()
+	if r.PrefillTarget != 6 {
+		t.Fatalf("hf-cb restart mid-prefill: target %d, want the whole prompt", r.PrefillTarget)
+	}
+}

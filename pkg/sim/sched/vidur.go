@@ -84,9 +84,10 @@ func (s *vidurBase) allocateRequest(r *Request) {
 	}
 }
 
-// restartInto preempts r by recompute and puts it at the head of the queue.
+// restartInto preempts r by recompute (Vidur's restart) and puts it at the
+// head of the queue.
 func (s *vidurBase) restartInto(r *Request) {
-	r.restart()
+	r.restartVidur()
 	s.free(r)
 	s.queue.pushFront(r)
 }

@@ -1,5 +1,6 @@
 """Tests of the Vidur shim. The head_dim tests need Vidur: GSIM_VIDUR=<checkout>
-(and GSIM_VIDUR_STUBS on Debian); without it they are skipped."""
+(gsim's stand-ins fill in wandb, plotly_express and ddsketch); without it they
+are skipped."""
 
 import json
 import os
@@ -70,6 +71,85 @@ class ExportPredictionsTest(unittest.TestCase):
                 self.assertEqual(f.read(), first, "a re-export is not byte-identical")
 
 
+class EstimatorSeedTest(unittest.TestCase):
+    """estimator_seed depends on what an estimator is trained on and on
+    nothing else: the same rows give the same seed in any row-object, a
+    changed value, operation or grid gives another."""
+
+    def setUp(self):
+        try:
+            import pandas  # noqa: F401
+        except ImportError:
+            self.skipTest("pandas is not installed (Debian: python3-pandas)")
+
+    def frame(self, values):
+        import pandas as pd
+
+        return pd.DataFrame({"num_tokens": [1, 2, 3], "time_stats.add.median": values, "unused": [7, 8, 9]})
+
+    def test_seed(self):
+        grid = {"n_estimators": [250], "max_depth": [16], "min_samples_split": [2]}
+        seed = vidur_shim.estimator_seed
+        a = seed("add", self.frame([0.1, 0.2, 0.3]), ["num_tokens"], "time_stats.add.median", grid)
+        self.assertIsInstance(a, int)
+        self.assertTrue(0 <= a < 2**32)
+        df = self.frame([0.1, 0.2, 0.3])
+        df["unused"] = [0, 0, 0]  # columns the estimator does not read do not count
+        self.assertEqual(seed("add", df, ["num_tokens"], "time_stats.add.median", grid), a)
+        self.assertNotEqual(seed("add", self.frame([0.1, 0.2, 0.30000001]), ["num_tokens"], "time_stats.add.median", grid), a)
+        self.assertNotEqual(seed("mlp_act", self.frame([0.1, 0.2, 0.3]), ["num_tokens"], "time_stats.add.median", grid), a)
+        self.assertNotEqual(seed("add", self.frame([0.1, 0.2, 0.3]), ["num_tokens"], "time_stats.add.median", dict(grid, max_depth=[8])), a)
+
+
+class RestartLogTest(unittest.TestCase):
+    def test_write(self):
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as d:
+            p = os.path.join(d, "restarts.csv")
+            vidur_shim.write_restarts(p, [(7, 3, 406), (9, 1, 12)])
+            with open(p) as f:
+                self.assertEqual(f.read(), "batch_id,request_id,num_processed_tokens\n7,3,406\n9,1,12\n")
+
+
+class StandInsTest(unittest.TestCase):
+    """The stand-ins for the packages Vidur imports and gsim never uses."""
+
+    def setUp(self):
+        sys.path.insert(0, vidur_shim.STANDINS)
+        self.addCleanup(sys.path.remove, vidur_shim.STANDINS)
+
+    def test_ddsketch_quantiles(self):
+        import importlib
+        import random
+
+        mod = importlib.import_module("ddsketch.ddsketch")
+        s = mod.DDSketch(relative_accuracy=0.001)
+        rng = random.Random(1)
+        vals = [rng.lognormvariate(0, 1) for _ in range(5000)] + [0.0, -2.0]
+        for v in vals:
+            s.add(v)
+        vals.sort()
+        self.assertEqual(s.count, len(vals))
+        self.assertAlmostEqual(s.sum, sum(vals))
+        self.assertEqual((s._min, s._max), (vals[0], vals[-1]))
+        for q in (0, 0.01, 0.25, 0.5, 0.9, 0.99, 1):
+            want = vals[int(q * (len(vals) - 1))]
+            got = s.get_quantile_value(q)
+            self.assertLessEqual(abs(got - want), 0.001 * abs(want) + 1e-12, f"q={q}: {got} vs {want}")
+        self.assertIsNone(mod.DDSketch().get_quantile_value(0.5))
+
+    def test_wandb_is_inert(self):
+        import importlib
+
+        wandb = importlib.import_module("wandb")
+        if not getattr(wandb, "__file__", "").startswith(vidur_shim.STANDINS):
+            self.skipTest("the real wandb is installed")
+        self.assertIsNone(wandb.run)
+        wandb.log({"x": 1}, step=0)
+        self.assertIsNone(wandb.plot.line(wandb.Table(dataframe=None), "a", "b", title="t"))
+
+
 def vidur_importable():
     path = os.environ.get("GSIM_VIDUR")
     if not path:
@@ -77,6 +157,8 @@ def vidur_importable():
     for d in [path, os.environ.get("GSIM_VIDUR_STUBS", "")]:
         if d and d not in sys.path:
             sys.path.insert(0, d)
+    if vidur_shim.STANDINS not in sys.path:
+        sys.path.append(vidur_shim.STANDINS)
     try:
         import vidur.main  # noqa: F401
     except Exception as e:  # a missing dependency of Vidur

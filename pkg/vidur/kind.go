@@ -1,5 +1,5 @@
-// Package vidur runs real Vidur (github.com/microsoft/vidur) as the `sim`
-// kind's `engine: vidur`: it writes the workload as Vidur's trace_replay CSV,
+// Package vidur is the `vidur` stage kind: it runs real Vidur
+// (github.com/microsoft/vidur) on a workload and a profile. It writes the workload as Vidur's trace_replay CSV,
 // stages the profile where Vidur reads it, runs Vidur through the shim in
 // stages/vidur (which registers Qwen3-0.6B with its true head_dim), finds and
 // checks Vidur's output folder, and converts Vidur's outputs into gsim's
@@ -14,11 +14,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gsim-dev/gsim/pkg/profile"
 	"github.com/gsim-dev/gsim/pkg/schema"
@@ -27,7 +25,7 @@ import (
 
 // Version is the engine's runner identity; bump it when the conversion or the
 // flags gsim passes change for the same params and inputs.
-const Version = "vidur-engine/1"
+const Version = "vidur/2"
 
 // RawDir holds, inside the stage's output, the exact Vidur inputs and
 // Vidur's own outputs the canonical files were converted from.
@@ -39,6 +37,7 @@ const (
 	RawResultFile      = "shim_result.json"     // what the shim recorded
 	RawArgsFile        = "vidur_args.json"      // the command line
 	RawChromeTraceFile = "chrome_trace.json.gz" // Vidur's chrome trace, gzipped
+	RawRestartsFile    = "restarts.csv"         // the shim's log of Vidur's preemption restarts
 	// RawPredictionsDir holds the prediction tables Vidur's predictor
 	// looked its iterations up in (docs/vidur.md, "Exported predictions").
 	RawPredictionsDir = "predictions"
@@ -50,24 +49,27 @@ const ShimFile = "vidur_shim.py"
 // exitNoVidur is the shim's exit code when Vidur cannot be imported.
 const exitNoVidur = 3
 
-type engine struct{}
+// Kind is the `vidur` stage kind.
+type Kind struct{}
 
-// NewEngine returns the stage kind the `sim` kind delegates to for
-// `engine: vidur`.
-func NewEngine() stage.Kind { return engine{} }
+// NewKind returns the vidur kind.
+func NewKind() stage.Kind { return Kind{} }
 
-func (engine) Name() string    { return "vidur" }
-func (engine) Version() string { return Version }
+func (Kind) Name() string    { return "vidur" }
+func (Kind) Version() string { return Version }
 
-func (engine) CheckParams(params map[string]any) error {
+func (Kind) CheckParams(params map[string]any) error {
 	_, err := decodeParams(params)
 	return err
 }
 
-// Fingerprint covers the shim's code, the Vidur checkout's git revision
-// (edits to Vidur outside git are not seen: commit them or bump a param),
-// the model cards and a profile folder named in params.
-func (engine) Fingerprint(params map[string]any, baseDir string) (map[string]string, error) {
+// Fingerprint covers the shim's code, the Vidur tree's source (a digest of
+// its vidur/ package, so an edit reruns the stage whether or not it is
+// committed, and a tree that is no git checkout is identified too), the
+// model cards and a profile or model_config named in params. Where Vidur
+// cannot be located the source reads "unknown", so that validate and dag
+// work without it.
+func (Kind) Fingerprint(params map[string]any, baseDir string) (map[string]string, error) {
 	p, err := decodeParams(params)
 	if err != nil {
 		return nil, err
@@ -85,11 +87,13 @@ func (engine) Fingerprint(params map[string]any, baseDir string) (map[string]str
 			return nil, err
 		}
 	}
-	fp["vidur:revision"] = "unknown"
+	fp["vidur:source"] = "unknown"
 	if loc, err := p.locate(baseDir); err == nil {
-		if rev := GitRevision(loc.VidurPath); rev != "" {
-			fp["vidur:revision"] = rev
+		id, err := TreeIdentity(loc.VidurPath)
+		if err != nil {
+			return nil, err
 		}
+		fp["vidur:source"] = id.Source
 	}
 	if p.ModelConfig != "" {
 		if fp["file:model_config"], err = stage.ParamFileDigest("model_config", baseDir, p.ModelConfig); err != nil {
@@ -104,13 +108,49 @@ func (engine) Fingerprint(params map[string]any, baseDir string) (map[string]str
 	return fp, nil
 }
 
-func (engine) Resources(map[string]any) map[string]int { return nil }
+func (Kind) Resources(map[string]any) map[string]int { return nil }
 
-func (engine) Validate(spec *stage.Spec) error {
+// VolatileFiles implements stage.Volatile: the files in raw/ that record
+// where and how long Vidur ran (absolute paths of this machine, its time
+// stamped output folder, wall seconds). They stay in the object but not in
+// its digest, so identical results in two stores, or a forced rerun, have
+// one digest. run_meta.json holds none of that.
+func (Kind) VolatileFiles() []string {
+	return []string{RawDir + "/" + RawArgsFile, RawDir + "/" + RawResultFile, RawDir + "/" + VidurConfigFile}
+}
+
+// Produces implements stage.Producer: a run folder (whose raw/ also holds
+// Vidur's own outputs and prediction tables).
+func (Kind) Produces() string { return stage.HoldsRun }
+
+// The inputs a vidur stage reads, found by what the needs hold.
+var (
+	workloadRole = stage.Role{Name: "workload", Param: "workload", Holds: stage.HoldsWorkload, Hint: "a workload stage"}
+	profileRole  = stage.Role{Name: "profile", Holds: stage.HoldsProfile,
+		Hint: "a profile stage (or set with.profile to a profile folder, e.g. testdata/profile/h100)"}
+)
+
+func (p *Params) roles() []stage.Role {
+	if p.Profile != "" {
+		return []stage.Role{workloadRole}
+	}
+	return []stage.Role{workloadRole, profileRole}
+}
+
+// InputRoles implements stage.InputReader.
+func (Kind) InputRoles(params map[string]any) []stage.Role {
+	p, err := decodeParams(params)
+	if err != nil {
+		return nil // CheckParams reports it
+	}
+	return p.roles()
+}
+
+func (Kind) Validate(spec *stage.Spec) error {
 	if err := schema.ValidateRun(spec.OutDir); err != nil {
 		return err
 	}
-	for _, f := range []string{RawTraceFile, RawResultFile, VidurRequestMetricsFile} {
+	for _, f := range []string{RawTraceFile, RawResultFile, VidurRequestMetricsFile, RawRestartsFile} {
 		if _, err := os.Stat(filepath.Join(spec.OutDir, RawDir, f)); err != nil {
 			return fmt.Errorf("vidur run %s: %w", spec.OutDir, err)
 		}
@@ -132,8 +172,7 @@ type ShimResult struct {
 	Python         string             `json:"python"`
 }
 
-func (e engine) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
-	started := time.Now().UTC()
+func (Kind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 	if env.Log == nil {
 		env.Log = io.Discard
 	}
@@ -145,13 +184,22 @@ func (e engine) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error 
 	if err != nil {
 		return err
 	}
-	workDir, err := inputDir(spec, "workload", "")
+	id, err := TreeIdentity(loc.VidurPath)
 	if err != nil {
 		return err
 	}
-	profDir, err := inputDir(spec, "profile", stage.Resolve(spec.BaseDir, p.Profile))
+	win, _, err := stage.FindInput(spec, workloadRole)
 	if err != nil {
-		return err
+		return fmt.Errorf("vidur %s: %w", spec.Instance, err)
+	}
+	workDir := win.Dir
+	profDir := stage.Resolve(spec.BaseDir, p.Profile)
+	if profDir == "" {
+		in, _, err := stage.FindInput(spec, profileRole)
+		if err != nil {
+			return fmt.Errorf("vidur %s: %w", spec.Instance, err)
+		}
+		profDir = in.Dir
 	}
 	work, err := schema.ReadWorkload(workDir)
 	if err != nil {
@@ -193,7 +241,7 @@ func (e engine) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error 
 	resultPath := filepath.Join(raw, RawResultFile)
 	vargs := vidurArgs(p, prof, tracePath, mlp, attn, vidurOut, rfCache)
 	argv := []string{loc.Python, "-u", filepath.Join(shimDir, ShimFile), "--vidur", loc.VidurPath, "--result", resultPath,
-		"--predictions", filepath.Join(raw, RawPredictionsDir)}
+		"--predictions", filepath.Join(raw, RawPredictionsDir), "--restarts", filepath.Join(raw, RawRestartsFile)}
 	if loc.Stubs != "" {
 		argv = append(argv, "--stubs", loc.Stubs)
 	}
@@ -225,7 +273,7 @@ func (e engine) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error 
 	var ee *stage.ExitError
 	if errors.As(err, &ee) && ee.ExitCode == exitNoVidur {
 		return fmt.Errorf("cannot import Vidur from %s with %s: install Vidur's Python deps (docs/vidur.md) and set "+
-			"$GSIM_VIDUR_STUBS, or use engine: embedded:\n%s", loc.VidurPath, loc.Python, ee.LogTail)
+			"$GSIM_VIDUR_STUBS, or use gsim's embedded simulator (uses: sim):\n%s", loc.VidurPath, loc.Python, ee.LogTail)
 	}
 	if err != nil {
 		return err
@@ -239,9 +287,17 @@ func (e engine) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error 
 	if err != nil {
 		return err
 	}
-	conv, err := ConvertOutput(outDir, work.Requests)
+	vout, err := ReadOutput(outDir)
 	if err != nil {
 		return err
+	}
+	if vout.Restarts, err = ReadRestarts(filepath.Join(raw, RawRestartsFile)); err != nil {
+		return fmt.Errorf("vidur shim wrote no usable restart log: %w", err)
+	}
+	vout.RestartsRecorded = true
+	conv, err := Convert(work.Requests, vout)
+	if err != nil {
+		return fmt.Errorf("convert vidur output %s: %w", outDir, err)
 	}
 	if err := keepRaw(outDir, raw, *p.KeepChromeTrace); err != nil {
 		return err
@@ -254,40 +310,11 @@ func (e engine) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error 
 		RunType:        schema.RunVidur,
 		Model:          prof.model,
 		Hardware:       map[string]any{"device": prof.vidurDevice, "profile_device": prof.device, "gpu_memory_gb": res.TotalMemoryGB, "simulated_by": "vidur"},
-		Engine:         engineMeta(p, prof, loc, rfCache, &res),
+		Engine:         engineMeta(p, prof, id, &res, conv),
 		WorkloadDigest: digest,
-		StartedAt:      started.Format(time.RFC3339),
-		EndedAt:        time.Now().UTC().Format(time.RFC3339),
-		Extra:          map[string]any{"vidur_seconds": res.Seconds, "python": res.Python},
+		Extra:          map[string]any{"python": res.Python},
 	}
 	return conv.WriteRun(spec.OutDir, meta)
-}
-
-// inputDir finds the input of the given kind (or stage name), or uses
-// override when set.
-func inputDir(spec *stage.Spec, kind, override string) (string, error) {
-	if override != "" {
-		return override, nil
-	}
-	var found []string
-	for name, ins := range spec.Inputs {
-		for _, in := range ins {
-			if in.Kind == kind || (in.Kind == "" && name == kind) {
-				found = append(found, in.Dir)
-			}
-		}
-	}
-	switch len(found) {
-	case 1:
-		return found[0], nil
-	case 0:
-		if kind == "profile" {
-			return "", errors.New("engine vidur needs a profile: add the profile stage to needs:, or set with.profile to a profile folder (e.g. testdata/profile/h100)")
-		}
-		return "", fmt.Errorf("engine vidur needs a %s stage in needs:", kind)
-	default:
-		return "", fmt.Errorf("engine vidur needs one %s input, got %d", kind, len(found))
-	}
 }
 
 type resolvedProfile struct {
@@ -296,6 +323,7 @@ type resolvedProfile struct {
 	vidurDevice   string
 	memoryGB      float64 // 0: Vidur's own for the device
 	blockSize     int
+	digest        string // of the folder holding mlp.csv and attention.csv
 }
 
 func resolveProfile(p *Params, root string, work *schema.Workload) (*resolvedProfile, error) {
@@ -343,6 +371,7 @@ func stageProfile(r *resolvedProfile, cacheDir string) (mlp, attn string, err er
 	if err != nil {
 		return "", "", err
 	}
+	r.digest = h
 	dst := filepath.Join(cacheDir, "profiles", h[:16], r.device, filepath.FromSlash(r.model))
 	mlp, attn = filepath.Join(dst, profile.MLPFile), filepath.Join(dst, profile.AttentionFile)
 	if err := os.MkdirAll(dst, 0o755); err != nil {
@@ -358,7 +387,9 @@ func stageProfile(r *resolvedProfile, cacheDir string) (mlp, attn string, err er
 
 // cacheSubdir separates predictor settings that Vidur leaves out of its own
 // model cache key (the random-forest grid), so a model trained on one grid is
-// never reused for another.
+// never reused for another. "seeded" keeps apart the caches of runs made
+// before the shim seeded every forest (their forests drew from the shared
+// random stream and must never be loaded by a seeded run).
 func cacheSubdir(p *Params) string {
 	join := func(v []int) string {
 		s := make([]string, len(v))
@@ -368,9 +399,9 @@ func cacheSubdir(p *Params) string {
 		return strings.Join(s, "_")
 	}
 	if p.Predictor == "linear_regression" {
-		return "linear_regression"
+		return "seeded-linear_regression"
 	}
-	return fmt.Sprintf("rf-e%s-d%s-s%s", join(p.NumEstimators), join(p.MaxDepth), join(p.MinSamplesSplit))
+	return fmt.Sprintf("seeded-rf-e%s-d%s-s%s", join(p.NumEstimators), join(p.MaxDepth), join(p.MinSamplesSplit))
 }
 
 // vidurArgs maps params to Vidur's command-line flags.
@@ -457,11 +488,13 @@ func modelCard(baseDir, model string) string {
 	return p
 }
 
-func engineMeta(p *Params, prof *resolvedProfile, loc location, rfCache string, res *ShimResult) map[string]any {
+func engineMeta(p *Params, prof *resolvedProfile, id Identity, res *ShimResult, conv *Converted) map[string]any {
 	m := map[string]any{
 		"name":                 "vidur",
-		"vidur_path":           loc.VidurPath,
-		"vidur_commit":         GitRevision(loc.VidurPath),
+		"version":              Version,
+		"vidur_commit":         id.Commit,
+		"vidur_dirty":          id.Dirty,
+		"vidur_source":         id.Source,
 		"scheduler":            p.Scheduler,
 		"predictor":            p.Predictor,
 		"batch_size_cap":       p.BatchSizeCap,
@@ -472,9 +505,10 @@ func engineMeta(p *Params, prof *resolvedProfile, loc location, rfCache string, 
 		"max_tokens":           p.MaxTokens,
 		"network_device":       p.NetworkDevice,
 		"head_dim":             res.HeadDim,
+		"restarts":             conv.Restarts,
+		"prefill_cut_restarts": conv.PrefillCut,
 		"vidur_derived_head":   res.DerivedHeadDim,
-		"predictor_cache_dir":  rfCache,
-		"profile":              prof.root,
+		"profile_digest":       prof.digest,
 		"tensor_parallel_size": 1,
 		"pipeline_stages":      1,
 	}
@@ -518,16 +552,6 @@ func keepRaw(outDir, raw string, chrome bool) error {
 		return nil
 	}
 	return gzipFile(filepath.Join(outDir, ChromeTraceFile), filepath.Join(raw, RawChromeTraceFile))
-}
-
-// GitRevision is the checkout's HEAD commit, or "" when dir is not a git
-// checkout (or git is absent).
-func GitRevision(dir string) string {
-	out, err := exec.Command("git", "-C", dir, "rev-parse", "HEAD").Output()
-	if err == nil {
-		return strings.TrimSpace(string(out))
-	}
-	return ""
 }
 
 func copyAtomic(src, dst string) error {
