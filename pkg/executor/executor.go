@@ -63,6 +63,9 @@ type Options struct {
 	// Subprocess runs each stage as `gsim stage exec spec.json` instead of
 	// in-process, the way a batch-system executor would.
 	Subprocess bool
+	// SkipPreflight starts stages without first asking their kinds
+	// (stage.Preflighter) whether this machine has what they need.
+	SkipPreflight bool
 	// Launcher, if set, runs every attempt instead (e.g. submits
 	// `gsim stage exec` to a batch system and waits). The executor still
 	// owns keys, locks, staging, validation and adoption.

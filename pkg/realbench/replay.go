@@ -60,6 +60,16 @@ func (ReplayKind) CheckParams(params map[string]any) error {
 	return err
 }
 
+// CheckPaths implements stage.PathChecker: the recorded folder exists and
+// holds a run, so a wrong path fails validate, not the run.
+func (ReplayKind) CheckPaths(params map[string]any, baseDir string) error {
+	p, err := decodeReplay(params)
+	if err != nil {
+		return err
+	}
+	return checkRecordedDir(p.Path, stage.Resolve(baseDir, p.Path))
+}
+
 // Fingerprint is the digest of the recorded folder's run files, so an edited
 // recording reruns everything downstream.
 func (ReplayKind) Fingerprint(params map[string]any, baseDir string) (map[string]string, error) {

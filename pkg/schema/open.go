@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"compress/flate"
 	"compress/gzip"
 	"errors"
 	"fmt"
@@ -27,9 +28,29 @@ func Open(path string) (io.ReadCloser, error) {
 	zr, zerr := gzip.NewReader(gz)
 	if zerr != nil {
 		gz.Close()
-		return nil, fmt.Errorf("%s%s: %w", path, GzipSuffix, zerr)
+		return nil, &Error{File: gz.Name(), Msg: readFailure(zerr)}
 	}
 	return &gzipFile{Reader: zr, f: gz}, nil
+}
+
+// nameOf is the file r reads (path+".gz" for a gzipped copy), so errors
+// name the file the user must repair.
+func nameOf(r io.Reader, path string) string {
+	if n, ok := r.(interface{ Name() string }); ok {
+		return n.Name()
+	}
+	return path
+}
+
+// readFailure says what a failed read means: a gzip stream that ends early
+// or does not match its checksum is a damaged file, not a bad row.
+func readFailure(err error) string {
+	var ce flate.CorruptInputError
+	if errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, io.EOF) || errors.As(err, &ce) {
+		return fmt.Sprintf("cannot read (%v): the compressed file is damaged or cut short; restore it from where it came from, or record the run again", err)
+	}
+	return fmt.Sprintf("cannot read (%v)", err)
 }
 
 // Exists reports whether path or its gzipped copy exists.
@@ -54,7 +75,11 @@ func CopyPlain(from, to string) error {
 	}
 	if _, err := io.Copy(out, in); err != nil {
 		out.Close()
-		return fmt.Errorf("copy %s: %w", from, err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return fmt.Errorf("copy %s: %w", nameOf(in, from), err)
+		}
+		return &Error{File: nameOf(in, from), Msg: readFailure(err)}
 	}
 	return out.Close()
 }
@@ -63,6 +88,8 @@ type gzipFile struct {
 	*gzip.Reader
 	f *os.File
 }
+
+func (g *gzipFile) Name() string { return g.f.Name() }
 
 func (g *gzipFile) Close() error {
 	zerr := g.Reader.Close()

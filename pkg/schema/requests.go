@@ -138,7 +138,7 @@ func ReadRequestMetrics(path string) ([]RequestMetric, error) {
 		return nil, err
 	}
 	defer f.Close()
-	return readRequestMetrics(f, path)
+	return readRequestMetrics(f, nameOf(f, path))
 }
 
 func readRequestMetrics(r io.Reader, name string) ([]RequestMetric, error) {
@@ -217,7 +217,7 @@ func readRequestMetrics(r io.Reader, name string) ([]RequestMetric, error) {
 		for i := range vals {
 			v, ok := parseInt(fields[i])
 			if !ok {
-				return nil, rowErr(name, row, want[i], "%q is not an integer (expected base-10 digits, no decimal point)", fields[i])
+				return nil, rowErr(name, row, want[i], "%s is not an integer (expected base-10 digits, no decimal point)", Excerpt(string(fields[i])))
 			}
 			vals[i] = v
 		}
@@ -351,7 +351,7 @@ func checkRequestRow(name string, row int, m *RequestMetric, errorCols bool) err
 			return rowErr(name, row, "ttft_ns", "%d (expected %d = first_token_time_ns - arrival_time_ns)", m.TTFTNs, m.FirstTokenTimeNs-m.ArrivalTimeNs)
 		}
 	default:
-		return rowErr(name, row, "status", "%q (expected ok or failed)", m.Status)
+		return rowErr(name, row, "status", "%s (expected ok or failed)", Excerpt(m.Status))
 	}
 	return nil
 }

@@ -301,7 +301,7 @@ func ValidateWorkloadDir(dir string) error {
 		return err
 	}
 	if m.WorkloadID != ShortDigest(wd) {
-		return field("workload_id", "%q (expected %q, the first 12 hex digits of the workload digest)", m.WorkloadID, ShortDigest(wd))
+		return field("workload_id", "%s (expected %q, the first 12 hex digits of the workload digest)", Excerpt(m.WorkloadID), ShortDigest(wd))
 	}
 	return nil
 }

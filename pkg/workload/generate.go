@@ -114,7 +114,7 @@ func newSampler(l Lengths, defCol, baseDir string, tables map[string]*table) (sa
 		t, ok := tables[path]
 		if !ok {
 			var err error
-			if t, err = readTable(path); err != nil {
+			if t, err = readTable(path, quoterFor(baseDir, path)); err != nil {
 				return nil, err
 			}
 			tables[path] = t
