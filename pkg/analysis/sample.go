@@ -215,3 +215,19 @@ func (s *Sample) CDFPoints(n int) []float64 {
 	out[0], out[n-1] = s.min, s.max
 	return out
 }
+
+// RerunDistanceSamples is RerunDistance for samples of any size (sketched
+// ones compared on their buckets).
+func RerunDistanceSamples(ref *Sample, reruns []*Sample) Distance {
+	if len(reruns) == 0 {
+		return Distance{KS: math.NaN(), W1: math.NaN()}
+	}
+	var d Distance
+	for _, r := range reruns {
+		x := Distances(ref, r)
+		d.KS += x.KS
+		d.W1 += x.W1
+	}
+	n := float64(len(reruns))
+	return Distance{KS: d.KS / n, W1: d.W1 / n}
+}

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"runtime"
 	"sort"
 	"strings"
@@ -256,6 +257,15 @@ func (g *graph) computeKey(n *node) error {
 	fp, err := g.fingerprint(n)
 	if err != nil {
 		return err
+	}
+	if n.inst.Repeat > 1 {
+		// A rerun of the same params and inputs is a run of its own; the
+		// first repeat keeps the key of the unrepeated stage.
+		fp = maps.Clone(fp)
+		if fp == nil {
+			fp = map[string]string{}
+		}
+		fp["repeat"] = n.inst.RepeatID
 	}
 	in := store.KeyInput{Kind: n.kind.Name(), Version: n.kind.Version(), Fingerprint: fp, Params: n.inst.Params}
 	for _, d := range n.inst.Needs {

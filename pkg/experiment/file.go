@@ -57,6 +57,10 @@ type Stage struct {
 	WithPos Pos // the `with` key, or the stage key when absent
 	// Resources is what the stage asks a batch system for.
 	Resources plan.Resources
+	// Repeats are the ids of `repeat:` (1..N for a count, or the labels of
+	// a list); nil when the stage is not repeated.
+	Repeats   []any
+	RepeatPos Pos
 }
 
 // Need is one item of `needs:`.
@@ -106,7 +110,7 @@ func clip(s string, n int) string {
 
 var (
 	topKeys   = []string{"name", "description", "matrix", "stages", "executor"}
-	stageKeys = []string{"uses", "needs", "with", "resources"}
+	stageKeys = []string{"uses", "needs", "with", "resources", "repeat"}
 	needKeys  = []string{"stage", "all"}
 )
 
@@ -407,6 +411,9 @@ func decodeStages(p *problems, key, v *yaml.Node) []*Stage {
 				st.Uses = s
 			case "needs":
 				st.Needs = decodeNeeds(p, name, vv)
+			case "repeat":
+				st.RepeatPos = posOf(kk)
+				st.Repeats = decodeRepeat(p, name, vv)
 			case "with":
 				st.WithPos = posOf(kk)
 				if isNull(vv) {

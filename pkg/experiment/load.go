@@ -95,6 +95,12 @@ func check(p *problems, f *File, reg *stage.Registry, crossStage bool) map[strin
 		used := map[string]bool{}
 		if s.With != nil {
 			scanRefs(p, "stages."+s.Name+".with", s.With, defined, used)
+			if r := repeatRef(s.With); r != nil && s.Repeats == nil {
+				p.add(posOf(r), "stages.%s.with: ${{ repeat.id }} is only defined in a stage with repeat:; add `repeat: N` (or a list of labels) to stages.%s", s.Name, s.Name)
+			}
+		}
+		if s.Repeats != nil && defined[RepeatVar] {
+			p.add(s.RepeatPos, "stages.%s.repeat: the matrix has a variable named %q, which names repeats in instance ids; rename the matrix variable", s.Name, RepeatVar)
 		}
 		refs[s.Name] = used
 		for v := range used {
@@ -206,6 +212,7 @@ func expand(f *File, refs map[string]map[string]bool) (*plan.Plan, error) {
 		values[v.Name] = v.Values
 	}
 	dims := map[string][]string{}
+	repeats := map[string][]any{}
 	instances := map[string][]*plan.Instance{}
 	var long []error
 	known := map[string]bool{}
@@ -223,6 +230,7 @@ func expand(f *File, refs map[string]map[string]bool) (*plan.Plan, error) {
 		}
 		d := sortedBy(set, order)
 		dims[s.Name] = d
+		repeats[s.Name] = s.Repeats
 		n := 1
 		for _, v := range d {
 			n *= len(values[v])
@@ -231,14 +239,27 @@ func expand(f *File, refs map[string]map[string]bool) (*plan.Plan, error) {
 					"stage %s expands to more than %d instances over %s; sweep fewer values", s.Name, MaxInstancesPerStage, strings.Join(d, " x "))}
 			}
 		}
+		all := cells(d, values)
+		idDims := d
+		if s.Repeats != nil {
+			// Repeats are one more dimension of this stage's own
+			// instances, never of its dependents: a stage that needs a
+			// repeated stage gets every repeat of its cell.
+			idDims = append(append([]string(nil), d...), RepeatVar)
+			var rep []map[string]any
+			for _, c := range all {
+				rep = append(rep, repeatCells(c, s.Repeats)...)
+			}
+			all = rep
+		}
 		tooLong := false
-		for _, cell := range cells(d, values) {
-			id := InstanceID(s.Name, d, cell)
+		for _, cell := range all {
+			id := InstanceID(s.Name, idDims, cell)
 			if len(id) > MaxNameBytes && !tooLong {
 				tooLong = true
 				long = append(long, &Error{File: f.Path, Line: s.Pos.Line, Col: s.Pos.Col, Msg: fmt.Sprintf(
 					"instance %s… of stage %s is %d bytes; it names a folder, which may be at most %d bytes: shorten the stage name or the values of %s",
-					clip(id, 40), s.Name, len(id), MaxNameBytes, strings.Join(d, ", "))})
+					clip(id, 40), s.Name, len(id), MaxNameBytes, strings.Join(idDims, ", "))})
 			}
 			in := &plan.Instance{
 				ID:    id,
@@ -249,6 +270,10 @@ func expand(f *File, refs map[string]map[string]bool) (*plan.Plan, error) {
 				Col:   s.Pos.Col,
 				// Every instance of a stage asks for the same resources.
 				Resources: s.Resources,
+			}
+			if s.Repeats != nil {
+				in.Repeat = repeatIndex(cell, s.Repeats)
+				in.RepeatID = Format(cell[RepeatVar])
 			}
 			params := map[string]any{}
 			if s.With != nil {
@@ -269,12 +294,26 @@ func expand(f *File, refs map[string]map[string]bool) (*plan.Plan, error) {
 					}
 				} else {
 					// The upstream dims are a subset of this stage's, so the
-					// upstream instance is the one named by this cell.
-					id := InstanceID(n.Stage, dims[n.Stage], cell)
-					if !known[id] {
-						return nil, fmt.Errorf("experiment: %s: need %s resolved to missing instance %s", in.ID, n.Stage, id)
+					// upstream instance is the one named by this cell; of a
+					// repeated upstream, every repeat of it, or the same
+					// repeat when this stage repeats with the same ids.
+					ids := []string{InstanceID(n.Stage, dims[n.Stage], cell)}
+					if up := repeats[n.Stage]; up != nil {
+						ids = ids[:0]
+						upDims := append(append([]string(nil), dims[n.Stage]...), RepeatVar)
+						for _, c := range repeatCells(cell, up) {
+							if s.Repeats != nil && repeatIndex(cell, up) > 0 && Format(c[RepeatVar]) != Format(cell[RepeatVar]) {
+								continue
+							}
+							ids = append(ids, InstanceID(n.Stage, upDims, c))
+						}
 					}
-					dep.Instances = []string{id}
+					for _, id := range ids {
+						if !known[id] {
+							return nil, fmt.Errorf("experiment: %s: need %s resolved to missing instance %s", in.ID, n.Stage, id)
+						}
+					}
+					dep.Instances = ids
 				}
 				in.Needs = append(in.Needs, dep)
 			}

@@ -29,7 +29,7 @@ type ReplayKind struct{}
 var _ stage.Kind = ReplayKind{}
 
 // runFiles are copied from a recorded folder; nothing else is adopted.
-var runFiles = []string{schema.RequestMetricsFile, schema.TokenMetricsFile, schema.StepMetricsFile, schema.RunMetaFile}
+var runFiles = []string{schema.RequestMetricsFile, schema.TokenMetricsFile, schema.StepMetricsFile, schema.RunMetaFile, schema.StepDetailFile}
 
 // Name implements stage.Kind.
 func (ReplayKind) Name() string { return "replay" }
@@ -87,7 +87,7 @@ func (ReplayKind) Fingerprint(params map[string]any, baseDir string) (map[string
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 			if _, gerr := os.Stat(path + schema.GzipSuffix); gerr == nil {
 				path, name = path+schema.GzipSuffix, name+schema.GzipSuffix
-			} else if name == schema.StepMetricsFile {
+			} else if name == schema.StepMetricsFile || name == schema.StepDetailFile {
 				continue
 			}
 		}

@@ -352,21 +352,41 @@ type XYLine struct {
 	X, Y  []float64
 }
 
+// XYMark is drawn over the lines of an XY figure in the colour of line Of:
+// Band draws it thin and dashed (a rerun band's edge), otherwise it is
+// large translucent dots only (cells the fit trained on).
+type XYMark struct {
+	Label string
+	X, Y  []float64
+	Of    int
+	Band  bool
+}
+
 // WriteXY renders lines of y against x (the sweep report's P50/P99 figures).
 // xTicks label categorical x values; nil means numeric ticks. slo, when
 // finite, is drawn as a dashed horizontal line. A NaN y is a cell without a
 // value and is skipped; other non-finite points are left out and the line's
 // legend says how many.
 func WriteXY(w io.Writer, title, xName string, xTicks []chart.Tick, yInfo analysis.MetricInfo, yName string, lines []XYLine, slo float64) error {
+	return WriteXYMarked(w, title, xName, xTicks, yInfo, yName, lines, nil, slo)
+}
+
+// WriteXYMarked is WriteXY with marks (band edges, markers) drawn over the
+// lines; they count towards the axes' ranges.
+func WriteXYMarked(w io.Writer, title, xName string, xTicks []chart.Tick, yInfo analysis.MetricInfo, yName string, lines []XYLine, marks []XYMark, slo float64) error {
 	if !finite(slo) {
 		slo = math.NaN()
 	}
-	pts := make([][][2]float64, len(lines))
-	dropped := make([]int, len(lines))
+	all := lines
+	for _, mk := range marks {
+		all = append(all[:len(all):len(all)], XYLine{Label: mk.Label, X: mk.X, Y: mk.Y})
+	}
+	pts := make([][][2]float64, len(all))
+	dropped := make([]int, len(all))
 	xlo, xhi := math.Inf(1), math.Inf(-1)
 	ylo, yhi := math.Inf(1), math.Inf(-1)
 	n := 0
-	for i, l := range lines {
+	for i, l := range all {
 		for k := range min(len(l.X), len(l.Y)) {
 			x, y := l.X[k], l.Y[k]
 			switch {
@@ -430,6 +450,25 @@ func WriteXY(w io.Writer, title, xName string, xTicks []chart.Tick, yInfo analys
 		}
 		series = append(series, chart.ContinuousSeries{Name: name, XValues: xs, YValues: ys, Style: st})
 		drawn++
+	}
+	for j, mk := range marks {
+		p := pts[len(lines)+j]
+		if len(p) == 0 {
+			continue
+		}
+		xs, ys := make([]float64, len(p)), make([]float64, len(p))
+		for k, q := range p {
+			xs[k], ys[k] = xa.pos(q[0]), ya.pos(q[1])
+		}
+		st := seriesStyle(mk.Of)
+		if mk.Band {
+			st.StrokeWidth, st.StrokeDashArray = 1, []float64{4, 3}
+		} else {
+			c := palette[mk.Of%len(palette)]
+			c.A = 90
+			st = chart.Style{StrokeColor: drawing.ColorTransparent, StrokeWidth: 0, DotWidth: 10, DotColor: c}
+		}
+		series = append(series, chart.ContinuousSeries{Name: mk.Label, XValues: xs, YValues: ys, Style: st})
 	}
 	if drawn == 0 {
 		series = append(series, noData())

@@ -30,6 +30,10 @@ type CompareParams struct {
 	// this order; by default every other need that holds a run, in name
 	// order.
 	Candidates []string `json:"candidates,omitempty"`
+	// Reruns are needs whose runs are further real runs of the reference's
+	// workload on the same engine: with the reference's own repeats (a
+	// reference stage with repeat:), they give the noise band.
+	Reruns []string `json:"reruns,omitempty"`
 	// Labels maps need names to display names.
 	Labels map[string]string `json:"labels,omitempty"`
 	Title  string            `json:"title,omitempty"`
@@ -80,6 +84,12 @@ func decodeCompare(params map[string]any) (*CompareParams, error) {
 		}
 		seen[c] = true
 	}
+	for _, r := range p.Reruns {
+		if r == p.Reference || r == p.Workload || seen[r] {
+			return nil, &stage.ParamError{Path: "reruns", Msg: fmt.Sprintf("%q is listed twice, or is the reference, the workload or a candidate; list each rerun need once (repeats of the reference stage are reruns already)", r)}
+		}
+		seen[r] = true
+	}
 	return &p, nil
 }
 
@@ -101,6 +111,9 @@ func (CompareKind) CheckNeeds(params map[string]any, needs []string, _ map[strin
 	check("workload", p.Workload)
 	for i, c := range p.Candidates {
 		check(fmt.Sprintf("candidates.%d", i), c)
+	}
+	for i, r := range p.Reruns {
+		check(fmt.Sprintf("reruns.%d", i), r)
 	}
 	for _, n := range sortedKeys(p.Labels) {
 		check("labels."+n, n)
@@ -139,11 +152,34 @@ func compareInput(spec *stage.Spec) (CompareInput, error) {
 	if p.TimeWindow != "" {
 		ci.Window, _ = time.ParseDuration(p.TimeWindow)
 	}
-	ref, err := one("reference", p.Reference)
-	if err != nil {
-		return ci, err
+	// The reference need may hold several runs: the repeats of a stage
+	// with repeat:. The first is the reference, the rest are its reruns.
+	refs, ok := spec.Inputs[p.Reference]
+	if !ok || len(refs) == 0 {
+		return ci, fmt.Errorf("compare %s: with.reference: %q is not among the stage's needs (%s); add it to needs: or fix with.reference",
+			spec.Instance, p.Reference, strings.Join(sortedKeys(spec.Inputs), ", "))
 	}
-	ci.Reference = runInput(p.Reference, ref)
+	ci.Reference = runInput(p.Reference, refs[0])
+	rerun := func(need string, in stage.Input) {
+		k := len(ci.Reruns) + 2
+		ri := runInput(need, in)
+		ri.Name = fmt.Sprintf("%s#%d", p.Reference, k)
+		ri.Label = fmt.Sprintf("%s, rerun %d", label(ci.Reference), k)
+		ci.Reruns = append(ci.Reruns, ri)
+	}
+	for _, in := range refs[1:] {
+		rerun(p.Reference, in)
+	}
+	for _, need := range p.Reruns {
+		ins, ok := spec.Inputs[need]
+		if !ok {
+			return ci, fmt.Errorf("compare %s: with.reruns: %q is not among the stage's needs (%s); add it to needs: or fix with.reruns",
+				spec.Instance, need, strings.Join(sortedKeys(spec.Inputs), ", "))
+		}
+		for _, in := range ins {
+			rerun(need, in)
+		}
+	}
 	w, hasWorkload, err := stage.FindInput(spec, compareWorkloadRole)
 	if err != nil {
 		return ci, fmt.Errorf("compare %s: %w", spec.Instance, err)
@@ -165,7 +201,7 @@ func compareInput(spec *stage.Spec) (CompareInput, error) {
 			// Every other need, save those known to hold something else
 			// than a run.
 			ins := spec.Inputs[n]
-			if len(ins) == 0 || n == p.Reference || n == workloadNeed {
+			if len(ins) == 0 || n == p.Reference || n == workloadNeed || slices.Contains(p.Reruns, n) {
 				continue
 			}
 			if h := ins[0].Holds; h == "" || h == stage.HoldsRun {
