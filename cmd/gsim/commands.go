@@ -118,6 +118,7 @@ func runCmd(c *cli.Context) error {
 	opt.KeepGoing = c.Bool("keep-going")
 	opt.Verify = c.Bool("verify")
 	opt.Subprocess = c.Bool("subprocess")
+	opt.SkipPreflight = c.Bool("no-preflight")
 	out := c.App.Writer
 	if dry {
 		ds, err := executor.Explain(p, opt)

@@ -1,56 +1,198 @@
-// Package dag turns a plan into a graph and answers questions about it:
-// which instances lie downstream or upstream of some others (for --force and
-// --only), and how to draw it (text, Graphviz dot, Mermaid).
+// Package dag is gsim's one graph model: named nodes, each with the nodes it
+// needs, in declaration order. It finds cycles (the experiment loader's check
+// on stages and the plan check on instances are the same code), orders nodes
+// for running, and draws a plan (text, Graphviz dot, Mermaid).
 package dag
 
 import (
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
-
-	"github.com/dominikbraun/graph"
 
 	"github.com/gsim-dev/gsim/pkg/plan"
 )
 
-// Build returns the plan as a directed acyclic graph keyed by instance id,
-// with an edge from each needed instance to the instance that needs it. Fan-in
-// edges carry the attribute fanin=true. It checks what the executor relies
-// on: ids are unique, every need names an instance of the plan, and the
-// instances are listed in a topological order.
-func Build(p *plan.Plan) (graph.Graph[string, *plan.Instance], error) {
-	g := graph.New(func(in *plan.Instance) string { return in.ID }, graph.Directed(), graph.Acyclic())
-	pos := make(map[string]int, len(p.Instances))
-	var errs []error
-	for i, in := range p.Instances {
-		if _, dup := pos[in.ID]; dup {
-			errs = append(errs, fmt.Errorf("instance %s appears twice in the plan", in.ID))
-			continue
-		}
-		pos[in.ID] = i
-		if err := g.AddVertex(in); err != nil {
-			return nil, fmt.Errorf("add %s: %w", in.ID, err)
+// Graph is a directed graph of named nodes. Needs may name nodes added later;
+// needs that name no node are kept (Missing lists them) but form no edge.
+type Graph struct {
+	names []string
+	index map[string]int
+	needs [][]string
+}
+
+// New returns an empty graph.
+func New() *Graph { return &Graph{index: map[string]int{}} }
+
+// Add declares a node and what it needs; it reports false, changing
+// nothing, if the name is already declared.
+func (g *Graph) Add(name string, needs ...string) bool {
+	if _, dup := g.index[name]; dup {
+		return false
+	}
+	g.index[name] = len(g.names)
+	g.names = append(g.names, name)
+	g.needs = append(g.needs, needs)
+	return true
+}
+
+// Len is the number of nodes.
+func (g *Graph) Len() int { return len(g.names) }
+
+// Needs lists the nodes that name needs, as declared.
+func (g *Graph) Needs(name string) []string {
+	if i, ok := g.index[name]; ok {
+		return g.needs[i]
+	}
+	return nil
+}
+
+// Missing lists, in declaration order, each need that names no node, as
+// (node, need) pairs.
+func (g *Graph) Missing() [][2]string {
+	var out [][2]string
+	for i, name := range g.names {
+		for _, n := range g.needs[i] {
+			if _, ok := g.index[n]; !ok {
+				out = append(out, [2]string{name, n})
+			}
 		}
 	}
-	for i, in := range p.Instances {
+	return out
+}
+
+// Cycles returns each cycle once, as the path of nodes c[0] needs c[1] …
+// needs c[0], starting at the earliest declared node on it, so the text does
+// not depend on where the search began. It finds at least one cycle in every
+// cyclic graph (every cycle closed by a back edge of a depth-first search in
+// declaration order).
+func (g *Graph) Cycles() [][]string {
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := make([]int, len(g.names))
+	var stack []int
+	var out [][]string
+	seen := map[string]bool{}
+	var visit func(i int)
+	visit = func(i int) {
+		color[i] = grey
+		stack = append(stack, i)
+		for _, n := range g.needs[i] {
+			j, ok := g.index[n]
+			if !ok {
+				continue
+			}
+			switch color[j] {
+			case white:
+				visit(j)
+			case grey:
+				// The cycle is the stack from j to i, closed by i needs j.
+				k := len(stack) - 1
+				for stack[k] != j {
+					k--
+				}
+				cyc := stack[k:]
+				start := 0
+				for m, v := range cyc {
+					if v < cyc[start] {
+						start = m
+					}
+				}
+				path := make([]string, 0, len(cyc))
+				for m := range cyc {
+					path = append(path, g.names[cyc[(start+m)%len(cyc)]])
+				}
+				if key := strings.Join(path, "\x00"); !seen[key] {
+					seen[key] = true
+					out = append(out, path)
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		color[i] = black
+	}
+	for i := range g.names {
+		if color[i] == white {
+			visit(i)
+		}
+	}
+	return out
+}
+
+// CycleError is a graph that cannot be ordered.
+type CycleError struct{ Cycles [][]string }
+
+func (e *CycleError) Error() string {
+	var parts []string
+	for _, c := range e.Cycles {
+		parts = append(parts, "dependency cycle: "+Describe(c))
+	}
+	return strings.Join(parts, "\n")
+}
+
+// Describe writes a cycle as "a needs b needs a".
+func Describe(cycle []string) string {
+	return strings.Join(append(append([]string(nil), cycle...), cycle[0]), " needs ")
+}
+
+// Order returns the nodes in a dependency order, declaration order breaking
+// ties: repeatedly the earliest declared node whose needs are all placed.
+// Needs that name no node are ignored.
+func (g *Graph) Order() ([]string, error) {
+	if c := g.Cycles(); len(c) > 0 {
+		return nil, &CycleError{Cycles: c}
+	}
+	placed := make([]bool, len(g.names))
+	out := make([]string, 0, len(g.names))
+	for len(out) < len(g.names) {
+		for i := range g.names {
+			if placed[i] || !g.ready(i, placed) {
+				continue
+			}
+			placed[i] = true
+			out = append(out, g.names[i])
+			break
+		}
+	}
+	return out, nil
+}
+
+func (g *Graph) ready(i int, placed []bool) bool {
+	for _, n := range g.needs[i] {
+		if j, ok := g.index[n]; ok && !placed[j] {
+			return false
+		}
+	}
+	return true
+}
+
+// Build returns a plan's instance graph after checking what the executor
+// relies on: ids are unique, every need names an instance of the plan, there
+// is no cycle, and the instances are listed in dependency order.
+func Build(p *plan.Plan) (*Graph, error) {
+	g := New()
+	var errs []error
+	for _, in := range p.Instances {
+		var needs []string
 		for _, d := range in.Needs {
-			for _, up := range d.Instances {
-				j, ok := pos[up]
-				switch {
-				case !ok:
-					errs = append(errs, fmt.Errorf("%s needs %s, which is not in the plan", in.ID, up))
-					continue
-				case j >= i:
-					errs = append(errs, fmt.Errorf("%s needs %s, which comes after it: the plan is not in dependency order (or has a cycle)", in.ID, up))
-					continue
-				}
-				opts := []func(*graph.EdgeProperties){}
-				if d.FanIn {
-					opts = append(opts, graph.EdgeAttribute("fanin", "true"))
-				}
-				if err := g.AddEdge(up, in.ID, opts...); err != nil && !errors.Is(err, graph.ErrEdgeAlreadyExists) {
-					errs = append(errs, fmt.Errorf("edge %s -> %s: %w", up, in.ID, err))
+			needs = append(needs, d.Instances...)
+		}
+		if !g.Add(in.ID, needs...) {
+			errs = append(errs, fmt.Errorf("instance %s appears twice in the plan", in.ID))
+		}
+	}
+	for _, m := range g.Missing() {
+		errs = append(errs, fmt.Errorf("%s needs %s, which is not in the plan", m[0], m[1]))
+	}
+	if c := g.Cycles(); len(c) > 0 {
+		errs = append(errs, &CycleError{Cycles: c})
+	} else {
+		for i, name := range g.names {
+			for _, n := range g.needs[i] {
+				if j, ok := g.index[n]; ok && j > i {
+					errs = append(errs, fmt.Errorf("%s needs %s, which comes after it: the plan is not in dependency order", name, n))
 				}
 			}
 		}
@@ -59,130 +201,4 @@ func Build(p *plan.Plan) (graph.Graph[string, *plan.Instance], error) {
 		return nil, errors.Join(errs...)
 	}
 	return g, nil
-}
-
-// Descendants returns the given instances and every instance that depends on
-// them, directly or not, in plan order. An item of ids may also be a stage
-// name, meaning all of its instances; unknown items are ignored (check them
-// with Resolve first).
-func Descendants(p *plan.Plan, ids []string) []string {
-	down := map[string][]string{}
-	for _, in := range p.Instances {
-		for _, d := range in.Needs {
-			for _, up := range d.Instances {
-				down[up] = append(down[up], in.ID)
-			}
-		}
-	}
-	return reach(p, ids, func(id string) []string { return down[id] })
-}
-
-// Ancestors returns the given instances and every instance they depend on,
-// directly or not, in plan order: what must be complete to run them. Items
-// are matched as in Descendants.
-func Ancestors(p *plan.Plan, ids []string) []string {
-	return reach(p, ids, func(id string) []string {
-		in := p.Lookup(id)
-		if in == nil {
-			return nil
-		}
-		var out []string
-		for _, d := range in.Needs {
-			out = append(out, d.Instances...)
-		}
-		return out
-	})
-}
-
-func reach(p *plan.Plan, ids []string, next func(string) []string) []string {
-	seen := map[string]bool{}
-	var stack []string
-	for _, id := range expandNames(p, ids) {
-		if !seen[id] {
-			seen[id] = true
-			stack = append(stack, id)
-		}
-	}
-	for len(stack) > 0 {
-		id := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		for _, n := range next(id) {
-			if !seen[n] {
-				seen[n] = true
-				stack = append(stack, n)
-			}
-		}
-	}
-	var out []string
-	for _, in := range p.Instances {
-		if seen[in.ID] {
-			out = append(out, in.ID)
-		}
-	}
-	return out
-}
-
-// expandNames maps stage names to their instances and keeps instance ids.
-func expandNames(p *plan.Plan, items []string) []string {
-	var out []string
-	for _, item := range items {
-		if p.Lookup(item) != nil {
-			out = append(out, item)
-			continue
-		}
-		for _, in := range p.Instances {
-			if in.Stage == item {
-				out = append(out, in.ID)
-			}
-		}
-	}
-	return out
-}
-
-// Resolve turns user-given names (instance ids or stage names) into instance
-// ids in plan order, or says which names match nothing and what is close.
-func Resolve(p *plan.Plan, names []string) ([]string, error) {
-	var errs []error
-	for _, n := range names {
-		if len(expandNames(p, []string{n})) == 0 {
-			errs = append(errs, fmt.Errorf("%q is neither a stage nor an instance of experiment %s%s", n, p.Name, suggest(p, n)))
-		}
-	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	want := map[string]bool{}
-	for _, id := range expandNames(p, names) {
-		want[id] = true
-	}
-	var out []string
-	for _, in := range p.Instances {
-		if want[in.ID] {
-			out = append(out, in.ID)
-		}
-	}
-	return out, nil
-}
-
-func suggest(p *plan.Plan, name string) string {
-	var stages []string
-	seen := map[string]bool{}
-	for _, in := range p.Instances {
-		if !seen[in.Stage] {
-			seen[in.Stage] = true
-			stages = append(stages, in.Stage)
-		}
-	}
-	sort.Strings(stages)
-	base, _, _ := strings.Cut(name, "[")
-	if seen[base] {
-		var ids []string
-		for _, in := range p.Instances {
-			if in.Stage == base {
-				ids = append(ids, in.ID)
-			}
-		}
-		return fmt.Sprintf("; instances of %s: %s", base, strings.Join(ids, ", "))
-	}
-	return fmt.Sprintf("; stages: %s", strings.Join(stages, ", "))
 }

@@ -82,20 +82,27 @@ func TestBuild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, _ := g.Order()
-	m, _ := g.Size()
 	// workload and bench per rate (2+2), profile 1, sim and compare per
 	// cell (4+4), report 1.
-	if n != 14 {
-		t.Errorf("%d vertices, want 14", n)
+	if g.Len() != 14 {
+		t.Errorf("%d vertices, want 14", g.Len())
+	}
+	edges := 0
+	for _, in := range p.Instances {
+		edges += len(g.Needs(in.ID))
 	}
 	// bench 2 + sim 4*2 + compare 4*2 + report 4.
-	if m != 22 {
-		t.Errorf("%d edges, want 22", m)
+	if edges != 22 {
+		t.Errorf("%d edges, want 22", edges)
 	}
-	e, err := g.Edge("compare[rate=4,policy=sarathi]", "report")
-	if err != nil || e.Properties.Attributes["fanin"] != "true" {
-		t.Errorf("fan-in edge: %v %v", e.Properties.Attributes, err)
+	order, err := g.Order()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, in := range p.Instances {
+		if order[i] != in.ID {
+			t.Errorf("order[%d] = %s, plan has %s", i, order[i], in.ID)
+		}
 	}
 }
 
@@ -103,13 +110,15 @@ func TestBuildRejectsBadPlans(t *testing.T) {
 	a := &plan.Instance{ID: "a", Stage: "a"}
 	b := &plan.Instance{ID: "b", Stage: "b", Needs: []plan.Dep{{Stage: "a", Instances: []string{"a"}}}}
 	ghost := &plan.Instance{ID: "c", Stage: "c", Needs: []plan.Dep{{Stage: "x", Instances: []string{"x"}}}}
+	loopA := &plan.Instance{ID: "a", Stage: "a", Needs: []plan.Dep{{Stage: "b", Instances: []string{"b"}}}}
 	cases := map[string]struct {
 		p    *plan.Plan
 		want string
 	}{
-		"out of order": {&plan.Plan{Instances: []*plan.Instance{b, a}}, "comes after it"},
+		"out of order": {&plan.Plan{Instances: []*plan.Instance{b, a}}, "b needs a, which comes after it"},
 		"unknown need": {&plan.Plan{Instances: []*plan.Instance{a, ghost}}, "not in the plan"},
 		"duplicate id": {&plan.Plan{Instances: []*plan.Instance{a, a}}, "appears twice"},
+		"cycle":        {&plan.Plan{Instances: []*plan.Instance{loopA, b}}, "dependency cycle: a needs b needs a"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -121,60 +130,52 @@ func TestBuildRejectsBadPlans(t *testing.T) {
 	}
 }
 
-func TestReach(t *testing.T) {
-	p := sweep(t)
+func graphOf(edges ...string) *dag.Graph {
+	g := dag.New()
+	for _, e := range edges {
+		name, needs, _ := strings.Cut(e, ":")
+		var list []string
+		if needs != "" {
+			list = strings.Split(needs, ",")
+		}
+		g.Add(name, list...)
+	}
+	return g
+}
+
+func TestCycles(t *testing.T) {
 	cases := []struct {
-		name string
-		fn   func(*plan.Plan, []string) []string
-		ids  []string
-		want []string
-	}{{
-		name: "descendants of a shared instance reach every cell",
-		fn:   dag.Descendants, ids: []string{"profile"},
-		want: []string{
-			"profile",
-			"sim[rate=1,policy=vllm]", "sim[rate=1,policy=sarathi]", "sim[rate=4,policy=vllm]", "sim[rate=4,policy=sarathi]",
-			"compare[rate=1,policy=vllm]", "compare[rate=1,policy=sarathi]", "compare[rate=4,policy=vllm]", "compare[rate=4,policy=sarathi]",
-			"report",
-		},
-	}, {
-		name: "descendants of one cell stay in that cell",
-		fn:   dag.Descendants, ids: []string{"bench[rate=4]"},
-		want: []string{"bench[rate=4]", "compare[rate=4,policy=vllm]", "compare[rate=4,policy=sarathi]", "report"},
-	}, {
-		name: "ancestors of one cell",
-		fn:   dag.Ancestors, ids: []string{"compare[rate=1,policy=sarathi]"},
-		want: []string{"workload[rate=1]", "bench[rate=1]", "profile", "sim[rate=1,policy=sarathi]", "compare[rate=1,policy=sarathi]"},
-	}, {
-		name: "a stage name means all its instances",
-		fn:   dag.Ancestors, ids: []string{"bench"},
-		want: []string{"workload[rate=1]", "workload[rate=4]", "bench[rate=1]", "bench[rate=4]"},
-	}, {
-		name: "unknown names are ignored",
-		fn:   dag.Descendants, ids: []string{"nope"},
-		want: nil,
-	}}
+		name  string
+		g     *dag.Graph
+		want  []string
+		order string
+	}{
+		{"acyclic, declared out of order", graphOf("c:b", "b:a", "a"), nil, "a b c"},
+		{"self", graphOf("a:a"), []string{"a needs a"}, ""},
+		{"two, reported from the earliest declared node", graphOf("x", "c:b", "a:c", "b:a"), []string{"c needs b needs a needs c"}, ""},
+		{"two separate cycles", graphOf("a:b", "b:a", "c:d", "d:c"), []string{"a needs b needs a", "c needs d needs c"}, ""},
+		{"unknown needs are not edges", graphOf("a:zz", "b:a"), nil, "a b"},
+		{"declaration order breaks ties", graphOf("w", "p", "s:w,p", "r:s"), nil, "w p s r"},
+	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := tc.fn(p, tc.ids); !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("got %q\nwant %q", got, tc.want)
+			var got []string
+			for _, c := range tc.g.Cycles() {
+				got = append(got, dag.Describe(c))
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("cycles %q, want %q", got, tc.want)
+			}
+			order, err := tc.g.Order()
+			if (err != nil) != (tc.want != nil) || strings.Join(order, " ") != tc.order {
+				t.Errorf("order %q %v, want %q", order, err, tc.order)
 			}
 		})
 	}
-	// Everything is an ancestor of the report and a descendant of the roots.
-	if got := dag.Ancestors(p, []string{"report"}); len(got) != len(p.Instances) {
-		t.Errorf("report has %d ancestors (with itself), want %d", len(got), len(p.Instances))
+	if g := graphOf("a:b", "a"); g.Len() != 1 {
+		t.Errorf("a second Add of a name was kept")
 	}
-}
-
-func TestResolve(t *testing.T) {
-	p := sweep(t)
-	got, err := dag.Resolve(p, []string{"report", "workload"})
-	if err != nil || !reflect.DeepEqual(got, []string{"workload[rate=1]", "workload[rate=4]", "report"}) {
-		t.Errorf("got %q %v", got, err)
-	}
-	_, err = dag.Resolve(p, []string{"bench[rate=2]"})
-	if err == nil || !strings.Contains(err.Error(), "instances of bench: bench[rate=1], bench[rate=4]") {
-		t.Errorf("got %v", err)
+	if m := graphOf("a:zz").Missing(); !reflect.DeepEqual(m, [][2]string{{"a", "zz"}}) {
+		t.Errorf("missing = %v", m)
 	}
 }

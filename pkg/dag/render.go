@@ -87,8 +87,6 @@ func renderText(p *plan.Plan, w *bufio.Writer) {
 	}
 }
 
-// cellLabel is the part of an id after the stage name, or the stage name for
-// a shared instance.
 // sharedLabel names a stage with one shared instance, and its kind when that
 // differs from the stage name.
 func sharedLabel(g *group) string {
@@ -98,6 +96,8 @@ func sharedLabel(g *group) string {
 	return g.stage + "\n(" + g.kind + ")"
 }
 
+// cellLabel is the part of an id after the stage name, or the stage name for
+// a shared instance.
 func cellLabel(in *plan.Instance) string {
 	if rest, ok := strings.CutPrefix(in.ID, in.Stage+"["); ok {
 		return strings.TrimSuffix(rest, "]")

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"runtime"
 	"sort"
 	"strings"
@@ -63,6 +64,9 @@ type Options struct {
 	// Subprocess runs each stage as `gsim stage exec spec.json` instead of
 	// in-process, the way a batch-system executor would.
 	Subprocess bool
+	// SkipPreflight starts stages without first asking their kinds
+	// (stage.Preflighter) whether this machine has what they need.
+	SkipPreflight bool
 	// Launcher, if set, runs every attempt instead (e.g. submits
 	// `gsim stage exec` to a batch system and waits). The executor still
 	// owns keys, locks, staging, validation and adoption.
@@ -270,6 +274,15 @@ func (g *graph) computeKey(n *node) error {
 	fp, err := g.fingerprint(n)
 	if err != nil {
 		return err
+	}
+	if n.inst.Repeat > 1 {
+		// A rerun of the same params and inputs is a run of its own; the
+		// first repeat keeps the key of the unrepeated stage.
+		fp = maps.Clone(fp)
+		if fp == nil {
+			fp = map[string]string{}
+		}
+		fp["repeat"] = n.inst.RepeatID
 	}
 	in := store.KeyInput{Kind: n.kind.Name(), Version: n.kind.Version(), Fingerprint: fp, Params: n.inst.Params, CanonicalParams: n.params}
 	for _, d := range n.inst.Needs {

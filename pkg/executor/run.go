@@ -36,6 +36,9 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := preflight(ctx, p, g, &opt); err != nil {
+		return nil, err
+	}
 	// A clean meanwhile must not remove the objects this run commits or
 	// reads: it removes only dead staging folders while a run holds this.
 	use, err := opt.Store.Use(ctx)

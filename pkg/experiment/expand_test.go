@@ -176,6 +176,46 @@ stages:
   w: {uses: workload, with: {rate: "${{ matrix.rate }}"}}
 `,
 		want: []string{"w[rate=1]", "w[rate=2.5]", "w[rate=1e-07]"},
+	}, {
+		name: "repeat: every repeat of a cell, dependents get them all and keep their dims",
+		src: `
+name: demo
+matrix: {rate: [1, 2]}
+stages:
+  workload: {uses: workload, with: {rate: "${{ matrix.rate }}"}}
+  real: {uses: shell, needs: [workload], repeat: 2}
+  fit: {uses: shell, needs: [{stage: real, all: true}]}
+  compare: {uses: compare, needs: [workload, real]}
+  report: {uses: report, needs: [{stage: compare, all: true}]}
+`,
+		want: []string{
+			"workload[rate=1]", "workload[rate=2]",
+			"real[rate=1,repeat=1] <- workload[rate=1]",
+			"real[rate=1,repeat=2] <- workload[rate=1]",
+			"real[rate=2,repeat=1] <- workload[rate=2]",
+			"real[rate=2,repeat=2] <- workload[rate=2]",
+			"fit <-* real[rate=1,repeat=1] real[rate=1,repeat=2] real[rate=2,repeat=1] real[rate=2,repeat=2]",
+			"compare[rate=1] <- workload[rate=1] <- real[rate=1,repeat=1] real[rate=1,repeat=2]",
+			"compare[rate=2] <- workload[rate=2] <- real[rate=2,repeat=1] real[rate=2,repeat=2]",
+			"report <-* compare[rate=1] compare[rate=2]",
+		},
+	}, {
+		name: "repeat labels; a stage repeated with the same ids pairs with its repeat",
+		src: `
+name: demo
+stages:
+  real: {uses: shell, repeat: [sweep1, sweep2], with: {command: "cat ${{ repeat.id }}.csv"}}
+  post: {uses: shell, needs: [real], repeat: [sweep1, sweep2]}
+  other: {uses: shell, needs: [real], repeat: 3}
+`,
+		want: []string{
+			"real[repeat=sweep1]", "real[repeat=sweep2]",
+			"post[repeat=sweep1] <- real[repeat=sweep1]",
+			"post[repeat=sweep2] <- real[repeat=sweep2]",
+			"other[repeat=1] <- real[repeat=sweep1] real[repeat=sweep2]",
+			"other[repeat=2] <- real[repeat=sweep1] real[repeat=sweep2]",
+			"other[repeat=3] <- real[repeat=sweep1] real[repeat=sweep2]",
+		},
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -209,7 +249,7 @@ func checkInvariants(t *testing.T, p *plan.Plan) {
 			t.Errorf("%s: nil params", in.ID)
 		}
 		for _, d := range in.Needs {
-			if !d.FanIn && len(d.Instances) != 1 {
+			if !d.FanIn && len(d.Instances) != 1 && !repeatedNeed(p, d) {
 				t.Errorf("%s: ordinary need %s has %d instances", in.ID, d.Stage, len(d.Instances))
 			}
 			for _, id := range d.Instances {
@@ -224,6 +264,9 @@ func checkInvariants(t *testing.T, p *plan.Plan) {
 				}
 				if !d.FanIn {
 					for k, v := range up.Cell {
+						if _, mine := in.Cell[k]; k == experiment.RepeatVar && (!mine || len(d.Instances) > 1) {
+							continue
+						}
 						if in.Cell[k] != v {
 							t.Errorf("%s: upstream %s disagrees on %s", in.ID, id, k)
 						}
@@ -413,5 +456,49 @@ stages:
 		if len(p.Instances) != 100+1+1000+100+1000+1 {
 			b.Fatalf("%d instances", len(p.Instances))
 		}
+	}
+}
+
+// repeatedNeed reports whether every instance of an ordinary need is a
+// repeat of one stage (such a need resolves to each repeat of the cell).
+func repeatedNeed(p *plan.Plan, d plan.Dep) bool {
+	for _, id := range d.Instances {
+		if in := p.Lookup(id); in == nil || in.Repeat == 0 {
+			return false
+		}
+	}
+	return len(d.Instances) > 0
+}
+
+func TestRepeatParamsAndIndex(t *testing.T) {
+	p, err := load(t, `
+name: demo
+matrix: {rate: [4]}
+stages:
+  real:
+    uses: shell
+    repeat: [h100, h100-sweep2]
+    with: {command: "cat ${{ repeat.id }}/rate-${{ matrix.rate }}", n: "${{ repeat.id }}"}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		id, cmd string
+		idx     int
+	}{{"real[rate=4,repeat=h100]", "cat h100/rate-4", 1}, {"real[rate=4,repeat=h100-sweep2]", "cat h100-sweep2/rate-4", 2}}
+	for i, w := range want {
+		in := p.Instances[i]
+		if in.ID != w.id || in.Params["command"] != w.cmd || in.Repeat != w.idx || in.Params["n"] != in.RepeatID || in.Cell["repeat"] != in.RepeatID {
+			t.Errorf("instance %d: id %s command %v repeat %d (%s) n %v cell %v; want %s %q %d", i, in.ID, in.Params["command"], in.Repeat, in.RepeatID, in.Params["n"], in.Cell, w.id, w.cmd, w.idx)
+		}
+	}
+	if _, err := load(t, `
+name: demo
+matrix: {repeat: [1, 2]}
+stages:
+  real: {uses: shell, repeat: 2, with: {n: "${{ matrix.repeat }}"}}
+`); err == nil || !strings.Contains(err.Error(), "rename the matrix variable") {
+		t.Errorf("matrix variable named repeat beside repeat: loaded, err %v", err)
 	}
 }

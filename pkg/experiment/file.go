@@ -5,11 +5,14 @@
 package experiment
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"math"
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
@@ -54,6 +57,10 @@ type Stage struct {
 	WithPos Pos // the `with` key, or the stage key when absent
 	// Resources is what the stage asks a batch system for.
 	Resources plan.Resources
+	// Repeats are the ids of `repeat:` (1..N for a count, or the labels of
+	// a list); nil when the stage is not repeated.
+	Repeats   []any
+	RepeatPos Pos
 }
 
 // Need is one item of `needs:`.
@@ -70,9 +77,40 @@ var (
 	varNameRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
 )
 
+// MaxNameBytes is the longest experiment name or instance id: each names a
+// folder, and file systems refuse longer names.
+const MaxNameBytes = 255
+
+// checkFolderName says what is wrong with an experiment name, or "".
+func checkFolderName(s string) string {
+	switch {
+	case !nameRE.MatchString(s):
+		return fmt.Sprintf("%q may only contain letters, digits, '.', '_' and '-' (it names folders)", s)
+	case strings.HasPrefix(s, "."):
+		// "." and ".." are the runs folder itself and its parent; other
+		// dot names hide the results and look like the store's own
+		// temporary entries.
+		return fmt.Sprintf("%q may not start with '.' (it names a folder under runs/); start it with a letter or digit", s)
+	case len(s) > MaxNameBytes:
+		return fmt.Sprintf("%s… is %d bytes; it names a folder, which may be at most %d bytes: shorten it", clip(s, 20), len(s), MaxNameBytes)
+	}
+	return ""
+}
+
+// clip shortens s to at most n bytes, at a character boundary.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
 var (
 	topKeys   = []string{"name", "description", "matrix", "stages", "executor"}
-	stageKeys = []string{"uses", "needs", "with", "resources"}
+	stageKeys = []string{"uses", "needs", "with", "resources", "repeat"}
 	needKeys  = []string{"stage", "all"}
 )
 
@@ -113,30 +151,46 @@ func yamlHint(msg string) string {
 }
 
 // parseYAML returns the top mapping node, turning syntax errors into
-// positioned errors.
+// positioned errors. The file holds one document: a second one (after
+// `---`) would otherwise be ignored without a word.
 func parseYAML(path string, data []byte) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		msg := err.Error()
-		if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
-			line, _ := strconv.Atoi(m[1])
-			if strings.HasPrefix(m[2], "did not find expected") {
-				// yaml.v3 adds one to scanner errors' 0-based lines but not
-				// to the parser's ("did not find expected …").
-				line++
-			}
-			return nil, &Error{File: path, Line: line, Col: 1, Msg: "invalid YAML: " + m[2] + yamlHint(m[2])}
-		}
-		return nil, &Error{File: path, Line: 1, Col: 1, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+	if err := dec.Decode(&doc); err != nil && err != io.EOF {
+		return nil, yamlError(path, err)
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return nil, &Error{File: path, Line: 1, Col: 1, Msg: "the file is empty: an experiment needs at least `name:` and `stages:`"}
+	}
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case err == io.EOF:
+	case err != nil:
+		return nil, yamlError(path, err)
+	case len(next.Content) == 1 && isNull(next.Content[0]) && next.Content[0].Value == "":
+		// An empty document after a trailing `---` holds nothing to lose.
+	default:
+		return nil, &Error{File: path, Line: next.Line, Col: next.Column, Msg: "a second YAML document starts here; an experiment file holds one document: remove the `---` and what follows, or move it to a file of its own"}
 	}
 	root := doc.Content[0]
 	if root.Kind != yaml.MappingNode {
 		return nil, &Error{File: path, Line: root.Line, Col: root.Column, Msg: fmt.Sprintf("expected a mapping with name:, stages: (and optionally description:, matrix:), got %s", describe(root))}
 	}
 	return root, nil
+}
+
+func yamlError(path string, err error) error {
+	msg := err.Error()
+	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		if strings.HasPrefix(m[2], "did not find expected") {
+			// yaml.v3 adds one to scanner errors' 0-based lines but not
+			// to the parser's ("did not find expected …").
+			line++
+		}
+		return &Error{File: path, Line: line, Col: 1, Msg: "invalid YAML: " + m[2] + yamlHint(m[2])}
+	}
+	return &Error{File: path, Line: 1, Col: 1, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
 }
 
 func posOf(n *yaml.Node) Pos { return Pos{Line: n.Line, Col: n.Column} }
@@ -209,8 +263,8 @@ func decodeFile(p *problems, path string, root *yaml.Node) *File {
 				p.add(posOf(v), "name: expected a string, got %s", describe(v))
 				return
 			}
-			if !nameRE.MatchString(s) {
-				p.add(posOf(v), "name: %q may only contain letters, digits, '.', '_' and '-' (it names folders)", s)
+			if msg := checkFolderName(s); msg != "" {
+				p.add(posOf(v), "name: %s%s", msg, fromSet(v))
 				return
 			}
 			f.Name = s
@@ -334,6 +388,10 @@ func decodeStages(p *problems, key, v *yaml.Node) []*Stage {
 			p.add(posOf(k), "stages: name %q may only contain letters, digits, '_' and '-' (and not start with '-')", name)
 			return
 		}
+		if len(name) > MaxNameBytes {
+			p.add(posOf(k), "stages: name %s… is %d bytes; it names folders, which may be at most %d bytes: shorten it", clip(name, 20), len(name), MaxNameBytes)
+			return
+		}
 		if sv.Kind != yaml.MappingNode {
 			p.add(posOf(sv), "stages.%s: expected a mapping with uses: (and optionally needs:, with:), got %s", name, describe(sv))
 			return
@@ -353,6 +411,9 @@ func decodeStages(p *problems, key, v *yaml.Node) []*Stage {
 				st.Uses = s
 			case "needs":
 				st.Needs = decodeNeeds(p, name, vv)
+			case "repeat":
+				st.RepeatPos = posOf(kk)
+				st.Repeats = decodeRepeat(p, name, vv)
 			case "with":
 				st.WithPos = posOf(kk)
 				if isNull(vv) {

@@ -17,6 +17,9 @@ type segment struct {
 	// ${{ experiment.name }}.
 	matrixVar      string
 	experimentName bool
+	// repeatID is set for ${{ repeat.id }}: the repeat's id in a stage
+	// with repeat:.
+	repeatID bool
 }
 
 var exprRE = regexp.MustCompile(`^\s*([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_-]*)\s*$`)
@@ -48,8 +51,10 @@ func parseTemplate(s string) ([]segment, error) {
 			out = append(out, segment{isExpr: true, matrixVar: m[2]})
 		case m != nil && m[1] == "experiment" && m[2] == "name":
 			out = append(out, segment{isExpr: true, experimentName: true})
+		case m != nil && m[1] == "repeat" && m[2] == "id":
+			out = append(out, segment{isExpr: true, repeatID: true})
 		default:
-			return nil, fmt.Errorf("unknown expression ${{%s}}: only ${{ matrix.NAME }} and ${{ experiment.name }} are supported", body)
+			return nil, fmt.Errorf("unknown expression ${{%s}}: only ${{ matrix.NAME }}, ${{ repeat.id }} and ${{ experiment.name }} are supported", body)
 		}
 		rest = rest[i+3+j+2:]
 	}
@@ -173,6 +178,9 @@ func resolve(n *yaml.Node, cell map[string]any, expName string) (any, error) {
 			if s.experimentName {
 				return expName
 			}
+			if s.repeatID {
+				return cell[RepeatVar]
+			}
 			return cell[s.matrixVar]
 		}
 		// A string that is exactly one expression keeps the value's type,
@@ -191,4 +199,35 @@ func resolve(n *yaml.Node, cell map[string]any, expName string) (any, error) {
 		return b.String(), nil
 	}
 	return nil, fmt.Errorf("unsupported YAML node")
+}
+
+// repeatRef returns the first string under n that uses ${{ repeat.id }}, or
+// nil.
+func repeatRef(n *yaml.Node) *yaml.Node {
+	n = deref(n)
+	if n == nil {
+		return nil
+	}
+	switch n.Kind {
+	case yaml.MappingNode, yaml.SequenceNode:
+		for _, c := range n.Content {
+			if r := repeatRef(c); r != nil {
+				return r
+			}
+		}
+	case yaml.ScalarNode:
+		if !isTemplate(n) {
+			return nil
+		}
+		segs, err := parseTemplate(n.Value)
+		if err != nil {
+			return nil
+		}
+		for _, s := range segs {
+			if s.repeatID {
+				return n
+			}
+		}
+	}
+	return nil
 }

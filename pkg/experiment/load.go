@@ -11,6 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/gsim-dev/gsim/pkg/dag"
 	"github.com/gsim-dev/gsim/pkg/plan"
 	"github.com/gsim-dev/gsim/pkg/stage"
 )
@@ -94,6 +95,12 @@ func check(p *problems, f *File, reg *stage.Registry, crossStage bool) map[strin
 		used := map[string]bool{}
 		if s.With != nil {
 			scanRefs(p, "stages."+s.Name+".with", s.With, defined, used)
+			if r := repeatRef(s.With); r != nil && s.Repeats == nil {
+				p.add(posOf(r), "stages.%s.with: ${{ repeat.id }} is only defined in a stage with repeat:; add `repeat: N` (or a list of labels) to stages.%s", s.Name, s.Name)
+			}
+		}
+		if s.Repeats != nil && defined[RepeatVar] {
+			p.add(s.RepeatPos, "stages.%s.repeat: the matrix has a variable named %q, which names repeats in instance ids; rename the matrix variable", s.Name, RepeatVar)
 		}
 		refs[s.Name] = used
 		for v := range used {
@@ -138,104 +145,53 @@ func without(list []string, drop string) []string {
 	return out
 }
 
+// stageGraph is the stages' graph; a stage's need of itself, reported on
+// its own, is left out.
+func stageGraph(f *File) *dag.Graph {
+	g := dag.New()
+	for _, s := range f.Stages {
+		var needs []string
+		for _, n := range s.Needs {
+			if n.Stage != s.Name {
+				needs = append(needs, n.Stage)
+			}
+		}
+		g.Add(s.Name, needs...)
+	}
+	return g
+}
+
 // checkCycles reports each cycle once, as a path, at the need that closes
 // the cycle's first edge (from the earliest declared stage on it).
 func checkCycles(p *problems, f *File, byName map[string]*Stage) {
-	const (
-		white = iota
-		grey
-		black
-	)
-	color := map[string]int{}
-	var stack []string
-	var visit func(s *Stage)
-	visit = func(s *Stage) {
-		color[s.Name] = grey
-		stack = append(stack, s.Name)
-		for _, n := range s.Needs {
-			up := byName[n.Stage]
-			if up == nil || up == s {
-				continue
-			}
-			switch color[up.Name] {
-			case white:
-				visit(up)
-			case grey:
-				// The cycle is the stack from up to s, closed by s -> up.
-				i := len(stack) - 1
-				for stack[i] != up.Name {
-					i--
-				}
-				cyc := append([]string(nil), stack[i:]...)
-				// Report it from the earliest declared stage on it, following
-				// needs, so the text does not depend on where the walk began.
-				start := 0
-				for j, name := range cyc {
-					if f.index(name) < f.index(cyc[start]) {
-						start = j
-					}
-				}
-				rot := append(append([]string(nil), cyc[start:]...), cyc[:start]...)
-				first := byName[rot[0]]
-				next := rot[(1)%len(rot)]
-				at := first.Pos
-				for _, nn := range first.Needs {
-					if nn.Stage == next {
-						at = nn.Pos
-					}
-				}
-				path := append(rot, rot[0])
-				p.add(at, "dependency cycle: %s needs %s; break the cycle by removing one of these needs", path[0], strings.Join(path[1:], " needs "))
-			}
-		}
-		stack = stack[:len(stack)-1]
-		color[s.Name] = black
-	}
-	for _, s := range f.Stages {
-		if color[s.Name] == white {
-			visit(s)
-		}
-	}
-}
-
-func (f *File) index(name string) int {
-	for i, s := range f.Stages {
-		if s.Name == name {
-			return i
-		}
-	}
-	return -1
-}
-
-// stageOrder is a topological order of stages with declaration order as the
-// tie-break: repeatedly take the earliest declared stage whose needs are
-// placed. The file must be acyclic.
-func stageOrder(f *File) []*Stage {
-	placed := map[string]bool{}
-	var out []*Stage
-	for len(out) < len(f.Stages) {
-		progressed := false
-		for _, s := range f.Stages {
-			if placed[s.Name] {
-				continue
-			}
-			ready := true
-			for _, n := range s.Needs {
-				if !placed[n.Stage] {
-					ready = false
-					break
-				}
-			}
-			if ready {
-				placed[s.Name] = true
-				out = append(out, s)
-				progressed = true
+	for _, cyc := range stageGraph(f).Cycles() {
+		first := byName[cyc[0]]
+		next := cyc[1%len(cyc)]
+		at := first.Pos
+		for _, n := range first.Needs {
+			if n.Stage == next {
+				at = n.Pos
 				break
 			}
 		}
-		if !progressed {
-			panic("experiment: stageOrder on a cyclic file")
-		}
+		p.add(at, "dependency cycle: %s; break the cycle by removing one of these needs", dag.Describe(cyc))
+	}
+}
+
+// stageOrder is a topological order of stages with declaration order as the
+// tie-break. The file must be acyclic.
+func stageOrder(f *File) []*Stage {
+	names, err := stageGraph(f).Order()
+	if err != nil {
+		panic("experiment: stageOrder on a cyclic file: " + err.Error())
+	}
+	byName := make(map[string]*Stage, len(f.Stages))
+	for _, s := range f.Stages {
+		byName[s.Name] = s
+	}
+	out := make([]*Stage, len(names))
+	for i, n := range names {
+		out[i] = byName[n]
 	}
 	return out
 }
@@ -256,7 +212,9 @@ func expand(f *File, refs map[string]map[string]bool) (*plan.Plan, error) {
 		values[v.Name] = v.Values
 	}
 	dims := map[string][]string{}
+	repeats := map[string][]any{}
 	instances := map[string][]*plan.Instance{}
+	var long []error
 	known := map[string]bool{}
 	for _, s := range stageOrder(f) {
 		set := map[string]bool{}
@@ -272,6 +230,7 @@ func expand(f *File, refs map[string]map[string]bool) (*plan.Plan, error) {
 		}
 		d := sortedBy(set, order)
 		dims[s.Name] = d
+		repeats[s.Name] = s.Repeats
 		n := 1
 		for _, v := range d {
 			n *= len(values[v])
@@ -280,9 +239,30 @@ func expand(f *File, refs map[string]map[string]bool) (*plan.Plan, error) {
 					"stage %s expands to more than %d instances over %s; sweep fewer values", s.Name, MaxInstancesPerStage, strings.Join(d, " x "))}
 			}
 		}
-		for _, cell := range cells(d, values) {
+		all := cells(d, values)
+		idDims := d
+		if s.Repeats != nil {
+			// Repeats are one more dimension of this stage's own
+			// instances, never of its dependents: a stage that needs a
+			// repeated stage gets every repeat of its cell.
+			idDims = append(append([]string(nil), d...), RepeatVar)
+			var rep []map[string]any
+			for _, c := range all {
+				rep = append(rep, repeatCells(c, s.Repeats)...)
+			}
+			all = rep
+		}
+		tooLong := false
+		for _, cell := range all {
+			id := InstanceID(s.Name, idDims, cell)
+			if len(id) > MaxNameBytes && !tooLong {
+				tooLong = true
+				long = append(long, &Error{File: f.Path, Line: s.Pos.Line, Col: s.Pos.Col, Msg: fmt.Sprintf(
+					"instance %s… of stage %s is %d bytes; it names a folder, which may be at most %d bytes: shorten the stage name or the values of %s",
+					clip(id, 40), s.Name, len(id), MaxNameBytes, strings.Join(idDims, ", "))})
+			}
 			in := &plan.Instance{
-				ID:    InstanceID(s.Name, d, cell),
+				ID:    id,
 				Stage: s.Name,
 				Kind:  s.Uses,
 				Cell:  cell,
@@ -290,6 +270,10 @@ func expand(f *File, refs map[string]map[string]bool) (*plan.Plan, error) {
 				Col:   s.Pos.Col,
 				// Every instance of a stage asks for the same resources.
 				Resources: s.Resources,
+			}
+			if s.Repeats != nil {
+				in.Repeat = repeatIndex(cell, s.Repeats)
+				in.RepeatID = Format(cell[RepeatVar])
 			}
 			params := map[string]any{}
 			if s.With != nil {
@@ -310,12 +294,26 @@ func expand(f *File, refs map[string]map[string]bool) (*plan.Plan, error) {
 					}
 				} else {
 					// The upstream dims are a subset of this stage's, so the
-					// upstream instance is the one named by this cell.
-					id := InstanceID(n.Stage, dims[n.Stage], cell)
-					if !known[id] {
-						return nil, fmt.Errorf("experiment: %s: need %s resolved to missing instance %s", in.ID, n.Stage, id)
+					// upstream instance is the one named by this cell; of a
+					// repeated upstream, every repeat of it, or the same
+					// repeat when this stage repeats with the same ids.
+					ids := []string{InstanceID(n.Stage, dims[n.Stage], cell)}
+					if up := repeats[n.Stage]; up != nil {
+						ids = ids[:0]
+						upDims := append(append([]string(nil), dims[n.Stage]...), RepeatVar)
+						for _, c := range repeatCells(cell, up) {
+							if s.Repeats != nil && repeatIndex(cell, up) > 0 && Format(c[RepeatVar]) != Format(cell[RepeatVar]) {
+								continue
+							}
+							ids = append(ids, InstanceID(n.Stage, upDims, c))
+						}
 					}
-					dep.Instances = []string{id}
+					for _, id := range ids {
+						if !known[id] {
+							return nil, fmt.Errorf("experiment: %s: need %s resolved to missing instance %s", in.ID, n.Stage, id)
+						}
+					}
+					dep.Instances = ids
 				}
 				in.Needs = append(in.Needs, dep)
 			}
@@ -323,6 +321,9 @@ func expand(f *File, refs map[string]map[string]bool) (*plan.Plan, error) {
 			instances[s.Name] = append(instances[s.Name], in)
 			pl.Instances = append(pl.Instances, in)
 		}
+	}
+	if len(long) > 0 {
+		return nil, errors.Join(long...)
 	}
 	return pl, nil
 }
@@ -434,6 +435,9 @@ func checkParams(p *problems, f *File, pl *plan.Plan, reg *stage.Registry) {
 				}
 			}
 			errs = flatten(stage.CheckInputs(in.Params, inputNeeds(kindOf, reg, in), ir.InputRoles(in.Params)))
+		}
+		if pc, ok := k.(stage.PathChecker); ok && len(errs) == 0 {
+			errs = flatten(pc.CheckPaths(in.Params, pl.BaseDir))
 		}
 		for _, e := range errs {
 			c := complaint{at: s.WithPos, msg: e.Error()}

@@ -25,6 +25,12 @@ type Instance struct {
 	Params map[string]any // resolved `with:`
 	Cell   map[string]any // the matrix values this instance is bound to
 	Needs  []Dep
+	// Repeat is the 1-based repeat of a stage with `repeat:` (0 when the
+	// stage does not repeat) and RepeatID its id (also Cell["repeat"]).
+	// Repeats after the first enter the key, so each is a run of its own;
+	// the first keeps the key the stage would have without `repeat:`.
+	Repeat   int
+	RepeatID string
 	// Pos is where the stage is declared, for error messages.
 	Line, Col int
 	// Resources are the stage's resources: as written (not merged with

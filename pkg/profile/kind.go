@@ -203,18 +203,12 @@ func (Kind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 			return err
 		}
 	}
-	py := p.Python
-	if py == "" {
-		py = os.Getenv("GSIM_PYTHON") // as real-bench: one variable picks the CUDA interpreter
-	}
-	if py == "" {
-		py = "python3"
-	}
-	return stage.RunCommand(ctx, stage.Command{
+	py := interpreter(p)
+	return explain(stage.RunCommand(ctx, stage.Command{
 		Argv: []string{py, filepath.Join(runner, "run.py"), "--spec", specPath},
 		Dir:  spec.OutDir,
 		Env:  []string{"PYTHONUNBUFFERED=1"},
-	}, env)
+	}, env), py)
 }
 
 func (Kind) Validate(spec *stage.Spec) error {

@@ -16,10 +16,10 @@ import (
 	"github.com/gsim-dev/gsim/pkg/stage"
 )
 
-// Exit codes of stages/real_bench/run.py.
+// Exit codes of stages/real_bench/run.py (stages/profile/run.py shares them).
 const (
-	ExitHardwareMismatch = 3
-	ExitNoCUDA           = 4
+	ExitHardwareMismatch = stage.ExitHardwareMismatch
+	ExitNoCUDA           = stage.ExitNoCUDA
 )
 
 // RunnerName is the folder under stages/ that holds the runner.
@@ -173,15 +173,8 @@ func (Kind) Resources(map[string]any) map[string]int { return map[string]int{"gp
 // Command is the runner invocation for a spec file; exported for tests and
 // for executors that want to show it.
 func Command(p Params, runner, specPath string) stage.Command {
-	py := p.Python
-	if py == "" {
-		py = os.Getenv("GSIM_PYTHON")
-	}
-	if py == "" {
-		py = "python3"
-	}
 	return stage.Command{
-		Argv: []string{py, filepath.Join(runner, "run.py"), "--spec", specPath},
+		Argv: []string{interpreter(p), filepath.Join(runner, "run.py"), "--spec", specPath},
 		Dir:  runner,
 		Env:  []string{"PYTHONUNBUFFERED=1"},
 	}

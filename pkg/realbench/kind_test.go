@@ -427,3 +427,30 @@ func readMaybeGzipped(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+// A workload stage named after its family (workload-bursty) is found by
+// its kind, and the runner still reads it as inputs.workload.
+func TestWorkloadFoundByKind(t *testing.T) {
+	tmp := t.TempDir()
+	py := fakeRunner(t, tmp)
+	t.Setenv("FAKE_DIR", tmp)
+	t.Setenv("FAKE_RC", "0")
+	wl, _ := filepath.Abs(filepath.Join(recorded, "rate-6", "workload"))
+	spec := benchSpec(t, map[string]any{"python": py}, wl)
+	spec.Inputs = map[string][]stage.Input{"workload-bursty": {{Instance: "workload-bursty", Kind: "workload", Dir: wl}}}
+	if err := (Kind{}).Run(context.Background(), spec, stage.Env{}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := stage.ReadSpec(filepath.Join(tmp, "spec.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := got.Inputs["workload"]; len(in) != 1 || in[0].Dir != wl {
+		t.Errorf("runner got inputs %v, want workload-bursty's folder as inputs.workload", got.Inputs)
+	}
+	two := benchSpec(t, map[string]any{"python": py}, wl)
+	two.Inputs = map[string][]stage.Input{"a": {{Kind: "workload", Dir: wl}}, "b": {{Kind: "workload", Dir: wl}}}
+	if err := (Kind{}).Run(context.Background(), two, stage.Env{}); err == nil || !strings.Contains(err.Error(), "several needs hold a workload") {
+		t.Errorf("two workload inputs: %v", err)
+	}
+}

@@ -29,7 +29,7 @@ type ReplayKind struct{}
 var _ stage.Kind = ReplayKind{}
 
 // runFiles are copied from a recorded folder; nothing else is adopted.
-var runFiles = []string{schema.RequestMetricsFile, schema.TokenMetricsFile, schema.StepMetricsFile, schema.RunMetaFile}
+var runFiles = []string{schema.RequestMetricsFile, schema.TokenMetricsFile, schema.StepMetricsFile, schema.RunMetaFile, schema.StepDetailFile}
 
 // Name implements stage.Kind.
 func (ReplayKind) Name() string { return "replay" }
@@ -60,6 +60,16 @@ func (ReplayKind) CheckParams(params map[string]any) error {
 	return err
 }
 
+// CheckPaths implements stage.PathChecker: the recorded folder exists and
+// holds a run, so a wrong path fails validate, not the run.
+func (ReplayKind) CheckPaths(params map[string]any, baseDir string) error {
+	p, err := decodeReplay(params)
+	if err != nil {
+		return err
+	}
+	return checkRecordedDir(p.Path, stage.Resolve(baseDir, p.Path))
+}
+
 // Fingerprint is the digest of the recorded folder's run files, so an edited
 // recording reruns everything downstream.
 func (ReplayKind) Fingerprint(params map[string]any, baseDir string) (map[string]string, error) {
@@ -77,7 +87,7 @@ func (ReplayKind) Fingerprint(params map[string]any, baseDir string) (map[string
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 			if _, gerr := os.Stat(path + schema.GzipSuffix); gerr == nil {
 				path, name = path+schema.GzipSuffix, name+schema.GzipSuffix
-			} else if name == schema.StepMetricsFile {
+			} else if name == schema.StepMetricsFile || name == schema.StepDetailFile {
 				continue
 			}
 		}

@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/gsim-dev/gsim/pkg/analysis"
 	"github.com/gsim-dev/gsim/pkg/schema"
@@ -32,6 +34,9 @@ type CompareInput struct {
 	Title      string
 	Reference  RunInput
 	Candidates []RunInput
+	// Reruns are other real runs of the reference's workload and engine
+	// (repeats): they measure the noise band.
+	Reruns []RunInput
 	// WorkloadDir, when set, is checked against every run (digest, request
 	// ids and token counts).
 	WorkloadDir string
@@ -39,6 +44,8 @@ type CompareInput struct {
 	Instance    string
 	Key         string
 	Matrix      map[string]any
+	// Window is the latency-over-time window; 0 picks one (TimelineWindow).
+	Window time.Duration
 }
 
 // Compare loads the runs, checks they ran the same workload, computes every
@@ -48,7 +55,7 @@ func Compare(ctx context.Context, in CompareInput, outDir string, log io.Writer)
 	if log == nil {
 		log = io.Discard
 	}
-	all := append([]RunInput{in.Reference}, in.Candidates...)
+	all := append(append([]RunInput{in.Reference}, in.Candidates...), in.Reruns...)
 	runs := make([]*analysis.Run, len(all))
 	errs := make([]error, len(all))
 	var wg sync.WaitGroup
@@ -85,13 +92,20 @@ func Compare(ctx context.Context, in CompareInput, outDir string, log io.Writer)
 	if err := checkRuns(in, all, runs, res); err != nil {
 		return nil, err
 	}
+	nCmp := 1 + len(in.Candidates)
+	reruns := runs[nCmp:]
+	runs = runs[:nCmp]
 	for _, r := range runs {
 		res.HasSteps = res.HasSteps && r.HasSteps
 	}
 	res.Definitions = res.metrics()
-	for i, ri := range all {
+	for i, ri := range all[:nCmp] {
 		res.Runs = append(res.Runs, runResult(ri, runs[i], res.metrics()))
 	}
+	for i, ri := range in.Reruns {
+		res.Reruns = append(res.Reruns, runResult(ri, reruns[i], res.metrics()))
+	}
+	res.Noise = noiseOf(res.metrics(), runs[0], reruns)
 	for i, ri := range in.Candidates {
 		c := Candidate{Name: ri.Name, Label: label(ri), RelErrors: map[string]map[string]analysis.Num{}, Distances: map[string]analysis.Distance{}}
 		for _, m := range res.metrics() {
@@ -103,14 +117,24 @@ func Compare(ctx context.Context, in CompareInput, outDir string, log io.Writer)
 			c.RelErrors[m.Key] = errsByStat
 			c.Distances[m.Key] = mc.Distance
 		}
+		c.Noise = candidateNoise(res.Noise, res.Runs[0].Stats, res.Runs[i+1].Stats, c.Distances)
+		c.Verdict = judge(res.Noise, c, res.Runs[0].Stats, res.Runs[i+1].Stats, res.Runs[0].Label)
 		res.Candidates = append(res.Candidates, c)
 	}
+	res.Verdict = oneLine(res)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	figs, err := writeFigures(outDir, res, runs)
+	figs, err := writeFigures(outDir, res, runs, reruns)
 	if err != nil {
 		return nil, err
+	}
+	tf, err := writeTimeline(outDir, res, runs, in.Window)
+	if err != nil {
+		return nil, err
+	}
+	if tf != nil {
+		figs = append(figs, *tf)
 	}
 	fmt.Fprintf(log, "wrote %d figures\n", len(figs))
 	if err := writeCompareTables(outDir, res); err != nil {
@@ -198,7 +222,15 @@ func runResult(ri RunInput, r *analysis.Run, metrics []analysis.MetricInfo) RunR
 		rr.Failed = []analysis.Failed{}
 	}
 	for _, m := range metrics {
-		rr.Stats[m.Key] = analysis.Summarize(r.Samples[m.Key])
+		rr.Stats[m.Key] = r.Samples[m.Key].Summary()
+	}
+	rr.Quantiles = map[string][]analysis.Num{}
+	for _, k := range []string{analysis.TTFT, analysis.TPOT} {
+		q := make([]analysis.Num, 101)
+		for i := range q {
+			q[i] = analysis.Num(r.Samples[k].Quantile(float64(i) / 100))
+		}
+		rr.Quantiles[k] = q
 	}
 	return rr
 }
@@ -210,7 +242,7 @@ type figure struct {
 	Caption string
 }
 
-func writeFigures(outDir string, res *Result, runs []*analysis.Run) ([]figure, error) {
+func writeFigures(outDir string, res *Result, runs, reruns []*analysis.Run) ([]figure, error) {
 	if err := os.MkdirAll(filepath.Join(outDir, "figs"), 0o755); err != nil {
 		return nil, err
 	}
@@ -227,9 +259,14 @@ func writeFigures(outDir string, res *Result, runs []*analysis.Run) ([]figure, e
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			lines := make([]CDFLine, len(runs))
+			lines := make([]CDFLine, len(runs), len(runs)+len(reruns))
 			for j, r := range runs {
-				lines[j] = CDFLine{Label: res.Runs[j].Label, Sorted: r.Samples[k]}
+				s := r.Samples[k]
+				lines[j] = CDFLine{Label: res.Runs[j].Label, Sorted: s.CDFPoints(cdfSketchPoints), N: s.Len()}
+			}
+			for j, r := range reruns {
+				s := r.Samples[k]
+				lines = append(lines, CDFLine{Label: res.Reruns[j].Label, Sorted: s.CDFPoints(cdfSketchPoints), N: s.Len()})
 			}
 			f, err := os.Create(filepath.Join(outDir, figs[i].File))
 			if err != nil {
@@ -249,12 +286,12 @@ func writeFigures(outDir string, res *Result, runs []*analysis.Run) ([]figure, e
 
 func writeCompareTables(outDir string, res *Result) error {
 	dir := filepath.Join(outDir, "tables")
-	var stats, errRows, dist, batch, failed [][]string
-	for _, rr := range res.Runs {
+	var stats, errRows, dist, batch, failed, noise [][]string
+	for _, rr := range append(append([]RunResult{}, res.Runs...), res.Reruns...) {
 		for _, m := range analysis.LatencyMetrics {
 			s := rr.Stats[m.Key]
 			for _, st := range analysis.StatNames {
-				stats = append(stats, []string{rr.Name, m.Key, st, csvNum(s.Get(st))})
+				stats = append(stats, []string{rr.Name, m.Key, st, csvNum(s.Get(st)), s.Quantiles})
 			}
 		}
 		for _, f := range rr.Failed {
@@ -270,7 +307,25 @@ func writeCompareTables(outDir string, res *Result) error {
 					csvNum(cr.Stats[m.Key].Get(st)), csvNum(float64(c.RelErrors[m.Key][st]))})
 			}
 			d := c.Distances[m.Key]
-			dist = append(dist, []string{c.Name, m.Key, csvNum(d.KS), csvNum(d.W1)})
+			ratio := analysis.Distance{KS: math.NaN(), W1: math.NaN()}
+			if c.Noise != nil {
+				ratio = c.Noise.Ratio[m.Key]
+			}
+			dist = append(dist, []string{c.Name, m.Key, csvNum(d.KS), csvNum(d.W1), csvNum(d.KSError), csvNum(d.W1Error), csvNum(ratio.KS), csvNum(ratio.W1)})
+			if res.Noise == nil {
+				continue
+			}
+			for _, st := range analysis.StatNames {
+				b, ok := res.Noise.Bands[m.Key][st]
+				if !ok {
+					continue
+				}
+				refV := ref.Stats[m.Key].Get(st)
+				lo, hi := b.Rel(refV)
+				noise = append(noise, []string{c.Name, m.Key, st, csvNum(refV), csvNum(cr.Stats[m.Key].Get(st)),
+					csvNum(float64(c.RelErrors[m.Key][st])), csvNum(float64(b.Lo)), csvNum(float64(b.Hi)), csvNum(lo), csvNum(hi),
+					fmt.Sprint(b.Runs), fmt.Sprint(b.MinCount), fmt.Sprint(c.Noise.Within[m.Key][st])})
+			}
 		}
 	}
 	// Step metrics have their own units (requests, tokens, ms), so they get
@@ -298,10 +353,18 @@ func writeCompareTables(outDir string, res *Result) error {
 		header []string
 		rows   [][]string
 	}{
-		{"stats.csv", []string{"run", "metric", "stat", "value_ms"}, stats},
+		{"stats.csv", []string{"run", "metric", "stat", "value_ms", "quantiles"}, stats},
 		{"errors.csv", []string{"candidate", "metric", "stat", "ref_ms", "cand_ms", "rel_error"}, errRows},
-		{"distances.csv", []string{"candidate", "metric", "ks", "w1_ms"}, dist},
+		{"distances.csv", []string{"candidate", "metric", "ks", "w1_ms", "ks_error", "w1_error_ms", "ks_ratio_to_rerun", "w1_ratio_to_rerun"}, dist},
 		{"failed.csv", []string{"run", "request_id", "error_type", "error_message"}, failed},
+	}
+	if res.Noise != nil {
+		files = append(files, struct {
+			name   string
+			header []string
+			rows   [][]string
+		}{"noise.csv", []string{"candidate", "metric", "stat", "ref_ms", "cand_ms", "rel_error", "band_lo_ms", "band_hi_ms",
+			"band_lo_rel", "band_hi_rel", "band_runs", "band_min_count", "within_noise"}, noise})
 	}
 	if res.HasSteps {
 		files = append(files, struct {

@@ -61,10 +61,16 @@ func compareDoc(res *Result, figs []figure) *doc {
 
 	d.h("Verdict")
 	d.list(verdict(res))
+	if res.Noise != nil {
+		d.p("The noise band is the real engine's own spread: for each statistic, the smallest and largest value over the reference and its %d rerun(s) of the same workload (separate engine processes), widened to at least ±%.0f%% of the reference. A candidate's statistic inside it is marked ✓ (within noise), outside ✗. Distances are also given as a ratio to a rerun's distance to the reference (the mean over reruns). The rule: P50 and P90 of TTFT, TPOT and E2E within noise, P99 too where every run has at least %d requests, and W1 at most %.2f× a rerun's.",
+			res.Noise.Runs-1, 100*analysis.TolFloor, analysis.MinTailRequests, analysis.MaxDistanceRatio)
+	} else {
+		d.p("No reruns of the reference: errors have no noise band to be judged against. Give the reference stage `repeat: 2` (or list recorded reruns under `with.reruns`) to measure how far the real engine moves on its own.")
+	}
 
 	d.h("Runs")
 	rt := table{Head: []string{"run", "label", "type", "model", "GPU", "requests", "failed", "TPOT excluded", "stage key"}}
-	for _, r := range res.Runs {
+	for _, r := range append(append([]RunResult{}, res.Runs...), res.Reruns...) {
 		rt.Rows = append(rt.Rows, []string{r.Name, r.Label, r.RunType, r.Model, orDash(gpuName(r.Hardware)),
 			fmt.Sprint(r.NumRequests), fmt.Sprint(r.NumFailed), fmt.Sprint(r.TPOTExcluded), shortKey(r.Key)})
 	}
@@ -79,7 +85,15 @@ func compareDoc(res *Result, figs []figure) *doc {
 		d.h(fmt.Sprintf("%s (%s)", m.Name, m.Unit))
 		d.p("%s.", upperFirst(m.Definition))
 		d.table(metricTable(res, m))
+		d.p("%s", quantileNote(res, m))
 		if f, ok := figByKey[m.Key]; ok {
+			d.fig(f)
+		}
+	}
+	for _, f := range figs {
+		if f.File == TimelineFile {
+			d.h("Latency over time")
+			d.p("%s", f.Caption)
 			d.fig(f)
 		}
 	}
@@ -88,6 +102,7 @@ func compareDoc(res *Result, figs []figure) *doc {
 		for _, m := range analysis.StepMetrics {
 			d.p("**%s** (%s): %s.", m.Name, m.Unit, m.Definition)
 			d.table(metricTable(res, m))
+			d.p("%s", quantileNote(res, m))
 		}
 		if f, ok := figByKey[analysis.BatchSize]; ok {
 			d.fig(f)
@@ -125,7 +140,12 @@ func compareDoc(res *Result, figs []figure) *doc {
 		defs = append(defs, fmt.Sprintf("**%s** (%s): %s.", m.Name, m.Unit, m.Definition))
 	}
 	defs = append(defs,
-		"**Quantiles** (P50, P90, P95, P99): "+analysis.QuantileMethod+".",
+		"**Quantiles** (P50, P90, P95, P99): "+analysis.QuantileMethod+".")
+	if usedSketch(res) {
+		defs = append(defs, fmt.Sprintf("**Sketched statistics**: a metric with more than %d values in a run (token gaps of large runs) is summarized by %s. Its KS and W1 against another run are computed on the sketches' common buckets and shown ± a bound on their error; the note under each table says which runs' numbers used it.",
+			analysis.ExactLimit, analysis.SketchMethod))
+	}
+	defs = append(defs,
 		"**Relative error** = (candidate - reference) / reference, signed: negative means the candidate under-predicts.",
 		"**KS** = two-sample Kolmogorov-Smirnov statistic, sup over x of |F_ref(x) - F_cand(x)| of the empirical CDFs, in [0, 1].",
 		"**W1** = Wasserstein-1 distance, the integral over x of |F_ref(x) - F_cand(x)|, in the metric's unit (ms for latencies).",
@@ -160,26 +180,126 @@ func upperFirst(s string) string {
 // metricTable has one row per statistic and, per run, its value and (for
 // candidates) the relative error, then KS and W1 rows.
 func metricTable(res *Result, m analysis.MetricInfo) table {
+	noise := res.Noise != nil
 	t := table{Head: []string{"stat", res.Runs[0].Label}}
+	if noise {
+		t.Head = append(t.Head, "rerun band")
+	}
 	for _, c := range res.Candidates {
 		t.Head = append(t.Head, c.Label, "error")
 	}
 	for _, st := range analysis.StatNames {
-		row := []string{st, fmtVal(res.Runs[0].Stats[m.Key].Get(st))}
+		refV := res.Runs[0].Stats[m.Key].Get(st)
+		row := []string{st, fmtVal(refV)}
+		if noise {
+			row = append(row, bandText(res.Noise.Bands[m.Key][st], refV))
+		}
 		for i, c := range res.Candidates {
-			row = append(row, fmtVal(res.Runs[i+1].Stats[m.Key].Get(st)), fmtSignedPct(float64(c.RelErrors[m.Key][st])))
+			e := fmtSignedPct(float64(c.RelErrors[m.Key][st]))
+			if b, ok := noiseBand(res, m.Key, st); ok && e != "—" {
+				if c.Noise.Within[m.Key][st] {
+					e += " ✓"
+				} else if b.Defined() {
+					e += " ✗"
+				}
+			}
+			row = append(row, fmtVal(res.Runs[i+1].Stats[m.Key].Get(st)), e)
 		}
 		t.Rows = append(t.Rows, row)
 	}
+	pad := func(row []string) []string {
+		if noise {
+			return append(row[:2:2], append([]string{""}, row[2:]...)...)
+		}
+		return row
+	}
 	ks := []string{"KS vs reference", "—"}
 	w1 := []string{fmt.Sprintf("W1 vs reference (%s)", m.Unit), "—"}
+	if noise {
+		d := res.Noise.Rerun[m.Key]
+		ks[1], w1[1] = "rerun: "+fmtKS(d.KS), "rerun: "+fmtVal(d.W1)
+	}
+	var ksr, w1r []string
 	for _, c := range res.Candidates {
 		d := c.Distances[m.Key]
 		ks = append(ks, fmtKS(d.KS), "")
 		w1 = append(w1, fmtVal(d.W1), "")
+		if c.Noise != nil {
+			r := c.Noise.Ratio[m.Key]
+			ksr = append(ksr, fmtRatio(r.KS), "")
+			w1r = append(w1r, fmtRatio(r.W1), "")
+		}
 	}
-	t.Rows = append(t.Rows, ks, w1)
+	t.Rows = append(t.Rows, pad(ks), pad(w1))
+	if noise {
+		t.Rows = append(t.Rows, append([]string{"KS / rerun's", "", ""}, ksr...), append([]string{"W1 / rerun's", "", ""}, w1r...))
+	}
 	return t
+}
+
+// quantileNote says under a metric's table how its numbers were computed:
+// exactly, or (runs too large to hold every value) from a sketch, with the
+// error bounds of KS and W1.
+func quantileNote(res *Result, m analysis.MetricInfo) string {
+	var sk []string
+	for _, r := range res.Runs {
+		if s := r.Stats[m.Key]; s.Quantiles == analysis.MethodSketch {
+			sk = append(sk, fmt.Sprintf("%s (%d values)", r.Label, s.Count))
+		}
+	}
+	if len(sk) == 0 {
+		return "Quantiles, KS and W1: exact."
+	}
+	note := fmt.Sprintf("Quantiles: exact, except %s: DDSketch, each quantile within ±%g%% of the exact one.",
+		strings.Join(sk, ", "), 100*analysis.SketchAccuracy)
+	var bounds []string
+	for _, c := range res.Candidates {
+		d := c.Distances[m.Key]
+		if d.KSError > 0 || d.W1Error > 0 {
+			bounds = append(bounds, fmt.Sprintf("%s: KS ± %.3f, W1 ± %s %s", c.Label, d.KSError, fmtVal(d.W1Error), m.Unit))
+		}
+	}
+	if len(bounds) > 0 {
+		note += " KS and W1 on the sketches' buckets, within " + strings.Join(bounds, "; ") + " of the exact values."
+	}
+	return note
+}
+
+// usedSketch reports whether any statistic of res came from a sketch.
+func usedSketch(res *Result) bool {
+	for _, r := range res.Runs {
+		for _, s := range r.Stats {
+			if s.Quantiles == analysis.MethodSketch {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// noiseBand is the band of a statistic when the comparison has one.
+func noiseBand(res *Result, metric, stat string) (analysis.Band, bool) {
+	if res.Noise == nil {
+		return analysis.Band{}, false
+	}
+	b, ok := res.Noise.Bands[metric][stat]
+	return b, ok
+}
+
+// bandText is a band relative to the reference value, "−4.4…+0.0%".
+func bandText(b analysis.Band, ref float64) string {
+	if !b.Defined() {
+		return "—"
+	}
+	lo, hi := b.Rel(ref)
+	return strings.TrimSuffix(fmtSignedPct(lo), "%") + "…" + fmtSignedPct(hi)
+}
+
+func fmtRatio(v float64) string {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f×", v)
 }
 
 func fmtKS(v float64) string {
@@ -194,6 +314,11 @@ func fmtKS(v float64) string {
 func verdict(res *Result) []string {
 	var out []string
 	ref := res.Runs[0].Label
+	for _, c := range res.Candidates {
+		if c.Verdict != nil {
+			out = append(out, c.Verdict.Sentence+".")
+		}
+	}
 	for _, c := range res.Candidates {
 		worst, worstName := 0.0, ""
 		var parts []string
@@ -235,8 +360,9 @@ func verdict(res *Result) []string {
 func provenanceTable(res *Result) table {
 	t := table{Head: []string{"field"}}
 	fields := map[string]bool{}
-	flat := make([]map[string]string, len(res.Runs))
-	for i, r := range res.Runs {
+	all := append(append([]RunResult{}, res.Runs...), res.Reruns...)
+	flat := make([]map[string]string, len(all))
+	for i, r := range all {
 		t.Head = append(t.Head, r.Label)
 		f := map[string]string{
 			"run_id": r.RunID, "run_type": r.RunType, "model": r.Model,

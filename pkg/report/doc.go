@@ -27,6 +27,9 @@ type block struct {
 	List    []string
 	Table   *table
 	Figure  *figure
+	// Grid lays figures out GridCols to a row (small multiples).
+	Grid     []figure
+	GridCols int
 }
 
 func (d *doc) h(s string) { d.Blocks = append(d.Blocks, block{Heading: s}) }
@@ -36,6 +39,9 @@ func (d *doc) p(format string, a ...any) {
 func (d *doc) list(items []string) { d.Blocks = append(d.Blocks, block{List: items}) }
 func (d *doc) table(t table)       { d.Blocks = append(d.Blocks, block{Table: &t}) }
 func (d *doc) fig(f figure)        { d.Blocks = append(d.Blocks, block{Figure: &f}) }
+func (d *doc) grid(fs []figure, cols int) {
+	d.Blocks = append(d.Blocks, block{Grid: fs, GridCols: max(cols, 1)})
+}
 
 func (d *doc) markdown() string {
 	var b strings.Builder
@@ -55,6 +61,19 @@ func (d *doc) markdown() string {
 			b.WriteString(bl.Table.markdown())
 		case bl.Figure != nil:
 			fmt.Fprintf(&b, "![%s](%s)\n", bl.Figure.Title, bl.Figure.File)
+		case bl.Grid != nil:
+			b.WriteString("|" + strings.Repeat(" |", bl.GridCols) + "\n|" + strings.Repeat("---|", bl.GridCols) + "\n")
+			for i := 0; i < len(bl.Grid); i += bl.GridCols {
+				b.WriteString("|")
+				for j := i; j < i+bl.GridCols; j++ {
+					if j < len(bl.Grid) {
+						fmt.Fprintf(&b, " ![%s](%s) |", bl.Grid[j].Title, bl.Grid[j].File)
+					} else {
+						b.WriteString(" |")
+					}
+				}
+				b.WriteString("\n")
+			}
 		}
 	}
 	return b.String()
@@ -63,12 +82,16 @@ func (d *doc) markdown() string {
 var (
 	boldRe = regexp.MustCompile(`\*\*([^*]+)\*\*`)
 	codeRe = regexp.MustCompile("`([^`]+)`")
+	// linkRe converts [text](url) for relative links (../x, ./x) only:
+	// reports link to their neighbours, never out of the store.
+	linkRe = regexp.MustCompile(`\[([^\]]+)\]\((\.\.?/[^)\s]+)\)`)
 )
 
 func inline(s string) template.HTML {
 	e := template.HTMLEscapeString(s)
 	e = boldRe.ReplaceAllString(e, "<strong>$1</strong>")
 	e = codeRe.ReplaceAllString(e, "<code>$1</code>")
+	e = linkRe.ReplaceAllString(e, `<a href="$2">$1</a>`)
 	return template.HTML(e)
 }
 
@@ -83,13 +106,20 @@ type htmlBlock struct {
 	Img     template.URL
 	Alt     string
 	Caption string
+	Grid    [][]htmlFig
+}
+
+type htmlFig struct {
+	Img template.URL
+	Alt string
 }
 
 const css = `body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}
 h1{font-size:1.6em;border-bottom:2px solid #ddd;padding-bottom:.3em}h2{font-size:1.25em;margin-top:1.8em;border-bottom:1px solid #eee}
 table{border-collapse:collapse;margin:.8em 0;font-size:.9em;display:block;overflow-x:auto;max-width:100%}th,td{border:1px solid #ccc;padding:.25em .6em}th{background:#f4f4f4}
 td.n{text-align:right;font-variant-numeric:tabular-nums}code{background:#f4f4f4;padding:0 .2em;border-radius:3px;font-size:.9em;word-break:break-all}
-figure{margin:1em 0}img{max-width:100%;border:1px solid #eee}figcaption{font-size:.85em;color:#555}`
+figure{margin:1em 0}img{max-width:100%;border:1px solid #eee}figcaption{font-size:.85em;color:#555}
+table.grid td{border:none;padding:.2em;width:50%}table.grid{display:table;width:100%}`
 
 var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
@@ -102,6 +132,8 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 {{range .Rows}}<tr>{{range $i, $c := .}}<td{{if index $num $i}} class="n"{{end}}>{{$c}}</td>{{end}}</tr>
 {{end}}</tbody></table>
 {{else if .Img}}<figure><img src="{{.Img}}" alt="{{.Alt}}"><figcaption>{{.Caption}}</figcaption></figure>
+{{else if .Grid}}<table class="grid"><tbody>{{range .Grid}}<tr>{{range .}}<td><img src="{{.Img}}" alt="{{.Alt}}" title="{{.Alt}}"></td>{{end}}</tr>
+{{end}}</tbody></table>
 {{end}}{{end}}</body></html>
 `))
 
@@ -132,6 +164,18 @@ func (d *doc) html(outDir string) ([]byte, error) {
 					cells[i] = inline(c)
 				}
 				hb.Rows = append(hb.Rows, cells)
+			}
+		case bl.Grid != nil:
+			for i := 0; i < len(bl.Grid); i += bl.GridCols {
+				var row []htmlFig
+				for _, f := range bl.Grid[i:min(i+bl.GridCols, len(bl.Grid))] {
+					png, err := os.ReadFile(filepath.Join(outDir, f.File))
+					if err != nil {
+						return nil, fmt.Errorf("report.html: %w", err)
+					}
+					row = append(row, htmlFig{Img: template.URL("data:image/png;base64," + base64.StdEncoding.EncodeToString(png)), Alt: f.Title})
+				}
+				hb.Grid = append(hb.Grid, row)
 			}
 		case bl.Figure != nil:
 			png, err := os.ReadFile(filepath.Join(outDir, bl.Figure.File))

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/gsim-dev/gsim/pkg/stage"
 )
@@ -29,9 +30,17 @@ type CompareParams struct {
 	// this order; by default every other need that holds a run, in name
 	// order.
 	Candidates []string `json:"candidates,omitempty"`
+	// Reruns are needs whose runs are further real runs of the reference's
+	// workload on the same engine: with the reference's own repeats (a
+	// reference stage with repeat:), they give the noise band.
+	Reruns []string `json:"reruns,omitempty"`
 	// Labels maps need names to display names.
 	Labels map[string]string `json:"labels,omitempty"`
 	Title  string            `json:"title,omitempty"`
+	// TimeWindow is the width of the latency-over-time windows (a Go
+	// duration); by default the narrowest of 1s, 2s, 5s, ... 24h that cuts
+	// the run into at most 120 windows.
+	TimeWindow string `json:"time_window,omitempty"`
 }
 
 func (CompareKind) Name() string    { return "compare" }
@@ -60,6 +69,11 @@ func decodeCompare(params map[string]any) (*CompareParams, error) {
 	if p.Reference == "" {
 		return nil, &stage.ParamError{Path: "reference", Msg: "required: name the need whose run is the reference (for example the real GPU bench)"}
 	}
+	if p.TimeWindow != "" {
+		if d, err := time.ParseDuration(p.TimeWindow); err != nil || d <= 0 {
+			return nil, &stage.ParamError{Path: "time_window", Msg: fmt.Sprintf("%q (expected a positive Go duration such as 30s or 5m)", p.TimeWindow)}
+		}
+	}
 	if p.Workload != "" && p.Workload == p.Reference {
 		return nil, &stage.ParamError{Path: "workload", Msg: fmt.Sprintf("%q is also the reference; name the need that holds the workload folder", p.Workload)}
 	}
@@ -69,6 +83,12 @@ func decodeCompare(params map[string]any) (*CompareParams, error) {
 			return nil, &stage.ParamError{Path: "candidates", Msg: fmt.Sprintf("%q is listed twice or is the reference/workload; list each candidate run once", c)}
 		}
 		seen[c] = true
+	}
+	for _, r := range p.Reruns {
+		if r == p.Reference || r == p.Workload || seen[r] {
+			return nil, &stage.ParamError{Path: "reruns", Msg: fmt.Sprintf("%q is listed twice, or is the reference, the workload or a candidate; list each rerun need once (repeats of the reference stage are reruns already)", r)}
+		}
+		seen[r] = true
 	}
 	return &p, nil
 }
@@ -91,6 +111,9 @@ func (CompareKind) CheckNeeds(params map[string]any, needs []string, _ map[strin
 	check("workload", p.Workload)
 	for i, c := range p.Candidates {
 		check(fmt.Sprintf("candidates.%d", i), c)
+	}
+	for i, r := range p.Reruns {
+		check(fmt.Sprintf("reruns.%d", i), r)
 	}
 	for _, n := range sortedKeys(p.Labels) {
 		check("labels."+n, n)
@@ -126,11 +149,37 @@ func compareInput(spec *stage.Spec) (CompareInput, error) {
 		return RunInput{Name: need, Label: p.Labels[need], Dir: in.Dir, Key: in.Key, Instance: in.Instance}
 	}
 	ci := CompareInput{Title: p.Title, Instance: spec.Instance, Key: spec.Key, Matrix: spec.Matrix}
-	ref, err := one("reference", p.Reference)
-	if err != nil {
-		return ci, err
+	if p.TimeWindow != "" {
+		ci.Window, _ = time.ParseDuration(p.TimeWindow)
 	}
-	ci.Reference = runInput(p.Reference, ref)
+	// The reference need may hold several runs: the repeats of a stage
+	// with repeat:. The first is the reference, the rest are its reruns.
+	refs, ok := spec.Inputs[p.Reference]
+	if !ok || len(refs) == 0 {
+		return ci, fmt.Errorf("compare %s: with.reference: %q is not among the stage's needs (%s); add it to needs: or fix with.reference",
+			spec.Instance, p.Reference, strings.Join(sortedKeys(spec.Inputs), ", "))
+	}
+	ci.Reference = runInput(p.Reference, refs[0])
+	rerun := func(need string, in stage.Input) {
+		k := len(ci.Reruns) + 2
+		ri := runInput(need, in)
+		ri.Name = fmt.Sprintf("%s#%d", p.Reference, k)
+		ri.Label = fmt.Sprintf("%s, rerun %d", label(ci.Reference), k)
+		ci.Reruns = append(ci.Reruns, ri)
+	}
+	for _, in := range refs[1:] {
+		rerun(p.Reference, in)
+	}
+	for _, need := range p.Reruns {
+		ins, ok := spec.Inputs[need]
+		if !ok {
+			return ci, fmt.Errorf("compare %s: with.reruns: %q is not among the stage's needs (%s); add it to needs: or fix with.reruns",
+				spec.Instance, need, strings.Join(sortedKeys(spec.Inputs), ", "))
+		}
+		for _, in := range ins {
+			rerun(need, in)
+		}
+	}
 	w, hasWorkload, err := stage.FindInput(spec, compareWorkloadRole)
 	if err != nil {
 		return ci, fmt.Errorf("compare %s: %w", spec.Instance, err)
@@ -152,7 +201,7 @@ func compareInput(spec *stage.Spec) (CompareInput, error) {
 			// Every other need, save those known to hold something else
 			// than a run.
 			ins := spec.Inputs[n]
-			if len(ins) == 0 || n == p.Reference || n == workloadNeed {
+			if len(ins) == 0 || n == p.Reference || n == workloadNeed || slices.Contains(p.Reruns, n) {
 				continue
 			}
 			if h := ins[0].Holds; h == "" || h == stage.HoldsRun {

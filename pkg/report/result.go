@@ -9,7 +9,8 @@ import (
 const CompareFile = "compare.json"
 
 // ResultVersion is compare.json's schema_version.
-const ResultVersion = 1
+// Version 2 added reruns, the noise band and verdicts.
+const ResultVersion = 2
 
 // Result is compare.json.
 type Result struct {
@@ -30,6 +31,14 @@ type Result struct {
 	HasSteps   bool        `json:"has_steps"`
 	Runs       []RunResult `json:"runs"`
 	Candidates []Candidate `json:"candidates"`
+	// Reruns are the reference's reruns (repeats of the reference stage,
+	// or the needs listed in with.reruns); Noise is their spread, nil
+	// without reruns.
+	Reruns []RunResult `json:"reruns,omitempty"`
+	Noise  *Noise      `json:"noise,omitempty"`
+	// Verdict is one line saying, per candidate, whether it can be told
+	// apart from a rerun of the real engine.
+	Verdict string `json:"verdict"`
 }
 
 // WorkloadInfo describes the workload folder the runs were checked against.
@@ -67,6 +76,9 @@ type RunResult struct {
 	Failed       []analysis.Failed `json:"failed"`
 	// Stats maps a metric key to its summary (latencies in ms).
 	Stats map[string]analysis.Summary `json:"stats"`
+	// Quantiles maps TTFT and TPOT to their 0, 1, ..., 100th percentiles
+	// (ms): enough to redraw the CDF in the sweep report.
+	Quantiles map[string][]analysis.Num `json:"quantiles,omitempty"`
 }
 
 // Candidate is one candidate run measured against the reference.
@@ -77,6 +89,10 @@ type Candidate struct {
 	RelErrors map[string]map[string]analysis.Num `json:"rel_errors"`
 	// Distances maps metric → KS and W1 (W1 in the metric's unit).
 	Distances map[string]analysis.Distance `json:"distances"`
+	// Noise and Verdict place the candidate against the rerun band; nil
+	// without reruns.
+	Noise   *CandidateNoise `json:"noise,omitempty"`
+	Verdict *Verdict        `json:"verdict,omitempty"`
 }
 
 // Run returns the run result named name.

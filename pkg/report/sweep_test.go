@@ -67,7 +67,7 @@ func TestSweepGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"summary.md", "tables/latency.csv", "tables/errors.csv", "tables/capacity.csv"} {
+	for _, f := range []string{"summary.md", "tables/latency.csv", "tables/errors.csv", "tables/capacity.csv", VerdictFile} {
 		b, err := os.ReadFile(filepath.Join(out, f))
 		if err != nil {
 			t.Fatal(err)
@@ -75,8 +75,8 @@ func TestSweepGolden(t *testing.T) {
 		checkGolden(t, filepath.Join("sweep", f), b)
 	}
 	figs, _ := filepath.Glob(filepath.Join(out, "figs", "*.png"))
-	if len(figs) != 4 {
-		t.Errorf("%d figures, want 4 (P50/P99 of TTFT and TPOT): %v", len(figs), figs)
+	if len(figs) != 12 {
+		t.Errorf("%d figures, want 12 (P50/P90/P99 of TTFT and TPOT, and each cell's TTFT and TPOT CDFs): %v", len(figs), figs)
 	}
 	capCSV, _ := os.ReadFile(filepath.Join(out, "tables", "capacity.csv"))
 	for _, want := range []string{",bench,2,", ",sim,4,", ",vidur,1,"} {
@@ -98,8 +98,8 @@ func TestSweepGroups(t *testing.T) {
 		t.Fatal(err)
 	}
 	figs, _ := filepath.Glob(filepath.Join(out, "figs", "*.png"))
-	if len(figs) != 8 {
-		t.Errorf("%d figures, want 8 (4 per policy)", len(figs))
+	if len(figs) != 20 {
+		t.Errorf("%d figures, want 20 (6 per policy and 2 CDFs per cell)", len(figs))
 	}
 	sum, _ := os.ReadFile(filepath.Join(out, "summary.md"))
 	for _, g := range []string{"## Group policy=sarathi", "## Group policy=vllm"} {

@@ -51,11 +51,11 @@ func compareColumns(file string, got, want []string) error {
 	gotSet := make(map[string]bool, len(got))
 	for _, g := range got {
 		if gotSet[g] {
-			return rowErr(file, 0, g, "column appears twice (%s)", expect)
+			return rowErr(file, 0, headerName(g), "column appears twice (%s)", expect)
 		}
 		gotSet[g] = true
 		if !wantSet[g] {
-			return rowErr(file, 0, g, "unexpected column (%s)", expect)
+			return rowErr(file, 0, headerName(g), "unexpected column (%s)", expect)
 		}
 	}
 	for _, w := range want {
@@ -65,10 +65,19 @@ func compareColumns(file string, got, want []string) error {
 	}
 	for i := range want {
 		if got[i] != want[i] {
-			return rowErr(file, 0, got[i], "column is at position %d, expected %s there (%s)", i+1, want[i], expect)
+			return rowErr(file, 0, headerName(got[i]), "column is at position %d, expected %s there (%s)", i+1, want[i], expect)
 		}
 	}
 	return nil
+}
+
+// headerName is a header cell as an error shows it: a plain column name as
+// written, anything else (a whole line of the wrong file) as an Excerpt.
+func headerName(s string) string {
+	if len(s) > 0 && len(s) <= 64 && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == "" {
+		return s
+	}
+	return Excerpt(s)
 }
 
 func trimEOL(b []byte) []byte {
@@ -104,7 +113,7 @@ func parseInts(line []byte, dst []int64) (int, string) {
 				break
 			}
 			if v > (1<<63)/10 {
-				return f, fmt.Sprintf("%q overflows int64", fieldAt(line, start))
+				return f, fmt.Sprintf("%s overflows int64", Excerpt(fieldAt(line, start)))
 			}
 			v = v*10 + uint64(c-'0')
 			digits++
@@ -115,10 +124,10 @@ func parseInts(line []byte, dst []int64) (int, string) {
 			if fv == "" {
 				return f, "empty value (expected an integer)"
 			}
-			return f, fmt.Sprintf("%q is not an integer (expected base-10 digits, no decimal point)", fv)
+			return f, fmt.Sprintf("%s is not an integer (expected base-10 digits, no decimal point)", Excerpt(fv))
 		}
 		if v > 1<<63-1 && !(neg && v == 1<<63) {
-			return f, fmt.Sprintf("%q overflows int64", fieldAt(line, start))
+			return f, fmt.Sprintf("%s overflows int64", Excerpt(fieldAt(line, start)))
 		}
 		if neg {
 			dst[f] = -int64(v)
@@ -148,13 +157,28 @@ func fieldAt(line []byte, start int) string {
 
 // scanInts streams an integer CSV: it checks the header against cols and
 // calls fn for every data row with the parsed values (reused between calls).
+// path names the CSV form; the Parquet or gzipped form is read when that is
+// what the folder holds (TablePath).
 func scanInts(path string, cols []string, fn func(row int, vals []int64) error) error {
-	f, err := Open(path)
+	p, pq, err := TablePath(path)
+	if err != nil {
+		return err
+	}
+	return scanStored(p, pq, cols, fn)
+}
+
+// scanStored reads a table already found by TablePath.
+func scanStored(p string, pq bool, cols []string, fn func(row int, vals []int64) error) error {
+	if pq {
+		return scanParquetInts(p, cols, fn)
+	}
+	// Open decompresses the gzipped form when given the plain name.
+	f, err := Open(strings.TrimSuffix(p, GzipSuffix))
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	return scanIntsReader(f, path, cols, fn)
+	return scanIntsReader(f, nameOf(f, p), cols, fn)
 }
 
 func scanIntsReader(r io.Reader, name string, cols []string, fn func(row int, vals []int64) error) error {
@@ -201,10 +225,21 @@ func scanIntsReader(r io.Reader, name string, cols []string, fn func(row int, va
 // valid until the next call.
 func readLine(br *bufio.Reader, name string, row int) ([]byte, error) {
 	line, err := br.ReadSlice('\n')
-	if errors.Is(err, bufio.ErrBufferFull) {
+	switch {
+	case err == nil || err == io.EOF:
+		return line, err
+	case errors.Is(err, bufio.ErrBufferFull):
 		return nil, rowErr(name, row, "", "line longer than %d bytes; is this the right file?", readBufSize)
 	}
-	return line, err
+	// Rows before this one were read; the gzip checksum fails only at
+	// the very end, so "after" is the honest place.
+	switch row {
+	case 0:
+		return nil, &Error{File: name, Msg: "header: " + readFailure(err)}
+	case 1:
+		return nil, &Error{File: name, Msg: "after the header: " + readFailure(err)}
+	}
+	return nil, &Error{File: name, Msg: fmt.Sprintf("after row %d (line %d): %s", row-1, row, readFailure(err))}
 }
 
 // intWriter is the buffered append-only writer behind every integer CSV.

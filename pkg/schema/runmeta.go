@@ -31,11 +31,11 @@ func checkRunMeta(path string, m *RunMeta) error {
 	case m.SchemaVersion != Version:
 		return field("schema_version", "%d (expected %d)", m.SchemaVersion, Version)
 	case m.RunType != RunReal && m.RunType != RunSim && m.RunType != RunVidur:
-		return field("run_type", "%q (expected %s, %s or %s)", m.RunType, RunReal, RunSim, RunVidur)
+		return field("run_type", "%s (expected %s, %s or %s)", Excerpt(m.RunType), RunReal, RunSim, RunVidur)
 	case m.Model == "":
 		return field("model", "empty (expected the model name, e.g. Qwen/Qwen3-0.6B)")
 	case !isHexDigest(m.WorkloadDigest):
-		return field("workload_digest", "%q (expected the 64-hex-digit schema.WorkloadDigest of the workload this run replayed)", m.WorkloadDigest)
+		return field("workload_digest", "%s (expected the 64-hex-digit schema.WorkloadDigest of the workload this run replayed)", Excerpt(m.WorkloadDigest))
 	}
 	return nil
 }

@@ -6,15 +6,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gsim-dev/gsim/pkg/analysis"
 	"github.com/gsim-dev/gsim/pkg/schema"
 )
 
@@ -288,4 +291,126 @@ func TestRecordedLlamaServerSweep(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRecordedTransformersServeSweep checks the recorded H200 sweep
+// (testdata/servebench/transformers-serve/rate-*): for each rate, the run
+// over HTTP (serve-bench against transformers serve) and the in-process run
+// (real-bench) were made from exactly that workload, every request
+// succeeded with the workload's token counts (the server's own usage
+// confirms them), both engines were configured alike, and the medians that
+// docs/serve-bench.md reports are what the files hold.
+func TestRecordedTransformersServeSweep(t *testing.T) {
+	// Medians in ms as docs/serve-bench.md states them (one decimal).
+	documented := map[string]struct{ serveTTFT, realTTFT, serveITL, realITL float64 }{
+		"rate-4":  {46.7, 38.8, 25.6, 23.8},
+		"rate-8":  {46.8, 41.3, 27.8, 24.5},
+		"rate-16": {55.2, 173.7, 32.0, 27.1},
+	}
+	dirs, _ := filepath.Glob("../../testdata/servebench/transformers-serve/rate-*")
+	if len(dirs) != len(documented) {
+		t.Fatalf("found %d recorded rates, want %d", len(dirs), len(documented))
+	}
+	for _, d := range dirs {
+		t.Run(filepath.Base(d), func(t *testing.T) {
+			want, ok := documented[filepath.Base(d)]
+			if !ok {
+				t.Fatalf("%s is not documented", d)
+			}
+			wdir := filepath.Join(d, "workload")
+			w, err := schema.ReadWorkload(wdir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			digest, err := schema.WorkloadDigest(wdir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			runs := map[string]*schema.Run{}
+			for _, name := range []string{"serve", "real"} {
+				run, err := schema.ReadRun(filepath.Join(d, name))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := schema.MatchWorkload(filepath.Join(d, name), run, w, digest); err != nil {
+					t.Fatal(err)
+				}
+				if len(run.Requests) != len(w.Requests) {
+					t.Fatalf("%s: %d requests, workload %d", name, len(run.Requests), len(w.Requests))
+				}
+				for _, m := range run.Requests {
+					if m.Status != schema.StatusOK || m.NumDecodeTokensActual != m.NumDecodeTokens {
+						t.Errorf("%s: %+v", name, m)
+					}
+				}
+				runs[name] = run
+			}
+
+			serve := runs["serve"].Meta
+			lc := serve.Extra["length_check"].(map[string]any)
+			for _, k := range []string{"prompt_token_mismatches", "completion_token_mismatches", "chunk_count_vs_usage_mismatches", "requests_without_usage", "multi_token_chunks"} {
+				if lc[k].(float64) != 0 {
+					t.Errorf("length_check %s = %v", k, lc[k])
+				}
+			}
+			if int(lc["requests_with_usage"].(float64)) != len(w.Requests) {
+				t.Errorf("length_check %v", lc)
+			}
+			if serve.Engine["endpoint"] != "/v1/completions" || serve.Engine["prompt"] != "text" || serve.Engine["server_header"] != "uvicorn" {
+				t.Errorf("serve engine %v", serve.Engine)
+			}
+			if serve.Extra["prompt_overhead_tokens"].(float64) != 0 {
+				t.Errorf("the completions endpoint added %v tokens around a prompt", serve.Extra["prompt_overhead_tokens"])
+			}
+
+			// The in-process engine has the settings the server was started
+			// with (--cb-block-size 256 --cb-num-blocks 1024
+			// --cb-max-batch-tokens 8192 --cb-use-cuda-graph, block sharing
+			// on as the server cannot turn it off).
+			real := runs["real"].Meta
+			if !strings.Contains(fmt.Sprint(real.Hardware["gpu_name"]), "H200") {
+				t.Errorf("real-bench hardware %v", real.Hardware)
+			}
+			for k, v := range map[string]any{"block_size": 256.0, "num_blocks": 1024.0, "max_batch_tokens": 8192.0,
+				"allow_block_sharing": true, "attn_implementation": "paged|sdpa", "cuda_graphs": []any{true, true}} {
+				if fmt.Sprint(real.Engine[k]) != fmt.Sprint(v) {
+					t.Errorf("real-bench engine %s = %v, want %v", k, real.Engine[k], v)
+				}
+			}
+
+			got := []float64{medianTTFTms(runs["serve"]), medianTTFTms(runs["real"]), medianITLms(runs["serve"]), medianITLms(runs["real"])}
+			exp := []float64{want.serveTTFT, want.realTTFT, want.serveITL, want.realITL}
+			for i, label := range []string{"serve TTFT", "real TTFT", "serve ITL", "real ITL"} {
+				if math.Abs(got[i]-exp[i]) > 0.051 {
+					t.Errorf("%s p50 %.3f ms, docs say %.1f", label, got[i], exp[i])
+				}
+			}
+		})
+	}
+}
+
+func medianTTFTms(run *schema.Run) float64 {
+	v := make([]float64, 0, len(run.Requests))
+	for _, m := range run.Requests {
+		v = append(v, float64(m.TTFTNs)/1e6)
+	}
+	sort.Float64s(v)
+	return analysis.Quantile(v, 0.5)
+}
+
+// medianITLms is the median gap between consecutive tokens of a request.
+func medianITLms(run *schema.Run) float64 {
+	byReq := map[int64][]int64{}
+	for _, tk := range run.Tokens {
+		byReq[tk.RequestID] = append(byReq[tk.RequestID], tk.TokenTimeNs)
+	}
+	var gaps []float64
+	for _, ts := range byReq {
+		sort.Slice(ts, func(i, j int) bool { return ts[i] < ts[j] })
+		for i := 1; i < len(ts); i++ {
+			gaps = append(gaps, float64(ts[i]-ts[i-1])/1e6)
+		}
+	}
+	sort.Float64s(gaps)
+	return analysis.Quantile(gaps, 0.5)
 }

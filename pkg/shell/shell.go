@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -58,12 +59,49 @@ func (Kind) CheckParams(params map[string]any) error {
 				Msg: fmt.Sprintf("%q must be a relative path inside the output folder", o)})
 		}
 	}
+	errs = append(errs, checkEnv(p.Env)...)
 	for name, n := range p.Resources {
 		if n < 0 {
 			errs = append(errs, &stage.ParamError{Path: "resources." + name, Msg: "must be >= 0"})
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// envNameRE is a POSIX environment variable name.
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// checkEnv refuses env entries the command could not receive as written,
+// and any that would replace the GSIM_ variables telling it where its
+// inputs and output folder are.
+func checkEnv(env map[string]any) []error {
+	names := make([]string, 0, len(env))
+	for k := range env {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	var errs []error
+	for _, k := range names {
+		at := "env." + k
+		switch v := env[k]; {
+		case !envNameRE.MatchString(k):
+			errs = append(errs, &stage.ParamError{Path: at, Msg: fmt.Sprintf("%q is not a variable name: use letters, digits and '_', not starting with a digit", k)})
+		case strings.HasPrefix(k, "GSIM_"):
+			errs = append(errs, &stage.ParamError{Path: at, Msg: "names starting with GSIM_ are gsim's own (GSIM_OUT, GSIM_INPUT_*, ...): choose another name"})
+		case v == nil:
+		default:
+			switch x := v.(type) {
+			case string:
+				if strings.IndexByte(x, 0) >= 0 {
+					errs = append(errs, &stage.ParamError{Path: at, Msg: "holds a NUL byte, which no environment variable can carry"})
+				}
+			case bool, float64, int, int64, uint64:
+			default:
+				errs = append(errs, &stage.ParamError{Path: at, Msg: fmt.Sprintf("expected a string, number or boolean, got %T", x)})
+			}
+		}
+	}
+	return errs
 }
 
 func (Kind) Resources(params map[string]any) map[string]int {

@@ -22,6 +22,18 @@ func TestCheckParams(t *testing.T) {
 		{map[string]any{"run": "x", "outputs": []any{"../a"}}, "with.outputs.0"},
 		{map[string]any{"run": "x", "outputs": []any{"/a"}}, "with.outputs.0"},
 		{map[string]any{"run": "x", "typo": 1}, "with.typo: unknown parameter"},
+		{map[string]any{"run": "x", "env": map[string]any{"RATE": 4, "_x1": "a", "ok": true}}, ""},
+		// gsim's own variables tell the command where to write: a stage
+		// that overrode GSIM_OUT would write outside its staging folder.
+		{map[string]any{"run": "x", "env": map[string]any{"GSIM_OUT": "/tmp"}}, "with.env.GSIM_OUT: names starting with GSIM_ are gsim's own"},
+		{map[string]any{"run": "x", "env": map[string]any{"GSIM_INPUT_W": "/tmp"}}, "with.env.GSIM_INPUT_W: names starting with GSIM_"},
+		{map[string]any{"run": "x", "env": map[string]any{"BAD;KEY": 1}}, `with.env.BAD;KEY: "BAD;KEY" is not a variable name`},
+		{map[string]any{"run": "x", "env": map[string]any{"A=B": 1}}, `with.env.A=B: "A=B" is not a variable name`},
+		{map[string]any{"run": "x", "env": map[string]any{"1X": 1}}, "is not a variable name"},
+		{map[string]any{"run": "x", "env": map[string]any{"": 1}}, "is not a variable name"},
+		{map[string]any{"run": "x", "env": map[string]any{"X": `a\x00b`}}, ""},
+		{map[string]any{"run": "x", "env": map[string]any{"X": "a\x00b"}}, "with.env.X: holds a NUL byte"},
+		{map[string]any{"run": "x", "env": map[string]any{"X": []any{1}}}, "with.env.X: expected a string, number or boolean"},
 	}
 	for _, tt := range tests {
 		err := Kind{}.CheckParams(tt.params)

@@ -23,7 +23,7 @@ const (
 )
 
 // FitVersion is the fit kind's runner identity.
-const FitVersion = "2"
+const FitVersion = "3"
 
 // FitKind is the `fit` stage kind: it fits the step-model predictor to the
 // step_metrics.csv of real runs (a fan-in over a bench stage), on the cells
@@ -208,6 +208,8 @@ type fitCell struct {
 	steps []predict.Step
 	train bool
 	meta  *schema.RunMeta // nil when the run has no run_meta.json
+	// detail is set when the run's step_detail.csv is attached to steps.
+	detail bool
 }
 
 // padding is the shape padding the padded features use: given in params,
@@ -278,7 +280,7 @@ func (FitKind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 	var cells []fitCell
 	for _, in := range ins {
 		path := filepath.Join(in.Dir, schema.StepMetricsFile)
-		if _, err := os.Stat(path); err != nil {
+		if !schema.Exists(path) {
 			return fmt.Errorf("fit %s: input %s has no %s; fit needs real runs that record engine steps", spec.Instance, in.Instance, schema.StepMetricsFile)
 		}
 		rows, err := schema.ReadStepMetrics(path)
@@ -294,9 +296,13 @@ func (FitKind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 				DecodeTokens: r.NumDecodeTokens, Requests: r.NumRequests, PrefillRequests: r.NumPrefillRequests,
 				DecodeRequests: r.NumDecodeRequests, ContextTokens: r.NumContextTokens})
 		}
+		if err := c.readDetail(); err != nil {
+			return fmt.Errorf("fit %s: %w", spec.Instance, err)
+		}
 		cells = append(cells, c)
 	}
 	var runs [][]predict.Step
+	var warm [][]predict.GraphKey
 	var training []predict.TrainingCell
 	pad, err := p.padding(cells)
 	if err != nil {
@@ -309,13 +315,23 @@ func (FitKind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 			continue
 		}
 		runs = append(runs, c.steps)
+		warm = append(warm, c.warmKeys())
 		training = append(training, predict.TrainingCell{Instance: c.in.Instance, Matrix: c.in.Matrix, Steps: len(c.steps)})
 	}
 	if len(runs) == 0 {
 		return fmt.Errorf("fit %s: with.train selects none of the %d input cells: %s; set with.train to values of the experiment's matrix",
 			spec.Instance, len(cells), trainMiss(p.Train, matrices))
 	}
-	m, err := predict.Fit(runs, p.Features, pad)
+	var m *predict.StepModel
+	if g, ok := mechanicsInputs(cells, p); ok {
+		m, err = predict.FitMechanics(runs, g, warm)
+		if err == nil {
+			m.Mechanics.WarmKeys = warm[0]
+			m.Padding = pad
+		}
+	} else {
+		m, err = predict.Fit(runs, p.Features, pad)
+	}
 	if err != nil {
 		return fmt.Errorf("fit %s: %w", spec.Instance, err)
 	}
@@ -362,6 +378,9 @@ func stepErrors(m *predict.StepModel, steps []predict.Step) (mape, p90 float64) 
 }
 
 func fitReport(m *predict.StepModel, cells []fitCell) string {
+	if m.Mechanics != nil {
+		return mechanicsReport(m, cells)
+	}
 	var b strings.Builder
 	b.WriteString("# Step-model fit\n\n")
 	b.WriteString("Iteration wall time (ns) as a linear function of the batch composition, fitted by robust (Huber) least squares\n")
@@ -406,6 +425,13 @@ func fitReport(m *predict.StepModel, cells []fitCell) string {
 				k.name, 100*k.st.Fraction, k.st.Steps, float64(q[len(q)/2])/1e6, float64(q[len(q)*9/10])/1e6)
 		}
 	}
+	cellTable(&b, m, cells)
+	return b.String()
+}
+
+// cellTable is the per-cell step error of the model, training and held-out
+// cells alike.
+func cellTable(b *strings.Builder, m *predict.StepModel, cells []fitCell) {
 	b.WriteString("\n")
 	b.WriteString("| cell | role | steps | step MAPE | step P90 |rel err| |\n| --- | --- | ---: | ---: | ---: |\n")
 	for _, c := range cells {
@@ -414,8 +440,73 @@ func fitReport(m *predict.StepModel, cells []fitCell) string {
 			role = "train"
 		}
 		mape, p90 := stepErrors(m, c.steps)
-		fmt.Fprintf(&b, "| %s | %s | %d | %.2f%% | %.2f%% |\n", c.in.Instance, role, len(c.steps), 100*mape, 100*p90)
+		fmt.Fprintf(b, "| %s | %s | %d | %.2f%% | %.2f%% |\n", c.in.Instance, role, len(c.steps), 100*mape, 100*p90)
 	}
+}
+
+func lawTable(b *strings.Builder, title string, l predict.Law, unit func(string) (float64, string)) {
+	fmt.Fprintf(b, "\n**%s**\n\n| feature | cost |\n| --- | ---: |\n", title)
+	for i, f := range l.Features {
+		scale, u := unit(f)
+		fmt.Fprintf(b, "| %s | %.4g %s |\n", f, l.Coef[i]*scale, u)
+	}
+}
+
+func mechanicsReport(m *predict.StepModel, cells []fitCell) string {
+	mc := m.Mechanics
+	var b strings.Builder
+	b.WriteString("# Step-model fit (engine mechanics)\n\n")
+	b.WriteString("Each step of the real engine is host work, then either the replay of a CUDA graph (device time, a function of\n")
+	b.WriteString("the padded shape) or, for a graph key the process has not captured, an eager forward and a capture. Each part is\n")
+	b.WriteString("fitted on the part of the step_detail.csv timing it explains (non-negative Huber least squares). A simulation keeps\n")
+	b.WriteString("the set of captured keys, starting from the bench's warm-up.\n\n")
+	fmt.Fprintf(&b, "- graph key: query tokens padded to a multiple of %d (at most %d), cached KV tokens read padded to a multiple of %d, the longest request's KV length padded to a power of two of at least %d (both at most %d)",
+		mc.Graphs.QPadding, mc.Graphs.MaxBatchTokens, mc.Graphs.KVPadding, mc.Graphs.SeqlenMin, mc.Graphs.CacheTokens)
+	if mc.Graphs.Capacity > 0 {
+		fmt.Fprintf(&b, "; at most %d graphs kept (least recently used evicted)\n", mc.Graphs.Capacity)
+	} else {
+		b.WriteString("; every captured graph is kept\n")
+	}
+	fmt.Fprintf(&b, "- fitted on %d replayed steps and %d captures; gap between back-to-back steps: median %d ns\n", mc.Steps, mc.Captures, m.InterStepGapNs)
+	ms := func(f string) (float64, string) {
+		switch f {
+		case predict.FeatIntercept, predict.FeatFreshShape, predict.FeatRequests, predict.FeatPrefillRequests:
+			return 1e-6, "ms"
+		}
+		return 1e-3, "µs per token"
+	}
+	lawTable(&b, "Host (ns per step, fitted on step time minus device time of replayed steps)", mc.Host, ms)
+	lawTable(&b, "Device (the replayed graph's GPU time, from launch to the device-to-host wait's end)", mc.Device, func(f string) (float64, string) {
+		if f == predict.FeatPaddedMask {
+			return 1, "ns per padded query × KV pair"
+		}
+		return ms(f)
+	})
+	lawTable(&b, "Capture (step time minus host time of steps that captured)", mc.Capture, ms)
+	b.WriteString("\n| law | |relative error| P50 | P90 | P99 |\n| --- | ---: | ---: | ---: |\n")
+	for _, r := range []struct {
+		name string
+		e    predict.ResidualStats
+	}{{"host", mc.HostError}, {"device", mc.DeviceError}, {"capture", mc.CaptureError}, {"whole replayed step", m.Residual}} {
+		fmt.Fprintf(&b, "| %s | %.2f%% | %.2f%% | %.2f%% |\n", r.name, 100*r.e.AbsRelP50, 100*r.e.AbsRelP90, 100*r.e.AbsRelP99)
+	}
+	if q := mc.CaptureRatio; len(q) > 2 {
+		fmt.Fprintf(&b, "\nA capture's cost over its law: P5 %.2fx, median %.2fx, P95 %.2fx; a simulation draws each capture's ratio (seeded).\n",
+			q[1], q[len(q)/2], q[len(q)-2])
+	}
+	if st := mc.Stalls; st != nil && st.Fraction > 0 {
+		fmt.Fprintf(&b, "\nReplayed steps over 1.5x their law (stalls the shape does not explain): %.2f%% of %d.\n", 100*st.Fraction, st.Steps)
+	} else {
+		b.WriteString("\nNo replayed step took more than 1.5x its law: the slow steps of the engine are its captures.\n")
+	}
+	if len(mc.WarmKeys) > 0 {
+		var ks []string
+		for _, k := range mc.WarmKeys {
+			ks = append(ks, k.String())
+		}
+		fmt.Fprintf(&b, "\nGraphs cached when the first training run's replay started (the bench's warm-up): %s.\n", strings.Join(ks, ", "))
+	}
+	cellTable(&b, m, cells)
 	return b.String()
 }
 

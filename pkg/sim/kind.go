@@ -20,7 +20,7 @@ import (
 
 // Version is the embedded simulator's runner identity: bump it whenever the
 // same params and inputs could give different outputs.
-const Version = "4"
+const Version = "5"
 
 // Kind is the `sim` stage kind: gsim's embedded simulator. Real Vidur is
 // the `vidur` kind (pkg/vidur).
@@ -107,8 +107,11 @@ func (k *Kind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 	if err != nil {
 		return fmt.Errorf("sim %s: %w", spec.Instance, err)
 	}
+	if setup.warmup, err = setup.warmUp(p, w); err != nil {
+		return fmt.Errorf("sim %s: %w", spec.Instance, err)
+	}
 	started := time.Now().UTC()
-	sink, err := engine.NewFolderSink(spec.OutDir, p.tokens())
+	sink, err := engine.NewFolderSink(spec.OutDir, p.tokens(), len(w.Requests))
 	if err != nil {
 		return fmt.Errorf("sim %s: %w", spec.Instance, err)
 	}
@@ -165,6 +168,7 @@ type setup struct {
 	sched     sched.Scheduler
 	pred      predict.Predictor
 	inherited []string // hf-cb settings taken from the fitted engine
+	warmup    int      // warm-up requests simulated before the replay
 	// tables says where vidur-table's tables came from without a path of
 	// this machine: the input instance, or with.vidur_tables as written.
 	tables string
@@ -197,6 +201,7 @@ func (s *setup) engineMeta(p *Params, res engine.Result) map[string]any {
 		"peak_kv_blocks":     res.PeakBlocks,
 		"simulated_end_ns":   res.EndNs,
 		"inherited_from_fit": s.inherited,
+		"warmup_requests":    s.warmup,
 	}
 }
 

@@ -173,6 +173,10 @@ func decodeParams(raw map[string]any) (*Params, error) {
 			bad(c.path, "%d; must be positive", c.v)
 		}
 	}
+	if p.Scheduler == "orca" && p.MaxTokens > 0 && p.BlockSize > 0 && p.MaxTokens < p.BlockSize {
+		// orca reserves max_tokens/block_size blocks per request up front.
+		bad("max_tokens", "%d is less than block_size %d; orca reserves max_tokens/block_size KV blocks for every request, so give at least one block's worth", p.MaxTokens, p.BlockSize)
+	}
 	if p.BatchSizeCap < 0 {
 		bad("batch_size_cap", "%d; must be positive (or 0 for none under hf-cb)", p.BatchSizeCap)
 	}

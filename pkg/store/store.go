@@ -153,6 +153,7 @@ func (s *Store) NewStaging(key string) (string, error) {
 // object of the same key (a forced or corrupt rerun) is swapped out
 // atomically, so readers see the old or the new object, never neither.
 func (s *Store) Commit(staging string, m *Manifest) error {
+	defer forgetTrusted(staging)
 	files, err := hashTree(staging, true)
 	if err != nil {
 		return err
@@ -204,6 +205,7 @@ func (s *Store) Commit(staging string, m *Manifest) error {
 // more than an empty file, so it is kept and this attempt dropped. It
 // returns the failed folder kept.
 func (s *Store) Fail(staging, key string) (string, error) {
+	forgetTrusted(staging)
 	dst := s.FailedDir(key)
 	if !hasLog(staging) && hasLog(dst) {
 		appendNote(filepath.Join(dst, LogFile), fmt.Sprintf(

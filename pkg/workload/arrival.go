@@ -23,7 +23,8 @@ import (
 // only in scale) and rounding never drifts.
 func arrivals(a Arrival, r *rand.Rand, n int, durNs int64, baseDir string) ([]int64, error) {
 	if a.Process == Trace {
-		return traceArrivals(resolve(baseDir, a.Path), n, durNs)
+		path := resolve(baseDir, a.Path)
+		return traceArrivals(path, n, durNs, quoterFor(baseDir, path))
 	}
 	var next func() float64 // the next unit-mean gap
 	switch a.Process {
@@ -107,7 +108,7 @@ func gammaSample(r *rand.Rand, k float64) float64 {
 // (integers) or arrived_at (seconds, as Vidur's traces have). Times are
 // shifted so the first is 0, since traces are often recorded against a wall
 // clock.
-func traceArrivals(path string, n int, durNs int64) ([]int64, error) {
+func traceArrivals(path string, n int, durNs int64, q quoter) ([]int64, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("arrival trace: %w", err)
@@ -131,7 +132,7 @@ func traceArrivals(path string, n int, durNs int64) ([]int64, error) {
 		}
 	}
 	if col < 0 {
-		return nil, fmt.Errorf("%s: no column arrival_time_ns or arrived_at in header %q", path, strings.Join(header, ","))
+		return nil, fmt.Errorf("%s: no column arrival_time_ns or arrived_at in its header (%s); is this the right file?", path, q.columns(header))
 	}
 	var out []int64
 	for row := 1; ; row++ {
@@ -155,7 +156,7 @@ func traceArrivals(path string, n int, durNs int64) ([]int64, error) {
 			t = toNs(s)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: row %d (line %d), column %s: %q is not a time", path, row, row+1, header[col], f)
+			return nil, fmt.Errorf("%s: row %d (line %d), column %s: %s is not a time", path, row, row+1, header[col], q.value(f))
 		}
 		if len(out) > 0 && t < out[len(out)-1] {
 			return nil, fmt.Errorf("%s: row %d (line %d), column %s: %s is before the previous arrival (expected non-decreasing times; sort the trace)", path, row, row+1, header[col], f)

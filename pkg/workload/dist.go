@@ -92,6 +92,7 @@ type table struct {
 	cols map[string][]int64
 	rows int
 	why  map[string]string // why a column was dropped
+	q    quoter
 }
 
 // empiricalSampler draws a row index; the value is the column at that row.
@@ -104,7 +105,7 @@ func (s empiricalSampler) sample(r *rand.Rand) int64 { return s.vals[r.IntN(len(
 // num_decode_tokens, ...), a JSON array of objects, or JSONL objects. Only
 // integer-valued columns are kept; a column with a non-integer in any row
 // is dropped, and asking for it says so.
-func readTable(path string) (*table, error) {
+func readTable(path string, q quoter) (*table, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -113,9 +114,9 @@ func readTable(path string) (*table, error) {
 	ext := strings.ToLower(filepath.Ext(path))
 	switch {
 	case ext == ".json" || ext == ".jsonl" || (len(trimmed) > 0 && (trimmed[0] == '[' || trimmed[0] == '{')):
-		return readJSONTable(path, trimmed)
+		return readJSONTable(path, trimmed, q)
 	default:
-		return readCSVTable(path, trimmed)
+		return readCSVTable(path, trimmed, q)
 	}
 }
 
@@ -132,7 +133,7 @@ func csvRowError(path string, nHeader int, err error) error {
 	return fmt.Errorf("%s: line %d, column %d: %v; fix the row's quoting (a field with a comma or quote must be quoted, quotes inside doubled)", path, pe.Line, pe.Column, pe.Err)
 }
 
-func readCSVTable(path string, b []byte) (*table, error) {
+func readCSVTable(path string, b []byte, q quoter) (*table, error) {
 	cr := csv.NewReader(bytes.NewReader(b))
 	cr.ReuseRecord = true
 	header, err := cr.Read()
@@ -143,7 +144,7 @@ func readCSVTable(path string, b []byte) (*table, error) {
 	for i, h := range header {
 		names[i] = strings.TrimSpace(h)
 	}
-	t := &table{path: path, cols: map[string][]int64{}}
+	t := &table{path: path, cols: map[string][]int64{}, q: q}
 	bad := make([]string, len(names)) // first non-integer seen, per column
 	vals := make([][]int64, len(names))
 	for {
@@ -161,7 +162,7 @@ func readCSVTable(path string, b []byte) (*table, error) {
 			v, ok := parseIntish(strings.TrimSpace(f))
 			if !ok {
 				line, _ := cr.FieldPos(i)
-				bad[i] = fmt.Sprintf("line %d has %q", line, f)
+				bad[i] = fmt.Sprintf("line %d has %s", line, q.value(f))
 				continue
 			}
 			vals[i] = append(vals[i], v)
@@ -186,7 +187,7 @@ func (t *table) badNote(col, why string) {
 	t.why[col] = why
 }
 
-func readJSONTable(path string, b []byte) (*table, error) {
+func readJSONTable(path string, b []byte, q quoter) (*table, error) {
 	var objs []map[string]json.RawMessage
 	if len(b) > 0 && b[0] == '[' {
 		if err := json.Unmarshal(b, &objs); err != nil {
@@ -210,7 +211,7 @@ func readJSONTable(path string, b []byte) (*table, error) {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 	}
-	t := &table{path: path, cols: map[string][]int64{}, rows: len(objs)}
+	t := &table{path: path, cols: map[string][]int64{}, rows: len(objs), q: q}
 	// Keys present in every record become columns, like a CSV header.
 	var keys []string
 	if len(objs) > 0 {
@@ -229,7 +230,7 @@ func readJSONTable(path string, b []byte) (*table, error) {
 			}
 			v, ok := parseIntish(string(raw))
 			if !ok {
-				t.badNote(col, fmt.Sprintf("record %d has %s", i+1, raw))
+				t.badNote(col, fmt.Sprintf("record %d has %s", i+1, q.value(string(raw))))
 				t.cols[col] = nil
 				vals = nil
 				break
@@ -264,7 +265,7 @@ func (t *table) column(name string) ([]int64, error) {
 			have = append(have, n)
 		}
 		sort.Strings(have)
-		return nil, fmt.Errorf("%s has no column %q (columns: %s); set column: to one of them", t.path, name, strings.Join(have, ", "))
+		return nil, fmt.Errorf("%s has no column %q (columns: %s); set column: to one of them", t.path, name, t.q.columns(have))
 	}
 	if vals == nil {
 		if why, ok := t.why[name]; ok {

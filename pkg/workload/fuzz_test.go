@@ -46,7 +46,7 @@ func FuzzReadTable(f *testing.F) {
 	f.Add([]byte(`[{"num_prefill_tokens": 3, "num_decode_tokens": 4.0}]`), uint8(2))
 	f.Fuzz(func(t *testing.T, data []byte, which uint8) {
 		ext := exts[int(which)%len(exts)]
-		tb, err := readTable(fuzzWrite(t, "table"+ext, data))
+		tb, err := readTable(fuzzWrite(t, "table"+ext, data), quoter{})
 		if err != nil {
 			return
 		}
@@ -71,7 +71,7 @@ func FuzzTraceArrivals(f *testing.F) {
 		if n < 1 || n > 1000 {
 			return
 		}
-		times, err := traceArrivals(fuzzWrite(t, "trace.csv", data), n, 0)
+		times, err := traceArrivals(fuzzWrite(t, "trace.csv", data), n, 0, quoter{})
 		if err != nil {
 			return
 		}

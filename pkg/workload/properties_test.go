@@ -182,7 +182,7 @@ func TestZipf(t *testing.T) {
 func TestEmpirical(t *testing.T) {
 	type pair struct{ p, d int64 }
 	rows := map[pair]bool{}
-	tab, err := readTable("testdata/vidur_trace.csv")
+	tab, err := readTable("testdata/vidur_trace.csv", quoter{})
 	if err != nil {
 		t.Fatal(err)
 	}

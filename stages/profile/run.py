@@ -7,6 +7,8 @@
 Writes <out>/profiling/compute/<device>/<org>/<model>/{mlp,attention}.csv,
 <out>/extra_ops.csv, <out>/cpu_overhead.csv and <out>/profile_meta.json.
 See stages/profile/README.md and docs/profile.md for what each op holds.
+Exit codes, as stages/real_bench's: 0 ok, 2 bad input, 3 the GPU is not
+with.hardware, 4 no CUDA torch or no GPU visible.
 """
 
 import argparse
@@ -25,6 +27,11 @@ import profgrid as pg  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(HERE))
 T_START = time.time()
+
+# Shared with stages/real_bench, so gsim tells both refusals apart the same way.
+EXIT_BAD_INPUT = 2
+EXIT_HARDWARE_MISMATCH = 3
+EXIT_NO_CUDA = 4
 
 
 def log(*a):
@@ -474,20 +481,20 @@ def main(argv=None):
         log("profile: cannot import torch (%s). This stage measures the GPU: run gsim on a machine with an "
             "NVIDIA GPU and CUDA torch (or point with.python / $GSIM_PYTHON at such an interpreter), or use "
             "source: recorded with a recorded profile folder." % e)
-        return 2
+        return EXIT_NO_CUDA
 
     if not torch.cuda.is_available():
         log("profile: no CUDA device; this stage needs a GPU (or use source: recorded)")
-        return 2
+        return EXIT_NO_CUDA
     gpu = torch.cuda.get_device_name(0)
     device = pg.device_name(gpu)
     if device is None:
         log("profile: GPU %r has no Vidur device name (a100, a40, h100, h200)" % gpu)
-        return 2
+        return EXIT_HARDWARE_MISMATCH
     if p["hardware"] and p["hardware"] != device:
         log("profile: with.hardware is %s but this GPU is %r (%s); run on that GPU or change hardware"
             % (p["hardware"], gpu, device))
-        return 2
+        return EXIT_HARDWARE_MISMATCH
     torch.backends.cuda.matmul.allow_tf32 = False
     with open(os.path.join(REPO, p["model_dir"], "config.json") if not os.path.isabs(p["model_dir"])
               else os.path.join(p["model_dir"], "config.json")) as f:

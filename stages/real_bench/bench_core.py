@@ -26,6 +26,46 @@ STEP_COLUMNS = ["step", "start_ns", "end_ns", "num_prefill_tokens", "num_decode_
                 "num_prefill_requests", "num_decode_requests", "num_context_tokens"]
 
 
+# step_detail.csv: where each step's time went and which CUDA graph it used
+# (engine.StepRecorder). Times are ns since the replay started; -1 where
+# this transformers version offers no hook for it.
+DETAIL_COLUMNS = ["step", "start_ns", "sched_end_ns", "prep_end_ns", "compute_start_ns", "compute_end_ns",
+                  "sync_end_ns", "update_start_ns", "end_ns", "q_tokens", "kv_read", "max_seqlen_q",
+                  "max_seqlen_k", "q_padded", "kv_padded", "seqlen_k_padded", "graph_key", "graph_hit",
+                  "graph_captured", "graphs_cached", "decode_fast_path", "waiting", "active", "free_blocks",
+                  "gc_count", "gc_ns"]
+DETAIL_TIMES = ("start_ns", "sched_end_ns", "prep_end_ns", "compute_start_ns", "compute_end_ns", "sync_end_ns",
+                "update_start_ns", "end_ns")
+STEP_DETAIL_FILE = "step_detail.csv"
+
+
+def new_detail(start_ns):
+    """A step's detail record, every field unknown (-1) but its start."""
+    d = {c: -1 for c in DETAIL_COLUMNS}
+    d["start_ns"] = start_ns
+    d["graph_key"] = ""
+    d["graph_captured"] = 0
+    d["gc_count"] = 0
+    d["gc_ns"] = 0
+    return d
+
+
+def detail_rows(details, t0):
+    """step_detail.csv rows: step numbers as in step_metrics.csv, times
+    relative to t0 (unknown times stay -1)."""
+    rows = []
+    for i, d in enumerate(details):
+        r = dict(d)
+        r["step"] = i
+        for c in DETAIL_TIMES:
+            if r[c] is not None and r[c] >= 0:
+                r[c] = r[c] - t0
+            else:
+                r[c] = -1
+        rows.append(r)
+    return rows
+
+
 class BenchError(Exception):
     """A user-facing error: the message says what is wrong and what to do."""
 
@@ -330,8 +370,10 @@ def write_csv(path, columns, rows):
             w.writerow([row[c] for c in columns])
 
 
-def write_run(out_dir, req_rows, tok_rows, step_rows, meta):
+def write_run(out_dir, req_rows, tok_rows, step_rows, meta, detail_rows=None):
     os.makedirs(out_dir, exist_ok=True)
+    if detail_rows:
+        write_csv(os.path.join(out_dir, STEP_DETAIL_FILE), DETAIL_COLUMNS, detail_rows)
     cols = REQUEST_COLUMNS
     if any(r["status"] != "ok" for r in req_rows):
         cols = REQUEST_COLUMNS + REQUEST_ERROR_COLUMNS

@@ -4,6 +4,7 @@ open-loop arrival replay, and instruments its step loop at runtime (wrapping
 the batch processor's and scheduler's methods on the instance; the library
 files are never edited)."""
 
+import gc
 import os
 import platform
 import subprocess
@@ -37,7 +38,14 @@ def hardware_info():
     except Exception:
         pass
     props = torch.cuda.get_device_properties(0)
+    cpu = ""
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "")
+    except OSError:
+        pass
     return {
+        "cpu_model": cpu, "cpu_count": os.cpu_count(),
         "gpu_name": name, "gpu_count": torch.cuda.device_count(), "gpu_memory_bytes": props.total_memory,
         "sm_count": props.multi_processor_count, "driver": driver, "cuda": torch.version.cuda,
         "torch": torch.__version__, "transformers": transformers.__version__,
@@ -84,22 +92,46 @@ class StepRecorder:
     """Wraps one batch processor's prepare_next_batch / update_batch and its
     scheduler's schedule_batch. A step starts when prepare_next_batch is
     entered (scheduling included) and ends when update_batch returns (new
-    tokens are on the host and requests updated)."""
+    tokens are on the host and requests updated).
+
+    Where this transformers version has them, it also wraps the model
+    runner's compute_batch, the IO object's get_graph / set_graph and its
+    device-to-host wait, to record per step where the host time goes and
+    which CUDA graph the step used (step_detail.csv). A hook it cannot
+    install is reported once in `hooks` and its columns stay -1: the run
+    itself never depends on them."""
 
     def __init__(self, bp):
         self.bp = bp
         self.recording = False
         self.steps = []          # (start_ns, end_ns, batch)
+        self.details = []        # one dict per recorded step (core.DETAIL_COLUMNS)
         self.tokens = {}         # request id -> [token end-of-step ns]
+        self.hooks = {}          # hook name -> "ok" or why it is missing
+        self.graphs_warm = self.graphs_end = None  # graph keys cached when the replay starts / ends
         self._start = None
         self._batch = None
+        self._d = None
         sched = bp.scheduler
         orig_schedule, orig_prepare, orig_update = sched.schedule_batch, bp.prepare_next_batch, bp.update_batch
+        io = getattr(bp, "inputs_and_outputs", None)
+        self.io = io
 
         def schedule_batch(token_budget, cache_budget):
+            d = self._d
+            if d is not None:
+                d["waiting"] = _len(getattr(sched, "waiting_requests", None))
+                d["active"] = _len(getattr(sched, "active_requests", None))
+                d["free_blocks"] = _call(getattr(bp.cache, "get_num_free_blocks", None))
             pre = {rid: st.status for rid, st in sched.active_requests.items()}
             res = orig_schedule(token_budget, cache_budget)
             fs_list = res[0]
+            if d is not None:
+                d["sched_end_ns"] = now_ns()
+                if isinstance(res, tuple) and len(res) >= 4:
+                    d["decode_fast_path"] = int(bool(res[1]))
+                    d["q_tokens"] = _int(res[2])
+                    d["kv_read"] = _int(res[3])
             if fs_list:
                 batch = []
                 for fs in fs_list:
@@ -115,12 +147,26 @@ class StepRecorder:
         def prepare_next_batch():
             t = now_ns()
             self._batch = None
+            self._d = core.new_detail(t) if self.recording else None
             ok = orig_prepare()
             if ok:
                 self._start = t
+                d = self._d
+                if d is not None and io is not None:
+                    d["prep_end_ns"] = now_ns()
+                    # After prepare_batch_tensors: the padded sizes the graph
+                    # is keyed by, and the unpadded longest KV of the batch
+                    # (get_model_kwargs pads it later).
+                    d["q_padded"] = _int(getattr(io, "num_q_tokens", None))
+                    d["kv_padded"] = _int(getattr(io, "max_kv_read", None))
+                    d["max_seqlen_k"] = _max_value(getattr(io, "max_seqlen_k", None))
+                    d["max_seqlen_q"] = _int(getattr(io, "max_seqlen_q", None))
+            else:
+                self._d = None
             return ok
 
         def update_batch():
+            t_in = now_ns()
             orig_update()
             t = now_ns()
             if self.recording and self._batch is not None:
@@ -128,11 +174,145 @@ class StepRecorder:
                 for b in self._batch:
                     if b[4]:
                         self.tokens.setdefault(b[3], []).append(t)
+                # One detail per recorded step, so the two files align even
+                # for a step whose preparation began before recording did.
+                d = self._d if self._d is not None else core.new_detail(self._start)
+                d["update_start_ns"] = t_in
+                d["end_ns"] = t
+                g = getattr(io, "graphs", None)
+                d["graphs_cached"] = _len(getattr(g, "_storage", None))
+                self.details.append(d)
             self._batch = None
+            self._d = None
 
         sched.schedule_batch = schedule_batch
         bp.prepare_next_batch = prepare_next_batch
         bp.update_batch = update_batch
+        # Python's garbage collector stops every thread (the GIL), the
+        # engine's included: its pauses inside a step are stalls the step's
+        # shape does not explain.
+        self._gc_t = None
+
+        def on_gc(phase, info):
+            if phase == "start":
+                self._gc_t = now_ns()
+            elif self._gc_t is not None:
+                d = self._d
+                if d is not None:
+                    d["gc_count"] += 1
+                    d["gc_ns"] += now_ns() - self._gc_t
+                self._gc_t = None
+        self._on_gc = on_gc
+        gc.callbacks.append(on_gc)
+        try:
+            self._install_optional(bp, io)
+        except Exception as e:  # the extra columns are optional; the run is not
+            self.hooks["install"] = f"failed: {e!r}"
+
+    def _install_optional(self, bp, io):
+        runner = getattr(bp, "model_runner", None)
+        compute = getattr(runner, "compute_batch", None)
+        if callable(compute):
+            def compute_batch(*a, **kw):
+                t = now_ns()
+                r = compute(*a, **kw)
+                if self._d is not None:
+                    self._d["compute_start_ns"] = t
+                    self._d["compute_end_ns"] = now_ns()
+                return r
+            runner.compute_batch = compute_batch
+            self.hooks["compute_batch"] = "ok"
+        else:
+            self.hooks["compute_batch"] = "batch processor has no model_runner.compute_batch"
+
+        get_graph, set_graph = getattr(io, "get_graph", None), getattr(io, "set_graph", None)
+        key_fn = getattr(io, "_get_graph_key", None)
+        if callable(get_graph) and callable(set_graph) and callable(key_fn):
+            def wrapped_get_graph(*a, **kw):
+                g = get_graph(*a, **kw)
+                d = self._d
+                if d is not None:
+                    key = _call(key_fn)
+                    if isinstance(key, tuple):
+                        d["graph_key"] = "x".join(str(int(k)) for k in key)
+                        if len(key) >= 3:
+                            d["seqlen_k_padded"] = _int(key[2])
+                    d["graph_hit"] = 0 if g is None else 1
+                return g
+
+            def wrapped_set_graph(*a, **kw):
+                r = set_graph(*a, **kw)
+                if self._d is not None:
+                    self._d["graph_captured"] = 1
+                return r
+            io.get_graph = wrapped_get_graph
+            io.set_graph = wrapped_set_graph
+            self.hooks["graphs"] = "ok"
+        else:
+            self.hooks["graphs"] = "IO object has no get_graph/set_graph/_get_graph_key"
+
+        sync = getattr(io, "retrieve_device_outputs", None)
+        if callable(sync):
+            def retrieve_device_outputs(*a, **kw):
+                r = sync(*a, **kw)
+                if self._d is not None:
+                    self._d["sync_end_ns"] = now_ns()
+                return r
+            io.retrieve_device_outputs = retrieve_device_outputs
+            self.hooks["retrieve_device_outputs"] = "ok"
+        else:
+            self.hooks["retrieve_device_outputs"] = "IO object has no retrieve_device_outputs"
+
+    def close(self):
+        """Removes the garbage-collector callback."""
+        try:
+            gc.callbacks.remove(self._on_gc)
+        except ValueError:
+            pass
+
+    def graph_keys(self):
+        """The CUDA graph keys cached now, oldest first (LRU order)."""
+        g = getattr(self.io, "graphs", None)
+        st = getattr(g, "_storage", None)
+        if st is None:
+            return None
+        try:
+            return ["x".join(str(int(k)) for k in key) for key in list(st.keys())]
+        except Exception:
+            return None
+
+    def graph_capacity(self):
+        return _int(getattr(getattr(self.io, "graphs", None), "max_size", None))
+
+
+def _int(v):
+    try:
+        return int(v)
+    except Exception:
+        return -1
+
+
+def _len(v):
+    try:
+        return len(v)
+    except Exception:
+        return -1
+
+
+def _call(fn):
+    try:
+        return fn() if callable(fn) else -1
+    except Exception:
+        return -1
+
+
+def _max_value(v):
+    try:
+        if isinstance(v, dict):
+            return max(int(x) for x in v.values()) if v else -1
+        return int(v)
+    except Exception:
+        return -1
 
 
 def resolved_engine(p, mgr):
@@ -154,6 +334,8 @@ def resolved_engine(p, mgr):
         "max_blocks_per_request": cfg.max_blocks_per_request,
         "do_sample": False, "eos": "disabled (eos_token_id=-1)",
         "scheduler_class": type(bp.scheduler).__name__,
+        "max_cached_graphs": getattr(cfg, "max_cached_graphs", None),
+        "max_queue_size": getattr(cfg, "max_queue_size", None),
     })
     return eng
 
@@ -206,6 +388,7 @@ def run_one(model, p, reqs, seed_tokens, log):
         old_si = sys.getswitchinterval()
         if p["switch_interval_s"] > 0:
             sys.setswitchinterval(p["switch_interval_s"])
+        graphs_warm = rec.graph_keys()
         rec.recording = True
         t0 = now_ns()
         actual = []
@@ -243,9 +426,12 @@ def run_one(model, p, reqs, seed_tokens, log):
             time.sleep(0.01)
         wall_ns = now_ns() - t0
         rec.recording = False
+        rec.graphs_warm = graphs_warm
+        rec.graphs_end = rec.graph_keys()
         sys.setswitchinterval(old_si)
         engine = resolved_engine(p, mgr)
     finally:
+        rec.close()
         mgr.stop(block=True, timeout=30, hard_stop=True)
         done.set()
         collector.join(timeout=5)

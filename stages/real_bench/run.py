@@ -107,6 +107,7 @@ def main(argv=None):
             res = engine.to_results(reqs, outs, rec, t0, p["timestamps"])
             req_rows, tok_rows = core.assemble(reqs, res)
             step_rows = [core.step_row(i, s - t0, e - t0, b) for i, (s, e, b) in enumerate(rec.steps)]
+            details = core.detail_rows(rec.details, t0) if len(rec.details) == len(rec.steps) else None
             summary = core.summarize(req_rows, wall_ns)
             late = core.lateness_stats([r["arrival_ns"] for r in reqs], actual)
             meta = {
@@ -130,9 +131,16 @@ def main(argv=None):
                     "model_config": cfg_dir,
                     "clock": "time.perf_counter_ns (CLOCK_MONOTONIC), ns since the replay started",
                     "prompts": "seeded random token ids in [0, 151643), seed = with.seed",
+                    "step_detail": {
+                        "file": core.STEP_DETAIL_FILE if details else None,
+                        "hooks": rec.hooks,
+                        "graph_capacity": rec.graph_capacity(),
+                        "graphs_at_start": rec.graphs_warm,
+                        "graphs_at_end": rec.graphs_end,
+                    },
                 },
             }
-            core.write_run(spec["out_dir"], req_rows, tok_rows, step_rows, meta)
+            core.write_run(spec["out_dir"], req_rows, tok_rows, step_rows, meta, details)
             log(f"{name}: {summary['num_ok']}/{summary['num_requests']} ok in {wall_ns / 1e9:.2f}s, "
                 f"{summary['output_tokens_per_s']:.0f} out tok/s, {summary['requests_per_s']:.2f} req/s, "
                 f"TTFT p50 {fmt_ms(summary['ttft_p50_ns'])} p99 {fmt_ms(summary['ttft_p99_ns'])}, "

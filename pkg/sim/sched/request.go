@@ -125,6 +125,10 @@ type Shape struct {
 	DecodeTokens    int64
 	ContextTokens   int64 // sum over requests of tokens attended (cache + own)
 	PrefillSquares  int64 // sum over prefill requests of tokens²
+	// MaxContextTokens is the longest request's tokens attended (cache +
+	// own): transformers keys its CUDA graphs by it, padded to a power
+	// of two.
+	MaxContextTokens int64
 }
 
 // Shape summarises the batch.
@@ -133,6 +137,7 @@ func (b *Batch) Shape() Shape {
 	for _, e := range b.Entries {
 		s.Requests++
 		s.ContextTokens += e.CacheBefore + e.Tokens
+		s.MaxContextTokens = max(s.MaxContextTokens, e.CacheBefore+e.Tokens)
 		if e.Prefill {
 			s.PrefillRequests++
 			s.PrefillTokens += e.Tokens

@@ -1,0 +1,222 @@
+package predict
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/gsim-dev/gsim/pkg/sim/sched"
+)
+
+// Mechanics is a step model built from how transformers' continuous
+// batching spends a step, measured by the real bench's step_detail.csv:
+//
+//	step = host(batch)               scheduling, input lists, the attention
+//	                                 mask per request, output handling
+//	     + device(graph key)         the replayed CUDA graph's GPU time,
+//	                                 a function of the padded shape only,
+//	  or + capture(graph key)        instead, when the key was never seen in
+//	                                 this engine process: an eager forward
+//	                                 and the capture (the graph is not
+//	                                 replayed in that step)
+//
+// Each part is fitted on the part of the step it explains (the device law
+// on the device-to-host wait of replayed steps, the host law on the rest,
+// the capture law on the steps that captured), so host costs that grow
+// with requests and tokens are not confused with GPU costs that grow with
+// padded shapes, and a simulation captures exactly where the engine would:
+// it keeps the set of keys captured so far, starting from the engine's own
+// warm-up.
+type Mechanics struct {
+	Graphs  GraphConfig `json:"graphs"`
+	Host    Law         `json:"host"`
+	Device  Law         `json:"device"`
+	Capture Law         `json:"capture"`
+	// CaptureRatio are the quantiles (0, 5, ..., 100%) of a capture's
+	// measured excess over the capture law; a simulation draws each
+	// capture's ratio from them (seeded).
+	CaptureRatio []float64 `json:"capture_ratio,omitempty"`
+	// Stalls are replayed steps that took more than 1.5× host + device.
+	Stalls *Stalls `json:"stalls,omitempty"`
+	// Fit evidence: steps and captures fitted on, and each law's
+	// |relative error| on them.
+	Steps        int           `json:"steps"`
+	Captures     int           `json:"captures"`
+	HostError    ResidualStats `json:"host_error"`
+	DeviceError  ResidualStats `json:"device_error"`
+	CaptureError ResidualStats `json:"capture_error"`
+	// WarmKeys are the graphs cached when the training runs' replay
+	// started (recorded by the bench); a simulation recomputes its own by
+	// replaying the bench's warm-up on its workload.
+	WarmKeys []GraphKey `json:"warm_keys_observed,omitempty"`
+}
+
+// Mechanics-law features. Host features describe the batch, device and
+// capture features its graph key.
+const (
+	FeatKVReadTokens = "kv_read_tokens" // cached tokens the batch reads (context - query)
+	// FeatPaddedMask is padded query × (padded KV + padded query): the
+	// dense mask paged|sdpa attends over.
+	FeatPaddedMask = "padded_mask"
+	// FeatFreshShape is 1 when a capture's padded (query, KV) tensor shape
+	// is new to the engine process (no graph of that shape, whatever its
+	// KV-length key, was captured or warmed before), else 0; the fresh
+	// variants scale the padded shape by it. On the recorded H200 runs a
+	// capture of a shape the process had run before cost 60–105 ms
+	// (P10–P90), a fresh one 115–215 ms.
+	FeatFreshShape = "fresh_shape"
+	FeatFreshQuery = "fresh_padded_query_tokens"
+	FeatFreshKV    = "fresh_padded_kv_tokens"
+)
+
+// HostFeatures, DeviceFeatures and CaptureFeatures are the laws' forms.
+var (
+	HostFeatures    = []string{FeatIntercept, FeatRequests, FeatQueryTokens, FeatKVReadTokens, FeatPrefillRequests}
+	DeviceFeatures  = []string{FeatIntercept, FeatPaddedQueryTokens, FeatPaddedKVTokens, FeatPaddedMask}
+	CaptureFeatures = []string{FeatIntercept, FeatPaddedQueryTokens, FeatPaddedKVTokens, FeatFreshShape, FeatFreshQuery, FeatFreshKV}
+)
+
+// Law is a linear law over named features, in ns.
+type Law struct {
+	Features []string  `json:"features"`
+	Coef     []float64 `json:"coefficients_ns"`
+}
+
+// mechX is what a mechanics feature reads: the step's batch shape, its
+// graph key, and (for a capture) whether its tensor shape is fresh.
+type mechX struct {
+	sh    sched.Shape
+	k     GraphKey
+	fresh bool
+}
+
+// mechValue is a mechanics feature of a step.
+func mechValue(name string, x mechX) float64 {
+	sh, k := x.sh, x.k
+	q := sh.PrefillTokens + sh.DecodeTokens
+	fresh := 0.0
+	if x.fresh {
+		fresh = 1
+	}
+	switch name {
+	case FeatFreshShape:
+		return fresh
+	case FeatFreshQuery:
+		return fresh * float64(k.Q)
+	case FeatFreshKV:
+		return fresh * float64(k.KV)
+	case FeatIntercept:
+		return 1
+	case FeatRequests:
+		return float64(sh.Requests)
+	case FeatPrefillRequests:
+		return float64(sh.PrefillRequests)
+	case FeatQueryTokens:
+		return float64(q)
+	case FeatKVReadTokens:
+		return float64(sh.ContextTokens - q)
+	case FeatPaddedQueryTokens:
+		return float64(k.Q)
+	case FeatPaddedKVTokens:
+		return float64(k.KV)
+	case FeatPaddedMask:
+		return float64(k.Q) * float64(k.KV+k.Q)
+	}
+	panic("predict: unknown mechanics feature " + name)
+}
+
+func (l Law) at(x mechX) float64 {
+	var t float64
+	for i, f := range l.Features {
+		t += l.Coef[i] * mechValue(f, x)
+	}
+	return t
+}
+
+func (l Law) check(what string) error {
+	if len(l.Features) == 0 || len(l.Features) != len(l.Coef) {
+		return fmt.Errorf("mechanics %s law: features and coefficients_ns must be non-empty and of equal length", what)
+	}
+	for _, f := range l.Features {
+		ok := false
+		for _, a := range append(append(append([]string{}, HostFeatures...), DeviceFeatures...), CaptureFeatures...) {
+			ok = ok || a == f
+		}
+		if !ok {
+			return fmt.Errorf("mechanics %s law: unknown feature %q", what, f)
+		}
+	}
+	return nil
+}
+
+// mechStep is the mechanics model's time for one step of a simulation:
+// it consults and updates the simulated engine's graph cache.
+func (m *StepModel) mechStep(sh sched.Shape) int64 {
+	mc := m.Mechanics
+	if m.graphs == nil {
+		m.graphs = newGraphCache(mc.Graphs.Capacity)
+		m.graphs.use(mc.Graphs.WarmupKey())
+	}
+	x := mechX{sh: sh, k: mc.Graphs.Key(sh)}
+	t := mc.Host.at(x)
+	x.fresh = !m.graphs.seenShape(x.k)
+	if m.graphs.use(x.k) {
+		t += mc.Device.at(x)
+		if !m.warming && mc.Stalls != nil && mc.Stalls.Fraction > 0 && len(mc.Stalls.ExcessNs) > 0 {
+			if m.rng == nil {
+				m.SetSeed(0)
+			}
+			if m.rng.Float64() < mc.Stalls.Fraction {
+				t += float64(m.draw(mc.Stalls.ExcessNs))
+			}
+		}
+	} else if !m.warming {
+		c := mc.Capture.at(x)
+		if len(mc.CaptureRatio) > 1 {
+			c *= m.drawFloat(mc.CaptureRatio)
+		}
+		t += math.Max(c, 0)
+	}
+	return max(int64(math.Round(t)), m.MinStepNs)
+}
+
+// predictMech is the mechanics model's time for a recorded step, capture
+// included when the step captured (hit 0) and the key from the recording
+// when it has one.
+func (m *StepModel) predictMech(s Step) int64 {
+	mc := m.Mechanics
+	x := mechX{sh: s.shape(), k: mc.Graphs.Key(s.shape())}
+	if s.Detail != nil && s.Detail.Key != (GraphKey{}) {
+		x.k = s.Detail.Key
+	}
+	t := mc.Host.at(x)
+	if s.Detail != nil && s.Detail.Hit == 0 {
+		x.fresh = s.Detail.FreshShape
+		t += math.Max(mc.Capture.at(x), 0)
+	} else {
+		t += mc.Device.at(x)
+	}
+	return max(int64(math.Round(t)), m.MinStepNs)
+}
+
+// WarmUp runs fn, a simulation of the real bench's warm-up (the requests it
+// sends before the measured replay), with this model as its predictor: the
+// graphs those steps would capture are cached, and nothing is drawn, so
+// the measured simulation starts from the engine's warm state with its
+// random stream untouched. A model without mechanics just runs fn.
+func (m *StepModel) WarmUp(fn func() error) error {
+	m.warming = true
+	defer func() { m.warming = false }()
+	return fn()
+}
+
+// CachedGraphs lists the graphs the simulated engine holds (for run_meta).
+func (m *StepModel) CachedGraphs() []string {
+	if m.graphs == nil {
+		return nil
+	}
+	out := make([]string, 0, len(m.graphs.keys))
+	for k := range m.graphs.keys {
+		out = append(out, k.String())
+	}
+	return out
+}
