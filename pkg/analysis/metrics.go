@@ -1,9 +1,8 @@
 package analysis
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -77,7 +76,7 @@ type Shape struct {
 	ID, Prefill, Decode int64
 }
 
-// Run is one run folder reduced to sorted metric samples.
+// Run is one run folder reduced to metric samples.
 type Run struct {
 	Dir  string
 	Meta *schema.RunMeta
@@ -87,53 +86,78 @@ type Run struct {
 	// TPOTExcluded counts completed requests with fewer than two output
 	// tokens: TPOT is undefined for them.
 	TPOTExcluded int
-	// Samples maps a metric key to its ascending sample. Step metrics are
-	// present only when the run has step_metrics.csv.
-	Samples  map[string][]float64
+	// Samples maps a metric key to its sample (finished: exact ones are
+	// sorted). Step metrics are present only when the run has step metrics.
+	Samples  map[string]*Sample
 	HasSteps bool
+	// Timeline is every request in arrival order, for latency over time.
+	Timeline []TimePoint
+}
+
+// TimePoint is one request's place in a run's timeline.
+type TimePoint struct {
+	ArrivalNs int64
+	TTFTMs    float32 // NaN for a failed request
+	TPOTMs    float32 // NaN when undefined (failed, or one output token)
 }
 
 const nsPerMs = 1e6
 
-// LoadRun reads a canonical run folder: run_meta.json, request_metrics.csv,
-// token_metrics.csv (streamed: only ITL gaps are kept) and, when present,
-// step_metrics.csv.
+var nan32 = float32(math.NaN())
+
+// LoadRun reads a canonical run folder in memory bounded by the number of
+// requests and steps, whatever its token count: run_meta.json,
+// request_metrics.csv and the token table are streamed (each token row is
+// checked and only its gap kept, in a Sample that switches to a sketch past
+// ExactLimit), then, when present, the step table.
 func LoadRun(dir string) (*Run, error) {
 	meta, err := schema.ReadRunMeta(filepath.Join(dir, schema.RunMetaFile))
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", dir, err)
 	}
-	reqs, err := schema.ReadRequestMetrics(filepath.Join(dir, schema.RequestMetricsFile))
-	if err != nil {
-		return nil, fmt.Errorf("run %s: %w", dir, err)
+	r := &Run{Dir: dir, Meta: meta, Samples: map[string]*Sample{}}
+	reqPath := filepath.Join(dir, schema.RequestMetricsFile)
+	if st, err := os.Stat(reqPath); err == nil {
+		// A request row is 60-90 bytes: sizing the per-request slices up
+		// front spares a million-request run their regrowth garbage.
+		n := int(min(st.Size()/60+1, 1<<24))
+		r.Shapes, r.Timeline = make([]Shape, 0, n), make([]TimePoint, 0, n)
 	}
-	r := &Run{Dir: dir, Meta: meta, Samples: map[string][]float64{}}
-	r.Shapes = make([]Shape, len(reqs))
-	ttft := make([]float64, 0, len(reqs))
-	e2e := make([]float64, 0, len(reqs))
-	tpot := make([]float64, 0, len(reqs))
+	ttft, e2e, tpot := NewSample(), NewSample(), NewSample()
 	var failedIDs []int64
 	expectTokens := 0
-	for i, q := range reqs {
-		r.Shapes[i] = Shape{q.RequestID, q.NumPrefillTokens, q.NumDecodeTokens}
+	err = schema.ScanRequestMetrics(reqPath, func(q schema.RequestMetric) error {
+		r.Shapes = append(r.Shapes, Shape{q.RequestID, q.NumPrefillTokens, q.NumDecodeTokens})
+		tp := TimePoint{ArrivalNs: q.ArrivalTimeNs, TTFTMs: nan32, TPOTMs: nan32}
 		if q.Status != schema.StatusOK {
 			r.Failed = append(r.Failed, Failed{q.RequestID, q.ErrorType, q.ErrorMessage})
 			failedIDs = append(failedIDs, q.RequestID)
-			continue
+			r.Timeline = append(r.Timeline, tp)
+			return nil
 		}
-		ttft = append(ttft, float64(q.FirstTokenTimeNs-q.ArrivalTimeNs)/nsPerMs)
-		e2e = append(e2e, float64(q.CompletionTimeNs-q.ArrivalTimeNs)/nsPerMs)
+		t := float64(q.FirstTokenTimeNs-q.ArrivalTimeNs) / nsPerMs
+		ttft.Add(t)
+		tp.TTFTMs = float32(t)
+		e2e.Add(float64(q.CompletionTimeNs-q.ArrivalTimeNs) / nsPerMs)
 		if q.NumDecodeTokensActual < 2 {
 			r.TPOTExcluded++
 		} else {
-			tpot = append(tpot, float64(q.CompletionTimeNs-q.FirstTokenTimeNs)/nsPerMs/float64(q.NumDecodeTokensActual-1))
+			v := float64(q.CompletionTimeNs-q.FirstTokenTimeNs) / nsPerMs / float64(q.NumDecodeTokensActual-1)
+			tpot.Add(v)
+			tp.TPOTMs = float32(v)
 		}
 		expectTokens += int(max(q.NumDecodeTokensActual-1, 0))
+		r.Timeline = append(r.Timeline, tp)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("run %s: %w", dir, err)
 	}
 	sort.Slice(r.Shapes, func(i, j int) bool { return r.Shapes[i].ID < r.Shapes[j].ID })
+	sort.SliceStable(r.Timeline, func(i, j int) bool { return r.Timeline[i].ArrivalNs < r.Timeline[j].ArrivalNs })
 	slices.Sort(failedIDs)
 
-	itl := make([]float64, 0, expectTokens)
+	itl := NewSampleFor(expectTokens)
 	err = schema.ScanTokenMetrics(filepath.Join(dir, schema.TokenMetricsFile), func(t schema.TokenMetric) error {
 		if t.TokenIndex < 1 {
 			return nil
@@ -145,7 +169,7 @@ func LoadRun(dir string) (*Run, error) {
 				return nil
 			}
 		}
-		itl = append(itl, float64(t.TokenLatencyNs)/nsPerMs)
+		itl.Add(float64(t.TokenLatencyNs) / nsPerMs)
 		return nil
 	})
 	if err != nil {
@@ -157,26 +181,23 @@ func LoadRun(dir string) (*Run, error) {
 	r.Samples[ITL] = itl
 
 	stepPath := filepath.Join(dir, schema.StepMetricsFile)
-	if _, err := os.Stat(stepPath); err == nil {
-		steps, err := schema.ReadStepMetrics(stepPath)
+	if schema.Exists(stepPath) {
+		n := int(schema.TableRows(stepPath))
+		bs, tok, dur := NewSampleFor(n), NewSampleFor(n), NewSampleFor(n)
+		err := schema.ScanStepMetrics(stepPath, func(s schema.StepMetric) error {
+			bs.Add(float64(s.NumRequests))
+			tok.Add(float64(s.NumPrefillTokens + s.NumDecodeTokens))
+			dur.Add(float64(s.EndNs-s.StartNs) / nsPerMs)
+			return nil
+		})
 		if err != nil {
 			return nil, fmt.Errorf("run %s: %w", dir, err)
 		}
-		bs := make([]float64, len(steps))
-		tok := make([]float64, len(steps))
-		dur := make([]float64, len(steps))
-		for i, s := range steps {
-			bs[i] = float64(s.NumRequests)
-			tok[i] = float64(s.NumPrefillTokens + s.NumDecodeTokens)
-			dur[i] = float64(s.EndNs-s.StartNs) / nsPerMs
-		}
 		r.Samples[BatchSize], r.Samples[IterTokens], r.Samples[IterDuration] = bs, tok, dur
 		r.HasSteps = true
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		return nil, fmt.Errorf("run %s: %w", dir, err)
 	}
 	for _, s := range r.Samples {
-		slices.Sort(s)
+		s.Finish()
 	}
 	return r, nil
 }

@@ -44,8 +44,8 @@ func TestLoadRunDefinitions(t *testing.T) {
 	}
 	want := map[string][]float64{TTFT: {10, 25}, E2E: {22, 25}, TPOT: {6}, ITL: {5, 7}}
 	for k, w := range want {
-		if !slices.Equal(r.Samples[k], w) {
-			t.Errorf("%s = %v, want %v", k, r.Samples[k], w)
+		if !slices.Equal(r.Samples[k].Sorted(), w) {
+			t.Errorf("%s = %v, want %v", k, r.Samples[k].Sorted(), w)
 		}
 	}
 	if r.TPOTExcluded != 1 {
@@ -69,8 +69,8 @@ func TestLoadRunDefinitions(t *testing.T) {
 	}
 	want = map[string][]float64{BatchSize: {1, 2}, IterTokens: {2, 8}, IterDuration: {2, 4}}
 	for k, w := range want {
-		if !slices.Equal(r.Samples[k], w) {
-			t.Errorf("%s = %v, want %v", k, r.Samples[k], w)
+		if !slices.Equal(r.Samples[k].Sorted(), w) {
+			t.Errorf("%s = %v, want %v", k, r.Samples[k].Sorted(), w)
 		}
 	}
 	if !r.HasSteps {

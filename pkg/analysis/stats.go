@@ -40,6 +40,10 @@ type Summary struct {
 	P99   float64 `json:"p99"`
 	Min   float64 `json:"min"`
 	Max   float64 `json:"max"`
+	// Quantiles says how P50-P99 were computed: MethodExact, or
+	// MethodSketch within RelAccuracy (relative) of the exact values.
+	Quantiles   string  `json:"quantiles"`
+	RelAccuracy float64 `json:"rel_accuracy,omitempty"`
 }
 
 // Get returns the statistic named by one of StatNames.
@@ -88,19 +92,20 @@ func Quantile(sorted []float64, q float64) float64 {
 func Summarize(sorted []float64) Summary {
 	if len(sorted) == 0 {
 		nan := math.NaN()
-		return Summary{Mean: nan, P50: nan, P90: nan, P95: nan, P99: nan, Min: nan, Max: nan}
+		return Summary{Mean: nan, P50: nan, P90: nan, P95: nan, P99: nan, Min: nan, Max: nan, Quantiles: MethodExact}
 	}
 	return Summary{
 		Count: len(sorted),
 		// Kahan-style compensated summation keeps the mean of millions of
 		// token gaps exact to the last digit shown.
-		Mean: floats.SumCompensated(sorted) / float64(len(sorted)),
-		P50:  Quantile(sorted, 0.50),
-		P90:  Quantile(sorted, 0.90),
-		P95:  Quantile(sorted, 0.95),
-		P99:  Quantile(sorted, 0.99),
-		Min:  sorted[0],
-		Max:  sorted[len(sorted)-1],
+		Mean:      floats.SumCompensated(sorted) / float64(len(sorted)),
+		P50:       Quantile(sorted, 0.50),
+		P90:       Quantile(sorted, 0.90),
+		P95:       Quantile(sorted, 0.95),
+		P99:       Quantile(sorted, 0.99),
+		Min:       sorted[0],
+		Max:       sorted[len(sorted)-1],
+		Quantiles: MethodExact,
 	}
 }
 

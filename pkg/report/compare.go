@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/gsim-dev/gsim/pkg/analysis"
 	"github.com/gsim-dev/gsim/pkg/schema"
@@ -43,6 +44,8 @@ type CompareInput struct {
 	Instance    string
 	Key         string
 	Matrix      map[string]any
+	// Window is the latency-over-time window; 0 picks one (TimelineWindow).
+	Window time.Duration
 }
 
 // Compare loads the runs, checks they ran the same workload, computes every
@@ -125,6 +128,13 @@ func Compare(ctx context.Context, in CompareInput, outDir string, log io.Writer)
 	figs, err := writeFigures(outDir, res, runs, reruns)
 	if err != nil {
 		return nil, err
+	}
+	tf, err := writeTimeline(outDir, res, runs, in.Window)
+	if err != nil {
+		return nil, err
+	}
+	if tf != nil {
+		figs = append(figs, *tf)
 	}
 	fmt.Fprintf(log, "wrote %d figures\n", len(figs))
 	if err := writeCompareTables(outDir, res); err != nil {
@@ -212,13 +222,13 @@ func runResult(ri RunInput, r *analysis.Run, metrics []analysis.MetricInfo) RunR
 		rr.Failed = []analysis.Failed{}
 	}
 	for _, m := range metrics {
-		rr.Stats[m.Key] = analysis.Summarize(r.Samples[m.Key])
+		rr.Stats[m.Key] = r.Samples[m.Key].Summary()
 	}
 	rr.Quantiles = map[string][]analysis.Num{}
 	for _, k := range []string{analysis.TTFT, analysis.TPOT} {
 		q := make([]analysis.Num, 101)
 		for i := range q {
-			q[i] = analysis.Num(analysis.Quantile(r.Samples[k], float64(i)/100))
+			q[i] = analysis.Num(r.Samples[k].Quantile(float64(i) / 100))
 		}
 		rr.Quantiles[k] = q
 	}
@@ -251,10 +261,12 @@ func writeFigures(outDir string, res *Result, runs, reruns []*analysis.Run) ([]f
 			defer wg.Done()
 			lines := make([]CDFLine, len(runs), len(runs)+len(reruns))
 			for j, r := range runs {
-				lines[j] = CDFLine{Label: res.Runs[j].Label, Sorted: r.Samples[k]}
+				s := r.Samples[k]
+				lines[j] = CDFLine{Label: res.Runs[j].Label, Sorted: s.CDFPoints(cdfSketchPoints), N: s.Len()}
 			}
 			for j, r := range reruns {
-				lines = append(lines, CDFLine{Label: res.Reruns[j].Label, Sorted: r.Samples[k]})
+				s := r.Samples[k]
+				lines = append(lines, CDFLine{Label: res.Reruns[j].Label, Sorted: s.CDFPoints(cdfSketchPoints), N: s.Len()})
 			}
 			f, err := os.Create(filepath.Join(outDir, figs[i].File))
 			if err != nil {
@@ -279,7 +291,7 @@ func writeCompareTables(outDir string, res *Result) error {
 		for _, m := range analysis.LatencyMetrics {
 			s := rr.Stats[m.Key]
 			for _, st := range analysis.StatNames {
-				stats = append(stats, []string{rr.Name, m.Key, st, csvNum(s.Get(st))})
+				stats = append(stats, []string{rr.Name, m.Key, st, csvNum(s.Get(st)), s.Quantiles})
 			}
 		}
 		for _, f := range rr.Failed {
@@ -299,7 +311,7 @@ func writeCompareTables(outDir string, res *Result) error {
 			if c.Noise != nil {
 				ratio = c.Noise.Ratio[m.Key]
 			}
-			dist = append(dist, []string{c.Name, m.Key, csvNum(d.KS), csvNum(d.W1), csvNum(ratio.KS), csvNum(ratio.W1)})
+			dist = append(dist, []string{c.Name, m.Key, csvNum(d.KS), csvNum(d.W1), csvNum(d.KSError), csvNum(d.W1Error), csvNum(ratio.KS), csvNum(ratio.W1)})
 			if res.Noise == nil {
 				continue
 			}
@@ -341,9 +353,9 @@ func writeCompareTables(outDir string, res *Result) error {
 		header []string
 		rows   [][]string
 	}{
-		{"stats.csv", []string{"run", "metric", "stat", "value_ms"}, stats},
+		{"stats.csv", []string{"run", "metric", "stat", "value_ms", "quantiles"}, stats},
 		{"errors.csv", []string{"candidate", "metric", "stat", "ref_ms", "cand_ms", "rel_error"}, errRows},
-		{"distances.csv", []string{"candidate", "metric", "ks", "w1_ms", "ks_ratio_to_rerun", "w1_ratio_to_rerun"}, dist},
+		{"distances.csv", []string{"candidate", "metric", "ks", "w1_ms", "ks_error", "w1_error_ms", "ks_ratio_to_rerun", "w1_ratio_to_rerun"}, dist},
 		{"failed.csv", []string{"run", "request_id", "error_type", "error_message"}, failed},
 	}
 	if res.Noise != nil {

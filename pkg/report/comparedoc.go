@@ -85,7 +85,15 @@ func compareDoc(res *Result, figs []figure) *doc {
 		d.h(fmt.Sprintf("%s (%s)", m.Name, m.Unit))
 		d.p("%s.", upperFirst(m.Definition))
 		d.table(metricTable(res, m))
+		d.p("%s", quantileNote(res, m))
 		if f, ok := figByKey[m.Key]; ok {
+			d.fig(f)
+		}
+	}
+	for _, f := range figs {
+		if f.File == TimelineFile {
+			d.h("Latency over time")
+			d.p("%s", f.Caption)
 			d.fig(f)
 		}
 	}
@@ -94,6 +102,7 @@ func compareDoc(res *Result, figs []figure) *doc {
 		for _, m := range analysis.StepMetrics {
 			d.p("**%s** (%s): %s.", m.Name, m.Unit, m.Definition)
 			d.table(metricTable(res, m))
+			d.p("%s", quantileNote(res, m))
 		}
 		if f, ok := figByKey[analysis.BatchSize]; ok {
 			d.fig(f)
@@ -131,7 +140,12 @@ func compareDoc(res *Result, figs []figure) *doc {
 		defs = append(defs, fmt.Sprintf("**%s** (%s): %s.", m.Name, m.Unit, m.Definition))
 	}
 	defs = append(defs,
-		"**Quantiles** (P50, P90, P95, P99): "+analysis.QuantileMethod+".",
+		"**Quantiles** (P50, P90, P95, P99): "+analysis.QuantileMethod+".")
+	if usedSketch(res) {
+		defs = append(defs, fmt.Sprintf("**Sketched statistics**: a metric with more than %d values in a run (token gaps of large runs) is summarized by %s. Its KS and W1 against another run are computed on the sketches' common buckets and shown ± a bound on their error; the note under each table says which runs' numbers used it.",
+			analysis.ExactLimit, analysis.SketchMethod))
+	}
+	defs = append(defs,
 		"**Relative error** = (candidate - reference) / reference, signed: negative means the candidate under-predicts.",
 		"**KS** = two-sample Kolmogorov-Smirnov statistic, sup over x of |F_ref(x) - F_cand(x)| of the empirical CDFs, in [0, 1].",
 		"**W1** = Wasserstein-1 distance, the integral over x of |F_ref(x) - F_cand(x)|, in the metric's unit (ms for latencies).",
@@ -221,6 +235,46 @@ func metricTable(res *Result, m analysis.MetricInfo) table {
 		t.Rows = append(t.Rows, append([]string{"KS / rerun's", "", ""}, ksr...), append([]string{"W1 / rerun's", "", ""}, w1r...))
 	}
 	return t
+}
+
+// quantileNote says under a metric's table how its numbers were computed:
+// exactly, or (runs too large to hold every value) from a sketch, with the
+// error bounds of KS and W1.
+func quantileNote(res *Result, m analysis.MetricInfo) string {
+	var sk []string
+	for _, r := range res.Runs {
+		if s := r.Stats[m.Key]; s.Quantiles == analysis.MethodSketch {
+			sk = append(sk, fmt.Sprintf("%s (%d values)", r.Label, s.Count))
+		}
+	}
+	if len(sk) == 0 {
+		return "Quantiles, KS and W1: exact."
+	}
+	note := fmt.Sprintf("Quantiles: exact, except %s: DDSketch, each quantile within ±%g%% of the exact one.",
+		strings.Join(sk, ", "), 100*analysis.SketchAccuracy)
+	var bounds []string
+	for _, c := range res.Candidates {
+		d := c.Distances[m.Key]
+		if d.KSError > 0 || d.W1Error > 0 {
+			bounds = append(bounds, fmt.Sprintf("%s: KS ± %.3f, W1 ± %s %s", c.Label, d.KSError, fmtVal(d.W1Error), m.Unit))
+		}
+	}
+	if len(bounds) > 0 {
+		note += " KS and W1 on the sketches' buckets, within " + strings.Join(bounds, "; ") + " of the exact values."
+	}
+	return note
+}
+
+// usedSketch reports whether any statistic of res came from a sketch.
+func usedSketch(res *Result) bool {
+	for _, r := range res.Runs {
+		for _, s := range r.Stats {
+			if s.Quantiles == analysis.MethodSketch {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // noiseBand is the band of a statistic when the comparison has one.

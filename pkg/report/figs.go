@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"math"
@@ -231,7 +232,13 @@ func (a axis) label(name, unit string) string {
 type CDFLine struct {
 	Label  string
 	Sorted []float64
+	// N is the sample's size when Sorted stands for a larger sample (a
+	// sketch's quantiles); 0 means len(Sorted).
+	N int
 }
+
+// cdfSketchPoints is how many quantiles of a sketched sample draw its CDF.
+const cdfSketchPoints = 4096
 
 // WriteCDF renders the empirical CDFs of lines, overlaid, as a PNG. NaN and
 // infinite values are left out, and the line's legend says how many.
@@ -271,9 +278,9 @@ func WriteCDF(w io.Writer, title string, m analysis.MetricInfo, lines []CDFLine)
 		for k := range xs {
 			xs[k] = ax.pos(xs[k])
 		}
-		name := fmt.Sprintf("%s (n=%d)", l.Label, len(l.Sorted))
+		name := fmt.Sprintf("%s (n=%d)", l.Label, cmp.Or(l.N, len(l.Sorted)))
 		if dropped[i] > 0 {
-			name = fmt.Sprintf("%s (n=%d, %d non-finite left out)", l.Label, len(l.Sorted), dropped[i])
+			name = fmt.Sprintf("%s (n=%d, %d non-finite left out)", l.Label, cmp.Or(l.N, len(l.Sorted)), dropped[i])
 		}
 		series = append(series, chart.ContinuousSeries{Name: name, XValues: xs, YValues: ys, Style: seriesStyle(i)})
 		drawn++

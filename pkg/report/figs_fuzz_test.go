@@ -163,7 +163,7 @@ func cdfLines(b []byte) []CDFLine {
 	a, c := slices.Clone(v[:len(v)/2]), slices.Clone(v[len(v)/2:])
 	slices.Sort(a)
 	slices.Sort(c)
-	return []CDFLine{{"real", a}, {"sim", c}}
+	return []CDFLine{{Label: "real", Sorted: a}, {Label: "sim", Sorted: c}}
 }
 
 func FuzzWriteCDF(f *testing.F) {
@@ -210,7 +210,7 @@ func FuzzWriteXY(f *testing.F) {
 }
 
 func TestNonFiniteValuesAreNoted(t *testing.T) {
-	lines, dropped := finiteLines([]CDFLine{{"real", []float64{math.NaN(), 1, 2, math.Inf(1)}}, {"sim", []float64{3}}})
+	lines, dropped := finiteLines([]CDFLine{{Label: "real", Sorted: []float64{math.NaN(), 1, 2, math.Inf(1)}}, {Label: "sim", Sorted: []float64{3}}})
 	if !slices.Equal(lines[0].Sorted, []float64{1, 2}) || dropped[0] != 2 || dropped[1] != 0 || len(lines[1].Sorted) != 1 {
 		t.Errorf("finiteLines = %v, %v", lines, dropped)
 	}

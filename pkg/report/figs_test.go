@@ -71,10 +71,10 @@ func TestWriteCDF(t *testing.T) {
 		wide[i] = 0.2 * math.Pow(1.002, float64(i)) // 0.2 ms .. ~4.4 s: log axis
 	}
 	cases := map[string][]CDFLine{
-		"log axis":   {{"real", wide}, {"sim", wide[100:]}},
-		"with zeros": {{"real", []float64{0, 0, 1, 5, 500}}},
-		"one empty":  {{"real", []float64{3, 4}}, {"sim", nil}},
-		"no data":    {{"real", nil}},
+		"log axis":   {{Label: "real", Sorted: wide}, {Label: "sim", Sorted: wide[100:]}},
+		"with zeros": {{Label: "real", Sorted: []float64{0, 0, 1, 5, 500}}},
+		"one empty":  {{Label: "real", Sorted: []float64{3, 4}}, {Label: "sim", Sorted: nil}},
+		"no data":    {{Label: "real", Sorted: nil}},
 	}
 	for name, lines := range cases {
 		var buf bytes.Buffer

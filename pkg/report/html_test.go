@@ -86,7 +86,7 @@ func TestReportHTMLInBrowser(t *testing.T) {
 	for _, c := range []struct {
 		page string
 		imgs string
-	}{{filepath.Join(out, "report.html"), "5"}, {filepath.Join(sweep, "report.html"), "10"}} {
+	}{{filepath.Join(out, "report.html"), "6"}, {filepath.Join(sweep, "report.html"), "10"}} { // 5 figures + latency over time
 		got := browserCheck(t, c.page)
 		want := "images=" + c.imgs + " loaded=" + c.imgs + " resources=0 "
 		if got != want {

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/gsim-dev/gsim/pkg/stage"
 )
@@ -36,6 +37,10 @@ type CompareParams struct {
 	// Labels maps need names to display names.
 	Labels map[string]string `json:"labels,omitempty"`
 	Title  string            `json:"title,omitempty"`
+	// TimeWindow is the width of the latency-over-time windows (a Go
+	// duration); by default the narrowest of 1s, 2s, 5s, ... 24h that cuts
+	// the run into at most 120 windows.
+	TimeWindow string `json:"time_window,omitempty"`
 }
 
 func (CompareKind) Name() string    { return "compare" }
@@ -63,6 +68,11 @@ func decodeCompare(params map[string]any) (*CompareParams, error) {
 	}
 	if p.Reference == "" {
 		return nil, &stage.ParamError{Path: "reference", Msg: "required: name the need whose run is the reference (for example the real GPU bench)"}
+	}
+	if p.TimeWindow != "" {
+		if d, err := time.ParseDuration(p.TimeWindow); err != nil || d <= 0 {
+			return nil, &stage.ParamError{Path: "time_window", Msg: fmt.Sprintf("%q (expected a positive Go duration such as 30s or 5m)", p.TimeWindow)}
+		}
 	}
 	if p.Workload != "" && p.Workload == p.Reference {
 		return nil, &stage.ParamError{Path: "workload", Msg: fmt.Sprintf("%q is also the reference; name the need that holds the workload folder", p.Workload)}
@@ -139,6 +149,9 @@ func compareInput(spec *stage.Spec) (CompareInput, error) {
 		return RunInput{Name: need, Label: p.Labels[need], Dir: in.Dir, Key: in.Key, Instance: in.Instance}
 	}
 	ci := CompareInput{Title: p.Title, Instance: spec.Instance, Key: spec.Key, Matrix: spec.Matrix}
+	if p.TimeWindow != "" {
+		ci.Window, _ = time.ParseDuration(p.TimeWindow)
+	}
 	// The reference need may hold several runs: the repeats of a stage
 	// with repeat:. The first is the reference, the rest are its reruns.
 	refs, ok := spec.Inputs[p.Reference]

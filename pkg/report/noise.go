@@ -61,10 +61,10 @@ func noiseOf(metrics []analysis.MetricInfo, ref *analysis.Run, reruns []*analysi
 	}
 	n := &Noise{Runs: 1 + len(reruns), Bands: map[string]map[string]analysis.Band{}, Rerun: map[string]analysis.Distance{}}
 	for _, m := range metrics {
-		sums := []analysis.Summary{analysis.Summarize(ref.Samples[m.Key])}
-		var samples [][]float64
+		sums := []analysis.Summary{ref.Samples[m.Key].Summary()}
+		var samples []*analysis.Sample
 		for _, r := range reruns {
-			sums = append(sums, analysis.Summarize(r.Samples[m.Key]))
+			sums = append(sums, r.Samples[m.Key].Summary())
 			samples = append(samples, r.Samples[m.Key])
 		}
 		bands := map[string]analysis.Band{}
@@ -75,7 +75,7 @@ func noiseOf(metrics []analysis.MetricInfo, ref *analysis.Run, reruns []*analysi
 			bands[st] = analysis.BandOf(sums, st)
 		}
 		n.Bands[m.Key] = bands
-		n.Rerun[m.Key] = analysis.RerunDistance(ref.Samples[m.Key], samples)
+		n.Rerun[m.Key] = analysis.RerunDistanceSamples(ref.Samples[m.Key], samples)
 	}
 	return n
 }

@@ -157,13 +157,28 @@ func fieldAt(line []byte, start int) string {
 
 // scanInts streams an integer CSV: it checks the header against cols and
 // calls fn for every data row with the parsed values (reused between calls).
+// path names the CSV form; the Parquet or gzipped form is read when that is
+// what the folder holds (TablePath).
 func scanInts(path string, cols []string, fn func(row int, vals []int64) error) error {
-	f, err := Open(path)
+	p, pq, err := TablePath(path)
+	if err != nil {
+		return err
+	}
+	return scanStored(p, pq, cols, fn)
+}
+
+// scanStored reads a table already found by TablePath.
+func scanStored(p string, pq bool, cols []string, fn func(row int, vals []int64) error) error {
+	if pq {
+		return scanParquetInts(p, cols, fn)
+	}
+	// Open decompresses the gzipped form when given the plain name.
+	f, err := Open(strings.TrimSuffix(p, GzipSuffix))
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	return scanIntsReader(f, nameOf(f, path), cols, fn)
+	return scanIntsReader(f, nameOf(f, p), cols, fn)
 }
 
 func scanIntsReader(r io.Reader, name string, cols []string, fn func(row int, vals []int64) error) error {

@@ -24,6 +24,8 @@ func (e *Error) Error() string {
 	b.WriteString(e.File)
 	isJSON := strings.HasSuffix(e.File, ".json")
 	switch {
+	case e.Row > 0 && strings.HasSuffix(e.File, ParquetSuffix):
+		fmt.Fprintf(&b, ": row %d", e.Row) // a Parquet file has no lines
 	case e.Row > 0:
 		fmt.Fprintf(&b, ": row %d (line %d)", e.Row, e.Row+1)
 	case e.Column != "" && isJSON:

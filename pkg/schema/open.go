@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strings"
 )
 
 // GzipSuffix marks a compressed copy of a canonical CSV. Recorded runs in the
@@ -53,22 +54,40 @@ func readFailure(err error) string {
 	return fmt.Sprintf("cannot read (%v)", err)
 }
 
-// Exists reports whether path or its gzipped copy exists.
+// Exists reports whether path, its gzipped copy or (for a .csv name) its
+// Parquet form exists.
 func Exists(path string) bool {
 	if _, err := os.Stat(path); err == nil {
 		return true
 	}
-	_, err := os.Stat(path + GzipSuffix)
-	return err == nil
+	if _, err := os.Stat(path + GzipSuffix); err == nil {
+		return true
+	}
+	return strings.HasSuffix(path, ".csv") && statExists(parquetPath(path))
 }
 
 // CopyPlain copies from (plain or gzipped, as Open finds it) to a plain file.
+// A table stored as Parquet is copied as it is, to the Parquet name beside
+// to: it is already the canonical form.
 func CopyPlain(from, to string) error {
+	if p, pq, err := TablePath(from); err == nil && pq && p != from {
+		from, to = p, parquetPath(to)
+		in, err := os.Open(from)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		return copyTo(in, from, to)
+	}
 	in, err := Open(from)
 	if err != nil {
 		return err
 	}
 	defer in.Close()
+	return copyTo(in, from, to)
+}
+
+func copyTo(in io.Reader, from, to string) error {
 	out, err := os.Create(to)
 	if err != nil {
 		return err

@@ -141,14 +141,45 @@ func ReadRequestMetrics(path string) ([]RequestMetric, error) {
 	return readRequestMetrics(f, nameOf(f, path))
 }
 
+// ScanRequestMetrics streams request_metrics.csv through fn with
+// ReadRequestMetrics' checks, holding one row at a time (plus the ids seen,
+// for uniqueness).
+func ScanRequestMetrics(path string, fn func(RequestMetric) error) error {
+	f, err := Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return scanRequestMetrics(f, nameOf(f, path), 0, fn)
+}
+
 func readRequestMetrics(r io.Reader, name string) ([]RequestMetric, error) {
+	var rows []RequestMetric
+	var hint int64
+	if f, ok := r.(*os.File); ok {
+		if st, err := f.Stat(); err == nil {
+			hint = st.Size()
+			rows = make([]RequestMetric, 0, hint/48+1)
+		}
+	}
+	err := scanRequestMetrics(r, name, hint, func(m RequestMetric) error {
+		rows = append(rows, m)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rows, nil
+}
+
+func scanRequestMetrics(r io.Reader, name string, sizeHint int64, fn func(RequestMetric) error) error {
 	br := bufio.NewReaderSize(r, readBufSize)
 	hline, err := readLine(br, name, 0)
 	if err == io.EOF && len(hline) == 0 {
-		return nil, rowErr(name, 0, "", "empty file (expected header %s)", strings.Join(RequestMetricsColumns, ","))
+		return rowErr(name, 0, "", "empty file (expected header %s)", strings.Join(RequestMetricsColumns, ","))
 	}
 	if err != nil && err != io.EOF {
-		return nil, err
+		return err
 	}
 	got := splitHeader(hline)
 	want := RequestMetricsColumns
@@ -156,23 +187,20 @@ func readRequestMetrics(r io.Reader, name string) ([]RequestMetric, error) {
 		want = append(slices.Clone(want), RequestErrorColumns...)
 	}
 	if err := compareColumns(name, got, want); err != nil {
-		return nil, err
+		return err
 	}
 	errorCols := len(want) > len(RequestMetricsColumns)
-	var rows []RequestMetric
-	if f, ok := r.(*os.File); ok {
-		if st, err := f.Stat(); err == nil {
-			rows = make([]RequestMetric, 0, st.Size()/48+1)
-		}
-	}
 	var ids idSet
+	if sizeHint > 0 {
+		ids.reserve(int(min(sizeHint/48+1, 1<<24)))
+	}
 	fields := make([][]byte, len(want)+1)
 	var rec []byte
 	for row := 1; err != io.EOF; row++ {
 		var line []byte
 		line, err = readLine(br, name, row)
 		if err != nil && err != io.EOF {
-			return nil, err
+			return err
 		}
 		if err == io.EOF && len(line) == 0 {
 			break
@@ -181,7 +209,7 @@ func readRequestMetrics(r io.Reader, name string) ([]RequestMetric, error) {
 		if bytes.IndexByte(line, '"') < 0 {
 			line = trimEOL(line)
 			if len(line) == 0 {
-				return nil, rowErr(name, row, "", "empty line (remove it; data rows must be contiguous)")
+				return rowErr(name, row, "", "empty line (remove it; data rows must be contiguous)")
 			}
 			n = splitComma(line, fields)
 		} else {
@@ -191,7 +219,7 @@ func readRequestMetrics(r io.Reader, name string) ([]RequestMetric, error) {
 			for bytes.Count(rec, []byte{'"'})%2 == 1 && err == nil {
 				line, err = readLine(br, name, row)
 				if err != nil && err != io.EOF {
-					return nil, err
+					return err
 				}
 				rec = append(rec, line...)
 			}
@@ -203,7 +231,7 @@ func readRequestMetrics(r io.Reader, name string) ([]RequestMetric, error) {
 				if errors.As(cerr, &pe) {
 					cerr = pe.Err
 				}
-				return nil, rowErr(name, row, "", "malformed CSV: %v", cerr)
+				return rowErr(name, row, "", "malformed CSV: %v", cerr)
 			}
 			n = len(strs)
 			for i := 0; i < len(strs) && i < len(fields); i++ {
@@ -211,13 +239,13 @@ func readRequestMetrics(r io.Reader, name string) ([]RequestMetric, error) {
 			}
 		}
 		if n != len(want) {
-			return nil, rowErr(name, row, "", "row has %d fields, expected %d (%s)", n, len(want), strings.Join(want, ","))
+			return rowErr(name, row, "", "row has %d fields, expected %d (%s)", n, len(want), strings.Join(want, ","))
 		}
 		var vals [8]int64
 		for i := range vals {
 			v, ok := parseInt(fields[i])
 			if !ok {
-				return nil, rowErr(name, row, want[i], "%s is not an integer (expected base-10 digits, no decimal point)", Excerpt(string(fields[i])))
+				return rowErr(name, row, want[i], "%s is not an integer (expected base-10 digits, no decimal point)", Excerpt(string(fields[i])))
 			}
 			vals[i] = v
 		}
@@ -235,14 +263,16 @@ func readRequestMetrics(r io.Reader, name string) ([]RequestMetric, error) {
 			m.ErrorType, m.ErrorMessage = string(fields[9]), string(fields[10])
 		}
 		if err := checkRequestRow(name, row, &m, errorCols); err != nil {
-			return nil, err
+			return err
 		}
 		if prev := ids.add(m.RequestID, row); prev > 0 {
-			return nil, rowErr(name, row, "request_id", "%d already appeared in row %d (expected unique ids)", m.RequestID, prev)
+			return rowErr(name, row, "request_id", "%d already appeared in row %d (expected unique ids)", m.RequestID, prev)
 		}
-		rows = append(rows, m)
+		if err := fn(m); err != nil {
+			return err
+		}
 	}
-	return rows, nil
+	return nil
 }
 
 // splitComma cuts line at commas into dst and returns the field count, which
@@ -279,6 +309,14 @@ func parseInt(b []byte) (int64, bool) {
 type idSet struct {
 	dense  []int32
 	sparse map[int64]int
+}
+
+// reserve sizes the set for ids 0..n-1.
+func (s *idSet) reserve(n int) {
+	if n > len(s.dense) {
+		s.dense = slices.Grow(s.dense, n-len(s.dense))
+		s.dense = s.dense[:cap(s.dense)]
+	}
 }
 
 func (s *idSet) add(id int64, row int) (prevRow int) {

@@ -26,11 +26,11 @@ func ReadRun(dir string) (*Run, error) {
 		return nil, err
 	}
 	tp := filepath.Join(dir, TokenMetricsFile)
-	toks, states, err := readTokens(tp)
+	toks, seq, err := readTokens(tp)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkRunTokens(rp, tp, reqs, states); err != nil {
+	if err := checkRunTokens(rp, seq, summarize(reqs)); err != nil {
 		return nil, err
 	}
 	run := &Run{Meta: meta, Requests: reqs, Tokens: toks}
@@ -44,22 +44,33 @@ func ReadRun(dir string) (*Run, error) {
 }
 
 // ValidateRun checks a run folder like ReadRun does, streaming the token file
-// instead of holding it.
+// instead of holding it. Tables a RunWriter of this process checked while
+// writing them, and that have not changed since, are not read again.
 func ValidateRun(dir string) error {
 	if _, err := ReadRunMeta(filepath.Join(dir, RunMetaFile)); err != nil {
 		return err
 	}
+	if takeValidated(dir) {
+		return nil
+	}
 	rp := filepath.Join(dir, RequestMetricsFile)
-	reqs, err := ReadRequestMetrics(rp)
+	// Only what the token cross-check needs is kept of each request row.
+	var reqs []reqSummary
+	row := 0
+	err := ScanRequestMetrics(rp, func(m RequestMetric) error {
+		row++
+		reqs = append(reqs, summaryOf(&m, row))
+		return nil
+	})
 	if err != nil {
 		return err
 	}
 	tp := filepath.Join(dir, TokenMetricsFile)
-	states, err := scanTokens(tp, nil)
+	seq, err := scanTokens(tp, nil)
 	if err != nil {
 		return err
 	}
-	if err := checkRunTokens(rp, tp, reqs, states); err != nil {
+	if err := checkRunTokens(rp, seq, reqs); err != nil {
 		return err
 	}
 	sp := filepath.Join(dir, StepMetricsFile)
@@ -71,45 +82,82 @@ func ValidateRun(dir string) error {
 	return nil
 }
 
-// checkRunTokens ties request_metrics.csv to token_metrics.csv: every token
+// reqSummary is what the token cross-check needs of a request row, so a
+// writer can keep it for millions of requests.
+type reqSummary struct {
+	id, actual, first, completion int64
+	row                           int
+	ok                            bool
+}
+
+func summarize(reqs []RequestMetric) []reqSummary {
+	out := make([]reqSummary, len(reqs))
+	for i := range reqs {
+		out[i] = summaryOf(&reqs[i], i+1)
+	}
+	return out
+}
+
+func summaryOf(m *RequestMetric, row int) reqSummary {
+	return reqSummary{id: m.RequestID, actual: m.NumDecodeTokensActual, first: m.FirstTokenTimeNs,
+		completion: m.CompletionTimeNs, row: row, ok: m.Status == StatusOK}
+}
+
+// checkRunTokens ties request_metrics.csv to the token file: every token
 // belongs to a listed request; each request's token count equals
 // num_decode_tokens_actual; for ok requests token 0's time is
 // first_token_time_ns and the last token's time is completion_time_ns; for
 // failed requests the recorded first token, when there is one, matches too.
-func checkRunTokens(reqFile, tokFile string, reqs []RequestMetric, states map[int64]tokenState) error {
-	listed := make(map[int64]bool, len(reqs))
+func checkRunTokens(reqFile string, seq *tokenSeq, reqs []reqSummary) error {
 	for i := range reqs {
-		m := &reqs[i]
-		row := i + 1
-		listed[m.RequestID] = true
-		st := states[m.RequestID]
-		if st.count != m.NumDecodeTokensActual {
-			return rowErr(reqFile, row, "num_decode_tokens_actual", "%d for request %d, but %s has %d tokens for it (expected equal)",
-				m.NumDecodeTokensActual, m.RequestID, filepath.Base(tokFile), st.count)
-		}
-		if st.count == 0 {
-			continue
-		}
-		if m.Status == StatusOK || m.FirstTokenTimeNs >= 0 {
-			if st.first != m.FirstTokenTimeNs {
-				return rowErr(reqFile, row, "first_token_time_ns", "%d for request %d, but its token 0 in %s (row %d) is at %d (expected equal)",
-					m.FirstTokenTimeNs, m.RequestID, filepath.Base(tokFile), st.firstRow, st.first)
-			}
-		}
-		if m.Status == StatusOK && st.last != m.CompletionTimeNs {
-			return rowErr(reqFile, row, "completion_time_ns", "%d for request %d, but its last token in %s is at %d (expected equal)",
-				m.CompletionTimeNs, m.RequestID, filepath.Base(tokFile), st.last)
+		if err := checkReqTokens(reqFile, seq, &reqs[i]); err != nil {
+			return err
 		}
 	}
+	return checkOrphans(reqFile, seq)
+}
+
+// checkReqTokens checks one request row against its tokens and marks the
+// request listed.
+func checkReqTokens(reqFile string, seq *tokenSeq, m *reqSummary) error {
+	tokFile := filepath.Base(seq.file)
+	st := seq.get(m.id)
+	var count int64
+	if st != nil {
+		st.listed = true
+		count = int64(st.count)
+	}
+	if count != m.actual {
+		return rowErr(reqFile, m.row, "num_decode_tokens_actual", "%d for request %d, but %s has %d tokens for it (expected equal)",
+			m.actual, m.id, tokFile, count)
+	}
+	if count == 0 {
+		return nil
+	}
+	if m.ok || m.first >= 0 {
+		if st.first != m.first {
+			return rowErr(reqFile, m.row, "first_token_time_ns", "%d for request %d, but its token 0 in %s (row %d) is at %d (expected equal)",
+				m.first, m.id, tokFile, st.firstRow, st.first)
+		}
+	}
+	if m.ok && st.last != m.completion {
+		return rowErr(reqFile, m.row, "completion_time_ns", "%d for request %d, but its last token in %s is at %d (expected equal)",
+			m.completion, m.id, tokFile, st.last)
+	}
+	return nil
+}
+
+// checkOrphans reports the earliest token of a request no row lists.
+func checkOrphans(reqFile string, seq *tokenSeq) error {
 	// Report the earliest orphan row so the message does not depend on map order.
-	bad, badRow := int64(0), 0
-	for id, st := range states {
-		if !listed[id] && (badRow == 0 || st.firstRow < badRow) {
+	bad, badRow := int64(0), int64(0)
+	seq.each(func(id int64, st *tokenState) {
+		if !st.listed && (badRow == 0 || st.firstRow < badRow) {
 			bad, badRow = id, st.firstRow
 		}
-	}
+	})
 	if badRow > 0 {
-		return rowErr(tokFile, badRow, "request_id", "%d is not in %s (expected tokens only for listed requests)", bad, filepath.Base(reqFile))
+		return rowErr(seq.file, int(badRow), "request_id", "%d is not in %s (expected tokens only for listed requests)", bad, filepath.Base(reqFile))
 	}
 	return nil
 }

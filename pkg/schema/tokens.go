@@ -2,6 +2,7 @@ package schema
 
 import (
 	"io"
+	"math"
 	"os"
 	"slices"
 )
@@ -38,10 +39,11 @@ func WriteTokenMetrics(path string, rows []TokenMetric) error {
 
 // tokenState is what the token file says about one request so far.
 type tokenState struct {
-	count    int64 // tokens seen; also the next expected token_index
 	first    int64 // token 0 time
 	last     int64 // latest token time
-	firstRow int   // row of token 0, for cross-check messages
+	firstRow int64 // row of token 0, for cross-check messages
+	count    int32 // tokens seen; also the next expected token_index
+	listed   bool  // request_metrics.csv has the request (set by the cross-check)
 }
 
 // tokenSeq checks token rows as they stream by: per request, token_index runs
@@ -61,6 +63,13 @@ const denseIDs = 1 << 21
 
 func newTokenSeq(file string) *tokenSeq {
 	return &tokenSeq{file: file, sparse: map[int64]*tokenState{}}
+}
+
+// reserve sizes the dense states for n requests with ids 0..n-1.
+func (s *tokenSeq) reserve(n int) {
+	if n > 0 && n <= denseIDs && cap(s.dense) < n {
+		s.dense = slices.Grow(s.dense, n-len(s.dense))
+	}
 }
 
 func (s *tokenSeq) state(id int64) *tokenState {
@@ -88,15 +97,18 @@ func (s *tokenSeq) add(row int, m TokenMetric) error {
 		return rowErr(s.file, row, "token_time_ns", "%d is negative (expected ns since run start, >= 0)", m.TokenTimeNs)
 	}
 	st := s.state(m.RequestID)
-	if m.TokenIndex != st.count {
+	if m.TokenIndex != int64(st.count) {
 		return rowErr(s.file, row, "token_index", "%d for request %d (expected %d: indexes run 0,1,2,... per request in file order)",
 			m.TokenIndex, m.RequestID, st.count)
+	}
+	if st.count == math.MaxInt32 {
+		return rowErr(s.file, row, "token_index", "request %d has more than %d tokens", m.RequestID, math.MaxInt32)
 	}
 	if st.count == 0 {
 		if m.TokenLatencyNs != 0 {
 			return rowErr(s.file, row, "token_latency_ns", "%d for token 0 of request %d (expected 0)", m.TokenLatencyNs, m.RequestID)
 		}
-		st.first, st.last, st.firstRow = m.TokenTimeNs, m.TokenTimeNs, row
+		st.first, st.last, st.firstRow = m.TokenTimeNs, m.TokenTimeNs, int64(row)
 	} else {
 		if m.TokenTimeNs < st.last {
 			return rowErr(s.file, row, "token_time_ns", "%d is before the previous token of request %d at %d (expected non-decreasing times)",
@@ -112,30 +124,44 @@ func (s *tokenSeq) add(row int, m TokenMetric) error {
 	return nil
 }
 
-// done returns the per-request summary.
-func (s *tokenSeq) done() map[int64]tokenState {
-	out := make(map[int64]tokenState, len(s.sparse))
-	for id, st := range s.dense {
-		if st.count > 0 {
-			out[int64(id)] = st
+// get returns the state of id, or nil when the file has no token of it.
+func (s *tokenSeq) get(id int64) *tokenState {
+	if id >= 0 && id < int64(len(s.dense)) {
+		if st := &s.dense[id]; st.count > 0 {
+			return st
+		}
+		return nil
+	}
+	return s.sparse[id]
+}
+
+// each calls fn for every request that has tokens.
+func (s *tokenSeq) each(fn func(id int64, st *tokenState)) {
+	for id := range s.dense {
+		if s.dense[id].count > 0 {
+			fn(int64(id), &s.dense[id])
 		}
 	}
 	for id, st := range s.sparse {
-		out[id] = *st
+		fn(id, st)
 	}
-	return out
 }
 
-// ScanTokenMetrics streams token_metrics.csv through fn, checking each row
-// and each request's token sequence on the way.
+// ScanTokenMetrics streams token_metrics (path names the CSV form; the
+// Parquet or gzipped form is read when that is what the folder holds) through
+// fn, checking each row and each request's token sequence on the way.
 func ScanTokenMetrics(path string, fn func(TokenMetric) error) error {
 	_, err := scanTokens(path, fn)
 	return err
 }
 
-func scanTokens(path string, fn func(TokenMetric) error) (map[int64]tokenState, error) {
-	seq := newTokenSeq(path)
-	err := scanInts(path, TokenMetricsColumns, func(row int, v []int64) error {
+func scanTokens(path string, fn func(TokenMetric) error) (*tokenSeq, error) {
+	p, pq, err := TablePath(path)
+	if err != nil {
+		return nil, err
+	}
+	seq := newTokenSeq(p)
+	err = scanStored(p, pq, TokenMetricsColumns, func(row int, v []int64) error {
 		m := TokenMetric{RequestID: v[0], TokenIndex: v[1], TokenTimeNs: v[2], TokenLatencyNs: v[3]}
 		if err := seq.add(row, m); err != nil {
 			return err
@@ -148,27 +174,27 @@ func scanTokens(path string, fn func(TokenMetric) error) (map[int64]tokenState, 
 	if err != nil {
 		return nil, err
 	}
-	return seq.done(), nil
+	return seq, nil
 }
 
-// ReadTokenMetrics reads and checks token_metrics.csv.
+// ReadTokenMetrics reads and checks token_metrics (any stored form).
 func ReadTokenMetrics(path string) ([]TokenMetric, error) {
 	rows, _, err := readTokens(path)
 	return rows, err
 }
 
-func readTokens(path string) ([]TokenMetric, map[int64]tokenState, error) {
+func readTokens(path string) ([]TokenMetric, *tokenSeq, error) {
 	var rows []TokenMetric
 	if st, err := os.Stat(path); err == nil {
 		// A token row is 25-45 bytes; reserving by size avoids regrowing.
 		rows = make([]TokenMetric, 0, st.Size()/24+1)
 	}
-	states, err := scanTokens(path, func(m TokenMetric) error {
+	seq, err := scanTokens(path, func(m TokenMetric) error {
 		rows = append(rows, m)
 		return nil
 	})
 	if err != nil {
 		return nil, nil, err
 	}
-	return rows, states, nil
+	return rows, seq, nil
 }

@@ -32,14 +32,30 @@ const WorkloadGenerator = "gsim workload v1"
 func WorkloadDigest(dir string) (string, error) {
 	h := sha256.New()
 	for _, name := range []string{TraceLengthsFile, TraceIntervalsFile} {
-		b, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
+		// Streamed: a million-request workload is 50 MB of CSV.
+		if err := hashSized(h, name, filepath.Join(dir, name)); err != nil {
 			return "", fmt.Errorf("workload digest: %w", err)
 		}
-		fmt.Fprintf(h, "%s\x00%d\x00", name, len(b))
-		h.Write(b)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func hashSized(h io.Writer, name, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(h, "%s\x00%d\x00", name, st.Size())
+	n, err := io.Copy(h, f)
+	if err == nil && n != st.Size() {
+		err = fmt.Errorf("%s changed while being read", path)
+	}
+	return err
 }
 
 // ShortDigest is the workload_id: the first 12 hex digits of the digest.
@@ -151,6 +167,10 @@ func createdAt() string {
 func ReadWorkload(dir string) (*Workload, error) {
 	lp := filepath.Join(dir, TraceLengthsFile)
 	var reqs []Request
+	if n := metaRequests(dir); n > 0 {
+		// Reserving avoids regrowing a million-request slice.
+		reqs = make([]Request, 0, n)
+	}
 	err := scanInts(lp, TraceLengthsColumns, func(row int, v []int64) error {
 		r := Request{ID: v[0], PromptID: v[1], NumPrefillTokens: v[2], NumDecodeTokens: v[3]}
 		switch {
@@ -224,6 +244,22 @@ func ReadWorkload(dir string) (*Workload, error) {
 		return nil, err
 	}
 	return w, nil
+}
+
+// metaRequests is workload_meta.json's num_requests, or 0 when unknown; it
+// only sizes a slice, so a wrong value costs a regrow, not a wrong answer.
+func metaRequests(dir string) int {
+	b, err := os.ReadFile(filepath.Join(dir, WorkloadMetaFile))
+	if err != nil {
+		return 0
+	}
+	var m struct {
+		N int `json:"num_requests"`
+	}
+	if json.Unmarshal(b, &m) != nil || m.N < 0 || m.N > 1<<26 {
+		return 0
+	}
+	return m.N
 }
 
 func readPrompts(path string) ([]Prompt, error) {

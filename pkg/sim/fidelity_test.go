@@ -172,7 +172,7 @@ func simulate(t *testing.T, r realRun, params map[string]any, inputs map[string]
 func relErrors(ref, cand *analysis.Run) map[string]float64 {
 	m := map[string]float64{}
 	for _, k := range fidelityMetrics {
-		rs, cs := analysis.Summarize(ref.Samples[k]), analysis.Summarize(cand.Samples[k])
+		rs, cs := ref.Samples[k].Summary(), cand.Samples[k].Summary()
 		for _, s := range fidelityStats {
 			m[k+"."+s] = analysis.RelError(rs.Get(s), cs.Get(s))
 		}

@@ -111,7 +111,7 @@ func (k *Kind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 		return fmt.Errorf("sim %s: %w", spec.Instance, err)
 	}
 	started := time.Now().UTC()
-	sink, err := engine.NewFolderSink(spec.OutDir, p.tokens())
+	sink, err := engine.NewFolderSink(spec.OutDir, p.tokens(), len(w.Requests))
 	if err != nil {
 		return fmt.Errorf("sim %s: %w", spec.Instance, err)
 	}

@@ -76,6 +76,7 @@ func (s *Store) NewStaging(key string) (string, error) {
 // object of the same key (a forced or corrupt rerun) is swapped out
 // atomically, so readers see the old or the new object, never neither.
 func (s *Store) Commit(staging string, m *Manifest) error {
+	defer forgetTrusted(staging)
 	files, err := hashTree(staging, true)
 	if err != nil {
 		return err
@@ -120,6 +121,7 @@ func (s *Store) Commit(staging string, m *Manifest) error {
 // Fail keeps a failed attempt's folder (with its stage.log) as failed/<key>,
 // replacing the previous failed attempt.
 func (s *Store) Fail(staging, key string) (string, error) {
+	forgetTrusted(staging)
 	dst := s.FailedDir(key)
 	if err := os.RemoveAll(dst); err != nil {
 		return "", fmt.Errorf("remove old failed attempt of %s: %w", key, err)

@@ -18,6 +18,7 @@ const (
 	streamPrefill
 	streamDecode
 	streamPrompts
+	streamTrace
 )
 
 func resolve(baseDir, p string) string { return stage.Resolve(baseDir, p) }
@@ -32,6 +33,10 @@ func Generate(p Params, baseDir string) (*schema.Workload, error) {
 	}
 	seed := uint64(p.Seed)
 	rng := func(stream uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, stream)) }
+	if p.Source != nil {
+		w, _, err := fromSource(p, baseDir)
+		return w, err
+	}
 
 	dur, _ := p.duration()
 	times, err := arrivals(p.Arrival, rng(streamArrival), p.NumRequests, dur.Nanoseconds(), baseDir)
@@ -170,4 +175,29 @@ func paramsMap(p Params) (map[string]any, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// fromSource builds the workload from a public trace (with.source).
+func fromSource(p Params, baseDir string) (*schema.Workload, TraceStats, error) {
+	reqs, st, err := readSource(*p.Source, resolve(baseDir, p.Source.Path), p.Seed, p.NumRequests)
+	if err != nil {
+		return nil, st, err
+	}
+	for i := range reqs {
+		r := &reqs[i]
+		if m := p.MaxTotalTokens; m > 0 && r.NumPrefillTokens+r.NumDecodeTokens > m {
+			r.NumDecodeTokens = max(m-r.NumPrefillTokens, 1)
+			r.NumPrefillTokens = min(r.NumPrefillTokens, m-r.NumDecodeTokens)
+		}
+	}
+	w := &schema.Workload{Requests: reqs}
+	if p.Prompts == PromptsSynthetic {
+		w.Prompts = syntheticPrompts(w.Requests, rand.New(rand.NewPCG(uint64(p.Seed), streamPrompts)))
+	}
+	params, err := paramsMap(p)
+	if err != nil {
+		return nil, st, err
+	}
+	w.Meta = schema.WorkloadMeta{Model: p.Model, Seed: p.Seed, Params: params, Generator: schema.WorkloadGenerator}
+	return w, st, nil
 }

@@ -60,6 +60,11 @@ func (Kind) Fingerprint(params map[string]any, baseDir string) (map[string]strin
 			return nil, err
 		}
 	}
+	if p.Source != nil {
+		if err := add("source.path", p.Source.Path); err != nil {
+			return nil, err
+		}
+	}
 	if p.Prefill.Dist == Empirical {
 		if err := add("prefill.path", p.Prefill.Path); err != nil {
 			return nil, err
@@ -80,7 +85,16 @@ func (Kind) Run(ctx context.Context, spec *stage.Spec, env stage.Env) error {
 		return err
 	}
 	env.Report(0, 1, "generating")
-	w, err := Generate(p, spec.BaseDir)
+	var w *schema.Workload
+	if p.Source != nil {
+		var st TraceStats
+		w, st, err = fromSource(p, spec.BaseDir)
+		if err == nil && env.Log != nil {
+			fmt.Fprintf(env.Log, "%s trace %s: %s\n", p.Source.Format, p.Source.Path, st)
+		}
+	} else {
+		w, err = Generate(p, spec.BaseDir)
+	}
 	if err != nil {
 		return fmt.Errorf("workload %s: %w", spec.Instance, err)
 	}

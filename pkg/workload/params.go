@@ -23,6 +23,8 @@ type Params struct {
 	Decode         Lengths `json:"decode"`
 	MaxTotalTokens int64   `json:"max_total_tokens,omitempty"`
 	Prompts        string  `json:"prompts,omitempty"`
+	// Source takes arrivals and lengths from a public trace instead.
+	Source *Source `json:"source,omitempty"`
 }
 
 // Arrival processes.
@@ -92,6 +94,9 @@ func (p Params) Check() error {
 	}
 	if p.Model == "" {
 		bad("model", "required: the model the workload is for, e.g. Qwen/Qwen3-0.6B")
+	}
+	if p.Source != nil {
+		return errors.Join(append(errs, p.checkSource()...)...)
 	}
 	dur, durErr := p.duration()
 	switch {
@@ -279,4 +284,38 @@ func (l Lengths) bounds() (lo, hi int64) {
 		hi = *l.Max
 	}
 	return lo, hi
+}
+
+// checkSource checks a workload read from a trace: the trace gives arrivals
+// and lengths, so the generator's keys must be absent.
+func (p Params) checkSource() []error {
+	var errs []error
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, &stage.ParamError{Path: path, Msg: fmt.Sprintf(format, args...)})
+	}
+	p.Source.check(bad)
+	if p.Arrival.Process != "" || p.Arrival.Rate != nil || p.Arrival.Path != "" || p.Arrival.Burstiness != nil {
+		bad("arrival", "not used with source: the trace gives the arrival times; remove it (source.rate_scale and source.sample change the rate)")
+	}
+	if p.Prefill.Dist != "" {
+		bad("prefill", "not used with source: the trace gives the prompt lengths; remove it (max_total_tokens caps them)")
+	}
+	if p.Decode.Dist != "" {
+		bad("decode", "not used with source: the trace gives the output lengths; remove it (max_total_tokens caps them)")
+	}
+	if p.Duration != "" {
+		bad("duration", "not used with source; set source.duration (and source.start) to cut a window")
+	}
+	if p.NumRequests < 0 || p.NumRequests > maxRequest {
+		bad("num_requests", "must be between 1 and %d", maxRequest)
+	}
+	if p.MaxTotalTokens != 0 && p.MaxTotalTokens < 2 {
+		bad("max_total_tokens", "must be >= 2 (a request needs at least one prefill and one decode token)")
+	}
+	switch p.Prompts {
+	case "", PromptsNone, PromptsSynthetic:
+	default:
+		bad("prompts", "%q (expected none or synthetic)", p.Prompts)
+	}
+	return errs
 }

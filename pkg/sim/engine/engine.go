@@ -66,9 +66,12 @@ func Run(reqs []schema.Request, s sched.Scheduler, p predict.Predictor, sink Sin
 		}
 	}
 	// Request state lives in chunks so memory grows with arrivals and
-	// pointers stay valid.
+	// pointers stay valid; a chunk whose requests have all finished is let
+	// go, so a long trace holds only the chunks still in flight (a million
+	// requests' state is 150 MB).
 	const chunk = 4096
 	var store [][]sched.Request
+	var doneIn []int // finished requests per chunk
 	var q event.Queue
 	q.Push(reqs[0].ArrivalTimeNs, event.Arrival, 0)
 	nextArrival := 1
@@ -110,6 +113,7 @@ func Run(reqs []schema.Request, s sched.Scheduler, p predict.Predictor, sink Sin
 			c := i / chunk
 			if len(store) <= c {
 				store = append(store, make([]sched.Request, 0, chunk))
+				doneIn = append(doneIn, 0)
 			}
 			store[c] = append(store[c], *sched.NewRequest(i, w.ID, w.ArrivalTimeNs, w.NumPrefillTokens, w.NumDecodeTokens))
 			r := &store[c][len(store[c])-1]
@@ -141,6 +145,11 @@ func Run(reqs []schema.Request, s sched.Scheduler, p predict.Predictor, sink Sin
 					}
 					res.Restarts += int64(en.Req.Restarts)
 					done++
+					if c := en.Req.Index / chunk; c < len(doneIn) {
+						if doneIn[c]++; doneIn[c] == min(chunk, len(reqs)-c*chunk) {
+							store[c] = nil
+						}
+					}
 					if opt.Progress != nil && opt.ProgressEvery > 0 && done%opt.ProgressEvery == 0 {
 						opt.Progress(done, len(reqs))
 					}
