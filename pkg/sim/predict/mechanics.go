@@ -183,19 +183,28 @@ func (m *StepModel) mechStep(sh sched.Shape) int64 {
 // included when the step captured (hit 0) and the key from the recording
 // when it has one.
 func (m *StepModel) predictMech(s Step) int64 {
+	host, gpu := m.MechanicsParts(s)
+	return max(int64(math.Round(host+gpu)), m.MinStepNs)
+}
+
+// MechanicsParts splits the mechanics model's time for a recorded step into
+// the host law and the GPU part: the capture law when the step captured
+// (hit 0), else the device law; for comparing a recorded step log with the
+// model part by part. Both are 0 for a model without the mechanics form.
+func (m *StepModel) MechanicsParts(s Step) (hostNs, gpuNs float64) {
 	mc := m.Mechanics
+	if mc == nil {
+		return 0, 0
+	}
 	x := mechX{sh: s.shape(), k: mc.Graphs.Key(s.shape())}
 	if s.Detail != nil && s.Detail.Key != (GraphKey{}) {
 		x.k = s.Detail.Key
 	}
-	t := mc.Host.at(x)
 	if s.Detail != nil && s.Detail.Hit == 0 {
 		x.fresh = s.Detail.FreshShape
-		t += math.Max(mc.Capture.at(x), 0)
-	} else {
-		t += mc.Device.at(x)
+		return mc.Host.at(x), math.Max(mc.Capture.at(x), 0)
 	}
-	return max(int64(math.Round(t)), m.MinStepNs)
+	return mc.Host.at(x), mc.Device.at(x)
 }
 
 // WarmUp runs fn, a simulation of the real bench's warm-up (the requests it

@@ -167,3 +167,40 @@ func TestMechanicsSimulatesCaptures(t *testing.T) {
 		t.Errorf("the same key again: %d ns, want a replay", got)
 	}
 }
+
+// MechanicsParts splits a recorded step into the host law and the GPU
+// part the step paid: the device law when it replayed, the capture law
+// (fresh or not, as recorded) when it captured; PredictStep is their sum.
+func TestMechanicsParts(t *testing.T) {
+	m := &StepModel{SchemaVersion: 3, Mechanics: &Mechanics{
+		Graphs:  h200Graphs,
+		Host:    Law{Features: []string{FeatIntercept, FeatRequests}, Coef: []float64{1e6, 1e4}},
+		Device:  Law{Features: []string{FeatIntercept}, Coef: []float64{20e6}},
+		Capture: Law{Features: []string{FeatIntercept, FeatFreshShape}, Coef: []float64{60e6, 70e6}},
+	}}
+	step := func(hit int8, fresh bool) Step {
+		return Step{EndNs: 1, DecodeTokens: 10, Requests: 10, DecodeRequests: 10, ContextTokens: 5010,
+			Detail: &StepDetail{Key: GraphKey{Q: 64, KV: 16384, SeqK: 1024}, Hit: hit, FreshShape: fresh}}
+	}
+	for _, tc := range []struct {
+		name      string
+		s         Step
+		host, gpu float64
+	}{
+		{"replayed", step(1, false), 1.1e6, 20e6},
+		{"capture of a known shape", step(0, false), 1.1e6, 60e6},
+		{"capture of a fresh shape", step(0, true), 1.1e6, 130e6},
+		{"no detail: a replay of the computed key", Step{EndNs: 1, DecodeTokens: 10, Requests: 10, DecodeRequests: 10, ContextTokens: 5010}, 1.1e6, 20e6},
+	} {
+		host, gpu := m.MechanicsParts(tc.s)
+		if math.Abs(host-tc.host) > 1 || math.Abs(gpu-tc.gpu) > 1 {
+			t.Errorf("%s: host %.0f + gpu %.0f ns, want %.0f + %.0f", tc.name, host, gpu, tc.host, tc.gpu)
+		}
+		if got := m.PredictStep(tc.s); got != int64(math.Round(host+gpu)) {
+			t.Errorf("%s: PredictStep %d ns, not host + gpu %.0f", tc.name, got, host+gpu)
+		}
+	}
+	if h, g := (&StepModel{}).MechanicsParts(step(1, false)); h != 0 || g != 0 {
+		t.Errorf("a model without the mechanics form: %v + %v, want 0 + 0", h, g)
+	}
+}
