@@ -174,31 +174,36 @@ func resolve(n *yaml.Node, cell map[string]any, expName string) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		value := func(s segment) any {
-			if s.experimentName {
-				return expName
-			}
-			if s.repeatID {
-				return cell[RepeatVar]
-			}
-			return cell[s.matrixVar]
-		}
-		// A string that is exactly one expression keeps the value's type,
-		// so `rate: "${{ matrix.rate }}"` is a number.
-		if len(segs) == 1 && segs[0].isExpr {
-			return value(segs[0]), nil
-		}
-		var b strings.Builder
-		for _, s := range segs {
-			if s.isExpr {
-				b.WriteString(Format(value(s)))
-			} else {
-				b.WriteString(s.lit)
-			}
-		}
-		return b.String(), nil
+		return interpolate(segs, cell, expName), nil
 	}
 	return nil, fmt.Errorf("unsupported YAML node")
+}
+
+// interpolate is the value of a parsed template string in a cell.
+func interpolate(segs []segment, cell map[string]any, expName string) any {
+	value := func(s segment) any {
+		if s.experimentName {
+			return expName
+		}
+		if s.repeatID {
+			return cell[RepeatVar]
+		}
+		return cell[s.matrixVar]
+	}
+	// A string that is exactly one expression keeps the value's type,
+	// so `rate: "${{ matrix.rate }}"` is a number.
+	if len(segs) == 1 && segs[0].isExpr {
+		return value(segs[0])
+	}
+	var b strings.Builder
+	for _, s := range segs {
+		if s.isExpr {
+			b.WriteString(Format(value(s)))
+		} else {
+			b.WriteString(s.lit)
+		}
+	}
+	return b.String()
 }
 
 // repeatRef returns the first string under n that uses ${{ repeat.id }}, or

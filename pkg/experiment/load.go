@@ -253,6 +253,7 @@ func expand(f *File, refs map[string]map[string]bool) (*plan.Plan, error) {
 			all = rep
 		}
 		tooLong := false
+		var with template // compiled at the first cell
 		for _, cell := range all {
 			id := InstanceID(s.Name, idDims, cell)
 			if len(id) > MaxNameBytes && !tooLong {
@@ -277,11 +278,13 @@ func expand(f *File, refs map[string]map[string]bool) (*plan.Plan, error) {
 			}
 			params := map[string]any{}
 			if s.With != nil {
-				v, err := resolve(s.With, cell, f.Name)
-				if err != nil {
-					return nil, &Error{File: f.Path, Line: s.WithPos.Line, Col: s.WithPos.Col, Msg: fmt.Sprintf("stages.%s.with: %v", s.Name, err)}
+				if with == nil {
+					var err error
+					if with, err = compile(s.With); err != nil {
+						return nil, &Error{File: f.Path, Line: s.WithPos.Line, Col: s.WithPos.Col, Msg: fmt.Sprintf("stages.%s.with: %v", s.Name, err)}
+					}
 				}
-				params = v.(map[string]any)
+				params = with.value(cell, f.Name).(map[string]any)
 			}
 			in.Params = params
 			for _, n := range s.Needs {
