@@ -36,6 +36,15 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	return runGraph(ctx, p, g, opt, start)
+}
+
+// run walks a graph Prepare built.
+func run(ctx context.Context, p *plan.Plan, g *graph, opt Options) (*Summary, error) {
+	return runGraph(ctx, p, g, opt, time.Now())
+}
+
+func runGraph(ctx context.Context, p *plan.Plan, g *graph, opt Options, start time.Time) (*Summary, error) {
 	if err := preflight(ctx, p, g, &opt); err != nil {
 		return nil, err
 	}
