@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/gsim-dev/gsim/internal/par"
 	"github.com/gsim-dev/gsim/pkg/gpus"
@@ -156,13 +157,14 @@ type graph struct {
 	p     *plan.Plan
 	nodes []*node
 	byID  map[string]*node
-	// fp memoises fingerprints; decideAll asks from several goroutines.
+	// fp memoises fingerprints by kind and params; decideAll asks from
+	// several goroutines.
 	fpMu sync.Mutex
-	fp   map[string]map[string]string
+	fp   map[string]map[string]map[string]string
 }
 
 func newGraph(p *plan.Plan, opt *Options) (*graph, error) {
-	g := &graph{p: p, fp: map[string]map[string]string{}}
+	g := &graph{p: p, fp: map[string]map[string]map[string]string{}}
 	stages := map[string]bool{}
 	for _, in := range p.Instances {
 		stages[in.Stage] = true
@@ -317,9 +319,11 @@ func (g *graph) computeKey(n *node) error {
 // fingerprint is memoised per kind and params: kinds hash runner folders and
 // named files, and a matrix repeats the same params many times.
 func (g *graph) fingerprint(n *node) (map[string]string, error) {
-	ck := n.kind.Name() + "\x00" + string(n.params)
+	// n.params is never changed once made, so it can be the key as it is.
+	ck := unsafe.String(unsafe.SliceData(n.params), len(n.params))
+	kind := n.kind.Name()
 	g.fpMu.Lock()
-	fp, ok := g.fp[ck]
+	fp, ok := g.fp[kind][ck]
 	g.fpMu.Unlock()
 	if ok {
 		return fp, nil
@@ -329,7 +333,10 @@ func (g *graph) fingerprint(n *node) (map[string]string, error) {
 		return nil, fmt.Errorf("%s: %w", n.inst.ID, err)
 	}
 	g.fpMu.Lock()
-	g.fp[ck] = fp
+	if g.fp[kind] == nil {
+		g.fp[kind] = map[string]map[string]string{}
+	}
+	g.fp[kind][ck] = fp
 	g.fpMu.Unlock()
 	return fp, nil
 }

@@ -37,6 +37,14 @@ func decodeDirect(params map[string]any, out any) bool {
 		return false
 	}
 	dst := rv.Elem()
+	if dst.IsZero() {
+		// Giving up halfway leaves out as it was: zero.
+		if !decodeValue(params, dst) {
+			dst.SetZero()
+			return false
+		}
+		return true
+	}
 	// Work on a copy, so that giving up halfway leaves out as it was.
 	tmp := reflect.New(dst.Type()).Elem()
 	tmp.Set(dst)
@@ -56,8 +64,19 @@ var (
 	numberType          = reflect.TypeFor[json.Number]()
 )
 
+var customTypes sync.Map // reflect.Type → bool
+
 // customDecoded: json hands such values to the type's own method.
 func customDecoded(t reflect.Type) bool {
+	if c, ok := customTypes.Load(t); ok {
+		return c.(bool)
+	}
+	c := implementsDecoder(t)
+	customTypes.Store(t, c)
+	return c
+}
+
+func implementsDecoder(t reflect.Type) bool {
 	if t == numberType {
 		return true
 	}

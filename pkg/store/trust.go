@@ -13,6 +13,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -201,6 +202,8 @@ func encodeTrust(es []*trustEntry) []byte {
 
 var errTrust = errors.New("not a trust table")
 
+// decodeTrust decodes a table read into data, which it keeps: its strings
+// are slices of data, which must not change afterwards.
 func decodeTrust(data []byte) ([]*trustEntry, error) {
 	if len(data) < len(trustMagic)+sha256.Size || string(data[:len(trustMagic)]) != trustMagic {
 		return nil, errTrust
@@ -211,7 +214,7 @@ func decodeTrust(data []byte) ([]*trustEntry, error) {
 	}
 	// Strings are slices of one copy of the table, not one allocation each
 	// (a table of 10,000 objects holds 60,000 of them).
-	all := string(body)
+	all := unsafe.String(unsafe.SliceData(body), len(body)) // data is the caller's to give away
 	r := body[len(trustMagic):]
 	bad := false
 	u := func() uint64 {
