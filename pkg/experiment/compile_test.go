@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
@@ -98,4 +99,42 @@ func withTrees(n *yaml.Node) []*yaml.Node {
 	}
 	walk(n)
 	return out
+}
+
+// TestExpandBigMatrix: a matrix big enough to build params on every core
+// gives each instance what resolving its cell gives (run with -race).
+func TestExpandBigMatrix(t *testing.T) {
+	var vs []string
+	for i := 0; i < 19; i++ {
+		vs = append(vs, []string{fmt.Sprint(i), fmt.Sprintf("%d.5", i), fmt.Sprintf("x%d", i)}[i%3])
+	}
+	vals := "[" + strings.Join(vs, ", ") + "]"
+	src := "name: big\nmatrix:\n  a: " + vals + "\n  b: " + vals + "\nstages:\n  s:\n    uses: shell\n    with:\n" +
+		"      base: &b {k: \"${{ matrix.a }}\", l: [1, \"${{ matrix.b }}-${{ experiment.name }}\"]}\n" +
+		"      m: {<<: *b, k: 2}\n      run: \"echo ${{ matrix.a }} ${{ matrix.b }}\"\n"
+	path := filepath.Join(t.TempDir(), "big.yaml")
+	if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p, err := Load(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Instances) != 19*19 {
+		t.Fatalf("%d instances", len(p.Instances))
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal([]byte(src), &doc); err != nil {
+		t.Fatal(err)
+	}
+	with := withTrees(&doc)[0]
+	for _, in := range p.Instances {
+		want, err := resolve(with, in.Cell, "big")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(in.Params, want) {
+			t.Fatalf("%s: %#v, want %#v", in.ID, in.Params, want)
+		}
+	}
 }

@@ -254,8 +254,18 @@ func expand(f *File, refs map[string]map[string]bool) (*plan.Plan, error) {
 			all = rep
 		}
 		tooLong := false
-		var with template // compiled at the first cell
-		for _, cell := range all {
+		// Each cell's params are built from the stage's with: compiled
+		// once, on every core: a big matrix has many.
+		var params []map[string]any
+		if s.With != nil && len(all) > 0 {
+			with, err := compile(s.With)
+			if err != nil {
+				return nil, &Error{File: f.Path, Line: s.WithPos.Line, Col: s.WithPos.Col, Msg: fmt.Sprintf("stages.%s.with: %v", s.Name, err)}
+			}
+			params = make([]map[string]any, len(all))
+			par.For(len(all), func(i int) { params[i] = with.value(all[i], f.Name).(map[string]any) })
+		}
+		for ci, cell := range all {
 			id := InstanceID(s.Name, idDims, cell)
 			if len(id) > MaxNameBytes && !tooLong {
 				tooLong = true
@@ -277,17 +287,10 @@ func expand(f *File, refs map[string]map[string]bool) (*plan.Plan, error) {
 				in.Repeat = repeatIndex(cell, s.Repeats)
 				in.RepeatID = Format(cell[RepeatVar])
 			}
-			params := map[string]any{}
-			if s.With != nil {
-				if with == nil {
-					var err error
-					if with, err = compile(s.With); err != nil {
-						return nil, &Error{File: f.Path, Line: s.WithPos.Line, Col: s.WithPos.Col, Msg: fmt.Sprintf("stages.%s.with: %v", s.Name, err)}
-					}
-				}
-				params = with.value(cell, f.Name).(map[string]any)
+			in.Params = map[string]any{}
+			if params != nil {
+				in.Params = params[ci]
 			}
-			in.Params = params
 			for _, n := range s.Needs {
 				dep := plan.Dep{Stage: n.Stage, FanIn: n.All}
 				if n.All {
