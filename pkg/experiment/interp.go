@@ -2,10 +2,11 @@ package experiment
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/gsim-dev/gsim/internal/lazyre"
 )
 
 // segment is a piece of an interpolated string: literal text, or a reference
@@ -22,7 +23,7 @@ type segment struct {
 	repeatID bool
 }
 
-var exprRE = regexp.MustCompile(`^\s*([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_-]*)\s*$`)
+var exprRE = lazyre.New(`^\s*([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_-]*)\s*$`)
 
 // parseTemplate splits s at ${{ ... }} expressions. A string without
 // expressions yields one literal segment.
