@@ -456,10 +456,10 @@ func mechanicsReport(m *predict.StepModel, cells []fitCell) string {
 	mc := m.Mechanics
 	var b strings.Builder
 	b.WriteString("# Step-model fit (engine mechanics)\n\n")
-	b.WriteString("Each step of the real engine is host work, then either the replay of a CUDA graph (device time, a function of\n")
-	b.WriteString("the padded shape) or, for a graph key the process has not captured, an eager forward and a capture. Each part is\n")
-	b.WriteString("fitted on the part of the step_detail.csv timing it explains (non-negative Huber least squares). A simulation keeps\n")
-	b.WriteString("the set of captured keys, starting from the bench's warm-up.\n\n")
+	b.WriteString("Each step of the real engine is host work, then either the replay of a CUDA graph (the replay call and the device\n")
+	b.WriteString("time, a function of the padded shape) or, for a graph key the process has not captured, an eager forward (the\n")
+	b.WriteString("graph's kernels, run once) and a capture. Each part is fitted on the part of the step_detail.csv timing it explains\n")
+	b.WriteString("(non-negative Huber least squares). A simulation keeps the set of captured keys, starting from the bench's warm-up.\n\n")
 	fmt.Fprintf(&b, "- graph key: query tokens padded to a multiple of %d (at most %d), cached KV tokens read padded to a multiple of %d, the longest request's KV length padded to a power of two of at least %d (both at most %d)",
 		mc.Graphs.QPadding, mc.Graphs.MaxBatchTokens, mc.Graphs.KVPadding, mc.Graphs.SeqlenMin, mc.Graphs.CacheTokens)
 	if mc.Graphs.Capacity > 0 {
