@@ -82,6 +82,9 @@ func TestFidelityH100CrossSweep(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if slices.Contains(form.feats, predict.FeatAttentionWaves) {
+				t.Logf("%s fitted on %s: attention wave width %d padded query tokens", form.name, fitOn, model.Padding.Wave)
+			}
 			for _, other := range names {
 				if other == fitOn {
 					continue

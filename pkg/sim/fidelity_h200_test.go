@@ -731,7 +731,87 @@ func TestFidelityH200StepLogs(t *testing.T) {
 		}
 	}
 	t.Logf("step logs, real and simulated:\n%s", b.String())
+	// Each engine process against the laws: its host time over the host
+	// law's (replayed steps), and its captures' overhead beyond host and
+	// device laws (median, fresh shapes and known ones) over the capture
+	// law's.
+	var p strings.Builder
+	p.WriteString("| run | host / law | fresh captures | overhead (ms, median) | / law | known-shape captures | overhead | / law |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, fam := range fams {
+		for _, c := range fam.cells {
+			for _, run := range c.runs {
+				if !schema.Exists(filepath.Join(run, schema.StepDetailFile)) {
+					continue
+				}
+				name, _ := filepath.Rel(filepath.Dir(filepath.Dir(run)), run)
+				p.WriteString(h200ProcessRow(t, model, fam.name+" "+name, run))
+			}
+		}
+	}
+	t.Logf("engine processes against the laws:\n%s", p.String())
 	if checked == 0 {
 		t.Error("no held-out run with step logs in the excerpt; the step-by-step comparison is untested")
 	}
+}
+
+// h200ProcessRow is one engine process against the fitted laws (see
+// TestFidelityH200StepLogs).
+func h200ProcessRow(t *testing.T, model *predict.StepModel, name, run string) string {
+	t.Helper()
+	steps, err := schema.ReadStepMetrics(filepath.Join(run, schema.StepMetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	detail, err := schema.ReadStepDetail(filepath.Join(run, schema.StepDetailFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rm, err := schema.ReadRunMeta(filepath.Join(run, schema.RunMetaFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wk := model.Mechanics.Graphs.WarmupKey()
+	seen := map[[2]int64]bool{{wk.Q, wk.KV}: true}
+	for _, k := range rm.Extra["step_detail"].(map[string]any)["graphs_at_start"].([]any) {
+		var q, kv, sk int64
+		if _, err := fmt.Sscanf(k.(string), "%dx%dx%d", &q, &kv, &sk); err != nil {
+			t.Fatal(err)
+		}
+		seen[[2]int64{q, kv}] = true
+	}
+	var realHost, lawHost float64
+	over := map[bool][]float64{}
+	law := map[bool]float64{}
+	for i, m := range steps {
+		d := detail[i]
+		shape := [2]int64{d.QPadded, d.KVPadded}
+		fresh := !seen[shape]
+		seen[shape] = true
+		st := predict.Step{StartNs: m.StartNs, EndNs: m.EndNs, PrefillTokens: m.NumPrefillTokens, DecodeTokens: m.NumDecodeTokens,
+			Requests: m.NumRequests, PrefillRequests: m.NumPrefillRequests, DecodeRequests: m.NumDecodeRequests, ContextTokens: m.NumContextTokens,
+			Detail: &predict.StepDetail{Key: predict.GraphKey{Q: d.QPadded, KV: d.KVPadded, SeqK: d.SeqlenKPadded}, Hit: 1}}
+		host, dev := model.MechanicsParts(st)
+		dur := float64(m.EndNs - m.StartNs)
+		if d.GraphHit == 1 {
+			realHost += dur - float64(d.SyncEndNs-d.ComputeStartNs)
+			lawHost += host
+			continue
+		}
+		st.Detail.Hit, st.Detail.FreshShape = 0, fresh
+		_, capture := model.MechanicsParts(st)
+		over[fresh] = append(over[fresh], (dur-host-dev)/1e6)
+		law[fresh] = (capture - dev) / 1e6
+	}
+	row := fmt.Sprintf("| %s | %.2f |", name, realHost/lawHost)
+	for _, fresh := range []bool{true, false} {
+		xs := over[fresh]
+		if len(xs) == 0 {
+			row += " 0 | | |"
+			continue
+		}
+		slices.Sort(xs)
+		m := xs[len(xs)/2]
+		row += fmt.Sprintf(" %d | %.0f | %.2f |", len(xs), m, m/law[fresh])
+	}
+	return row + "\n"
 }

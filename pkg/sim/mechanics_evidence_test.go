@@ -26,7 +26,9 @@ import (
 //     much less in the device wait, so the compute phase (call + wait) is
 //     what the device law must explain;
 //   - a capture costs the device law's time for its key plus an overhead
-//     that does not grow with the query (for fresh and known shapes).
+//     that does not grow with the query (for fresh and known shapes);
+//   - offered a cost per prefill request (which the code does not have),
+//     the host law puts (nearly) nothing on it.
 //
 // With the GPU profile recorded in testdata (the H100's), it also checks
 // the profile's packed attention: flat from 512 to 1024 query tokens, and
@@ -159,6 +161,27 @@ func TestMechanicsEvidenceH200(t *testing.T) {
 				t.Errorf("profiled attention at KV %d: %.3f, %.3f, %.3f ms at 1024, 2048, 4096 queries (4 waves on the line: %.3f); 512: %.3f", k, a1, a2, a4, line, att[[2]int64{512, k}])
 			}
 		}
+	}
+	// 5. No cost per prefill request: offered to the host law, it fits to
+	// (nearly) zero once the first replays are in the compute phase (fit
+	// version 3, on the wait, put 0.57 ms on each).
+	saved := predict.HostFeatures
+	predict.HostFeatures = append(slices.Clone(saved), predict.FeatPrefillRequests)
+	withPrefill, _ := h200Fit(t, fams)
+	predict.HostFeatures = saved
+	pm, err := predict.ReadStepModel(filepath.Join(withPrefill, StepModelFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	perPrefill := 0.0
+	for i, f := range pm.Mechanics.Host.Features {
+		if f == predict.FeatPrefillRequests {
+			perPrefill = pm.Mechanics.Host.Coef[i]
+		}
+	}
+	fmt.Fprintf(&b, "\nHost law given a per-prefill-request cost: %.1f µs per prefill request.\n", perPrefill/1e3)
+	if perPrefill > 50e3 {
+		t.Errorf("the host law puts %.0f µs on each prefill request; want (nearly) none", perPrefill/1e3)
 	}
 	t.Logf("evidence from the training family's step logs:\n%s", b.String())
 }
