@@ -156,40 +156,44 @@ func Fit(runs [][]Step, features []string, pad Padding) (*StepModel, error) {
 // chooseWave picks the attention wave width (FeatAttentionWaves) that
 // fits the training steps best: every multiple of the query padding below
 // the largest padded query they hold, each fitted as the law is
-// (non-negative Huber) and scored by the mean |relative error| of the
-// steps within 1.5x of it (the rest are captures and stalls). A width must
-// beat one wave whatever the query (0) to be kept: training steps that
-// never cross a boundary give no evidence of one.
+// (non-negative Huber, on the design computed once per width) and scored
+// by the mean |relative error| of the steps within 1.5x of it (the rest
+// are captures and stalls). A width must beat one wave whatever the query
+// (0) to be kept: training steps that never cross a boundary give no
+// evidence of one.
 func chooseWave(set []sample, features []string, pad Padding) (int64, error) {
 	var maxQ int64
-	for _, sm := range set {
+	y := make([]float64, len(set))
+	for i, sm := range set {
 		maxQ = max(maxQ, padUp(sm.shape.PrefillTokens+sm.shape.DecodeTokens, pad.Query))
+		y[i] = float64(sm.dur)
+	}
+	X := make([][]float64, len(set))
+	for i := range X {
+		X[i] = make([]float64, len(features))
 	}
 	best, bestErr := int64(0), math.Inf(1)
 	for w := int64(0); w < maxQ; w += pad.Query {
 		p := pad
 		p.Wave = w
-		var used []int
-		for j, f := range features {
-			if !slices.ContainsFunc(set, func(sm sample) bool { return p.featureValue(f, sm.shape) != 0 }) {
-				continue
+		for i, sm := range set {
+			for j, f := range features {
+				X[i][j] = p.featureValue(f, sm.shape)
 			}
-			if cond := conditionNumber(set, features, append(slices.Clone(used), j), p); cond > maxCondition {
-				continue
-			}
-			used = append(used, j)
 		}
-		coef, _, err := solveNonNeg(set, features, used, p, solveHuber)
+		law, err := fitLaw(X, y, features)
 		if err != nil {
 			return 0, err
 		}
-		m := StepModel{Features: features, Coef: coef, Padding: p}
 		var sum float64
 		n := 0
-		for _, sm := range set {
-			pr := m.raw(sm.shape)
-			if d := float64(sm.dur); d > 0 && d <= captureRatio*pr {
-				sum += math.Abs(pr-d) / d
+		for i, row := range X {
+			var pr float64
+			for j, c := range law.Coef {
+				pr += c * row[j]
+			}
+			if y[i] > 0 && y[i] <= captureRatio*pr {
+				sum += math.Abs(pr-y[i]) / y[i]
 				n++
 			}
 		}
