@@ -296,8 +296,8 @@ func TestFidelityH200(t *testing.T) {
 	// reached when the table in docs/simulator.md was made, and where the
 	// SLO (P99 TTFT 500 ms) breaks must stay within one grid step of the
 	// real engine's in every family.
-	floor := map[string]int{"bursty|5": 7, "bursty|14": 7, "bursty|24": 9, "longout|2": 2, "longout|5": 2,
-		"allatonce|64": 1, "allatonce|160": 4}
+	floor := map[string]int{"bursty|5": 9, "bursty|14": 7, "bursty|24": 9, "longout|2": 3, "longout|5": 2,
+		"allatonce|64": 7, "allatonce|160": 7}
 	for _, r := range rows {
 		key := fmt.Sprintf("%s|%v", r.fam, r.x)
 		f, ok := floor[key]
@@ -459,11 +459,19 @@ func TestFidelityH200BurstBatches(t *testing.T) {
 			}
 			phases, text := h200StepParts(t, model, run, real, detail, rm)
 			t.Logf("%s, the fitted laws on the recorded steps:\n%s", name, text)
-			// Regression guard at today's level: the decode phase (replayed
-			// steps) within 5% of the engine; 0.8% and 3.9% when the docs
-			// were written.
-			if d := phases["decode, replayed"]; math.Abs(d.model/d.real-1) > 0.05 {
-				t.Errorf("%s: the laws put the decode phase at %.0f ms, the engine took %.0f ms", name, d.model, d.real)
+			// Regression guard at today's level: the replayed decode steps
+			// within 3% of the engine (-0.1% to +1.8% when the docs were
+			// written), the replayed full-budget prefill steps within 5%
+			// (-2.3% to -2.9%; the fit version 3 laws were 22-38% short)
+			// and the prefill captures within 10% (-1.4% to +6.8%; they
+			// were 21-50% over).
+			for _, g := range []struct {
+				phase string
+				limit float64
+			}{{"decode, replayed", 0.03}, {"prefill, replayed", 0.05}, {"prefill, captures", 0.10}} {
+				if d := phases[g.phase]; d.steps > 0 && math.Abs(d.model/d.real-1) > g.limit {
+					t.Errorf("%s: the laws put the %s steps at %.0f ms, the engine took %.0f ms (limit %.0f%%)", name, g.phase, d.model, d.real, 100*g.limit)
+				}
 			}
 			sm, err := schema.ReadRunMeta(filepath.Join(out, schema.RunMetaFile))
 			if err != nil {
@@ -525,7 +533,9 @@ func h200StepParts(t *testing.T, model *predict.StepModel, run string, steps []s
 				FreshShape: d.GraphHit == 0 && fresh}}
 		host, gpu := model.MechanicsParts(st)
 		real := float64(m.EndNs-m.StartNs) / 1e6
-		dev := float64(d.SyncEndNs-d.ComputeEndNs) / 1e6
+		// The device part is the compute phase, the replay call and the
+		// device wait, as the device law is fitted.
+		dev := float64(d.SyncEndNs-d.ComputeStartNs) / 1e6
 		name := "decode"
 		if m.NumPrefillRequests > 0 {
 			name = "prefill"
@@ -571,4 +581,237 @@ func h200StepParts(t *testing.T, model *predict.StepModel, run string, steps []s
 		fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f | %+.1f%% %s\n", ph, p.steps, p.real, p.model, 100*(p.model/p.real-1), parts)
 	}
 	return phases, b.String()
+}
+
+// h200LogSummary sums a step log by kind of step: replayed decode-only
+// steps (host and device parts), replayed steps with prefill tokens, and
+// captures; tw is the mean step duration weighted by the decode requests
+// in it (what a decoding request waits per token, so about TPOT), split
+// by the same kinds.
+type h200LogSummary struct {
+	steps                        int
+	decodes, prefills, captures  int
+	decodeHost, decodeDev        float64 // ms, means
+	prefillMs, captureMs, busyMs float64 // ms, sums
+	tw, twDecode, twPrefill      float64 // ms
+	twCapture                    float64
+}
+
+func (s *h200LogSummary) add(kind string, durMs, hostMs, devMs float64, decodeReqs int64) {
+	s.steps++
+	s.busyMs += durMs
+	w := float64(decodeReqs) * durMs
+	s.tw += w
+	switch kind {
+	case "decode":
+		s.decodes++
+		s.decodeHost += hostMs
+		s.decodeDev += devMs
+		s.twDecode += w
+	case "prefill":
+		s.prefills++
+		s.prefillMs += durMs
+		s.twPrefill += w
+	default:
+		s.captures++
+		s.captureMs += durMs
+		s.twCapture += w
+	}
+}
+
+func (s *h200LogSummary) finish(decodeTokens float64) {
+	s.decodeHost /= float64(max(1, s.decodes))
+	s.decodeDev /= float64(max(1, s.decodes))
+	for _, p := range []*float64{&s.tw, &s.twDecode, &s.twPrefill, &s.twCapture} {
+		*p /= decodeTokens
+	}
+}
+
+func (s h200LogSummary) row(name string) string {
+	return fmt.Sprintf("| %s | %d | %d | %.2f + %.2f | %d | %.0f | %d | %.0f | %.1f | %.2f = %.2f + %.2f + %.2f |\n", name, s.steps, s.decodes,
+		s.decodeHost, s.decodeDev, s.prefills, s.prefillMs, s.captures, s.captureMs, s.busyMs/1e3, s.tw, s.twDecode, s.twPrefill, s.twCapture)
+}
+
+// TestFidelityH200StepLogs compares the simulated and the real step logs of
+// every held-out run whose step logs the excerpt keeps (the all-at-once
+// family and the long-output family at 2 req/s), kind of step by kind of
+// step: how many decode steps and at what host and device time, how many
+// prefill steps and captures and how long they took, and what a decoding
+// request waits per token. The real parts come from step_detail.csv (the
+// host is the step minus the compute phase); the simulated ones from the
+// fitted laws on the simulated batches (a simulated step longer than its
+// replay by the laws is a capture).
+func TestFidelityH200StepLogs(t *testing.T) {
+	fams := h200Families(t)
+	fitOut, _ := h200Fit(t, fams)
+	model, err := predict.ReadStepModel(filepath.Join(fitOut, StepModelFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	b.WriteString("| run | steps | decode steps | decode host + device (ms, mean) | prefill replays | their ms | captures | their ms | busy s | per decode token (ms) = decode + prefill + capture steps |\n")
+	b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |\n")
+	checked := 0
+	for _, fam := range fams[1:] {
+		for _, c := range fam.cells {
+			var reals []h200LogSummary
+			for _, run := range c.runs {
+				if !schema.Exists(filepath.Join(run, schema.StepDetailFile)) {
+					continue
+				}
+				steps, err := schema.ReadStepMetrics(filepath.Join(run, schema.StepMetricsFile))
+				if err != nil {
+					t.Fatal(err)
+				}
+				detail, err := schema.ReadStepDetail(filepath.Join(run, schema.StepDetailFile))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(detail) != len(steps) {
+					t.Fatalf("%s: %d step_detail rows for %d steps", run, len(detail), len(steps))
+				}
+				var s h200LogSummary
+				var tokens float64
+				for i, m := range steps {
+					d := detail[i]
+					dur := float64(m.EndNs-m.StartNs) / 1e6
+					dev := float64(d.SyncEndNs-d.ComputeStartNs) / 1e6
+					kind := "decode"
+					switch {
+					case d.GraphHit == 0:
+						kind = "capture"
+					case m.NumPrefillTokens > 0:
+						kind = "prefill"
+					}
+					s.add(kind, dur, dur-dev, dev, m.NumDecodeRequests)
+					tokens += float64(m.NumDecodeRequests)
+				}
+				s.finish(tokens)
+				reals = append(reals, s)
+				name, _ := filepath.Rel(filepath.Dir(filepath.Dir(run)), run)
+				b.WriteString(s.row(fam.name + " " + name))
+			}
+			if len(reals) == 0 {
+				continue
+			}
+			out := h200Sim(t, fam, c, fitOut, 0)
+			steps, err := schema.ReadStepMetrics(filepath.Join(out, schema.StepMetricsFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var s h200LogSummary
+			var tokens float64
+			for _, m := range steps {
+				st := predict.Step{PrefillTokens: m.NumPrefillTokens, DecodeTokens: m.NumDecodeTokens, Requests: m.NumRequests,
+					PrefillRequests: m.NumPrefillRequests, DecodeRequests: m.NumDecodeRequests, ContextTokens: m.NumContextTokens}
+				host, dev := model.MechanicsParts(st)
+				dur := float64(m.EndNs-m.StartNs) / 1e6
+				kind := "decode"
+				switch {
+				case dur > (host+dev)/1e6+1:
+					kind = "capture"
+				case m.NumPrefillTokens > 0:
+					kind = "prefill"
+				}
+				s.add(kind, dur, host/1e6, dev/1e6, m.NumDecodeRequests)
+				tokens += float64(m.NumDecodeRequests)
+			}
+			s.finish(tokens)
+			b.WriteString(s.row(fmt.Sprintf("%s %s, simulated (seed 0)", fam.name, filepath.Base(filepath.Dir(c.runs[0])))))
+			checked++
+			// Regression guard at today's level: the simulated decode step
+			// (host + device) within 3% of the first engine process's
+			// (-2.1% at 2 req/s of the long-output family, where the host
+			// law is 14% short; -0.1% to +2.3% under the bursts when the
+			// docs were written).
+			r := reals[0]
+			if e := (s.decodeHost+s.decodeDev)/(r.decodeHost+r.decodeDev) - 1; math.Abs(e) > 0.03 {
+				t.Errorf("%s %v: simulated decode step %.2f ms, the engine's %.2f ms (%+.1f%%)", fam.name, c.x, s.decodeHost+s.decodeDev, r.decodeHost+r.decodeDev, 100*e)
+			}
+		}
+	}
+	t.Logf("step logs, real and simulated:\n%s", b.String())
+	// Each engine process against the laws: its host time over the host
+	// law's (replayed steps), and its captures' overhead beyond host and
+	// device laws (median, fresh shapes and known ones) over the capture
+	// law's.
+	var p strings.Builder
+	p.WriteString("| run | host / law | fresh captures | overhead (ms, median) | / law | known-shape captures | overhead | / law |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, fam := range fams {
+		for _, c := range fam.cells {
+			for _, run := range c.runs {
+				if !schema.Exists(filepath.Join(run, schema.StepDetailFile)) {
+					continue
+				}
+				name, _ := filepath.Rel(filepath.Dir(filepath.Dir(run)), run)
+				p.WriteString(h200ProcessRow(t, model, fam.name+" "+name, run))
+			}
+		}
+	}
+	t.Logf("engine processes against the laws:\n%s", p.String())
+	if checked == 0 {
+		t.Error("no held-out run with step logs in the excerpt; the step-by-step comparison is untested")
+	}
+}
+
+// h200ProcessRow is one engine process against the fitted laws (see
+// TestFidelityH200StepLogs).
+func h200ProcessRow(t *testing.T, model *predict.StepModel, name, run string) string {
+	t.Helper()
+	steps, err := schema.ReadStepMetrics(filepath.Join(run, schema.StepMetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	detail, err := schema.ReadStepDetail(filepath.Join(run, schema.StepDetailFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rm, err := schema.ReadRunMeta(filepath.Join(run, schema.RunMetaFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wk := model.Mechanics.Graphs.WarmupKey()
+	seen := map[[2]int64]bool{{wk.Q, wk.KV}: true}
+	for _, k := range rm.Extra["step_detail"].(map[string]any)["graphs_at_start"].([]any) {
+		var q, kv, sk int64
+		if _, err := fmt.Sscanf(k.(string), "%dx%dx%d", &q, &kv, &sk); err != nil {
+			t.Fatal(err)
+		}
+		seen[[2]int64{q, kv}] = true
+	}
+	var realHost, lawHost float64
+	over := map[bool][]float64{}
+	law := map[bool]float64{}
+	for i, m := range steps {
+		d := detail[i]
+		shape := [2]int64{d.QPadded, d.KVPadded}
+		fresh := !seen[shape]
+		seen[shape] = true
+		st := predict.Step{StartNs: m.StartNs, EndNs: m.EndNs, PrefillTokens: m.NumPrefillTokens, DecodeTokens: m.NumDecodeTokens,
+			Requests: m.NumRequests, PrefillRequests: m.NumPrefillRequests, DecodeRequests: m.NumDecodeRequests, ContextTokens: m.NumContextTokens,
+			Detail: &predict.StepDetail{Key: predict.GraphKey{Q: d.QPadded, KV: d.KVPadded, SeqK: d.SeqlenKPadded}, Hit: 1}}
+		host, dev := model.MechanicsParts(st)
+		dur := float64(m.EndNs - m.StartNs)
+		if d.GraphHit == 1 {
+			realHost += dur - float64(d.SyncEndNs-d.ComputeStartNs)
+			lawHost += host
+			continue
+		}
+		st.Detail.Hit, st.Detail.FreshShape = 0, fresh
+		_, capture := model.MechanicsParts(st)
+		over[fresh] = append(over[fresh], (dur-host-dev)/1e6)
+		law[fresh] = (capture - dev) / 1e6
+	}
+	row := fmt.Sprintf("| %s | %.2f |", name, realHost/lawHost)
+	for _, fresh := range []bool{true, false} {
+		xs := over[fresh]
+		if len(xs) == 0 {
+			row += " 0 | | |"
+			continue
+		}
+		slices.Sort(xs)
+		m := xs[len(xs)/2]
+		row += fmt.Sprintf(" %d | %.0f | %.2f |", len(xs), m, m/law[fresh])
+	}
+	return row + "\n"
 }

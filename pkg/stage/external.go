@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -121,9 +122,11 @@ func RunCommand(ctx context.Context, cmd Command, env Env) error {
 	c.Stdout = pw
 	c.Stderr = pw
 	tail := newTail(40)
-	log := env.Log
-	if log == nil {
-		log = io.Discard
+	var log io.Writer = io.Discard
+	if env.Log != nil {
+		// The reader goroutine and this one both write to the log (gsim's
+		// own notes about leftovers come before the reader has finished).
+		log = &lockedWriter{w: env.Log}
 	}
 	readDone := make(chan struct{})
 	go func() {
@@ -415,4 +418,16 @@ func Resolve(baseDir, p string) string {
 		return p
 	}
 	return filepath.Join(baseDir, p)
+}
+
+// lockedWriter serialises writes from several goroutines to one writer.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

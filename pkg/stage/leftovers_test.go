@@ -15,8 +15,10 @@ import (
 func TestRunCommandEndsLeftovers(t *testing.T) {
 	dir := t.TempDir()
 	var log strings.Builder
-	script := `( sleep 1; echo late > late-group.txt ) &
-setsid bash -c 'sleep 1; echo late > late-tagged.txt' < /dev/null > /dev/null 2>&1 &
+	// The leftovers sleep far longer than RunCommand may take even on a
+	// loaded machine, so "did not wait for them" needs no tight timing.
+	script := `( sleep 4; echo late > late-group.txt ) &
+setsid bash -c 'sleep 4; echo late > late-tagged.txt' < /dev/null > /dev/null 2>&1 &
 echo early`
 	start := time.Now()
 	err := RunCommand(context.Background(), Command{Argv: []string{"bash", "-c", script}, Dir: dir},
@@ -24,10 +26,10 @@ echo early`
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(start); d > 900*time.Millisecond {
+	if d := time.Since(start); d > 3500*time.Millisecond {
 		t.Errorf("RunCommand waited %v for what the command left running", d)
 	}
-	time.Sleep(1500 * time.Millisecond)
+	time.Sleep(time.Until(start.Add(5 * time.Second)))
 	for _, f := range []string{"late-group.txt", "late-tagged.txt"} {
 		if _, err := os.Stat(filepath.Join(dir, f)); err == nil {
 			t.Errorf("a leftover wrote %s after the command returned", f)
