@@ -18,8 +18,11 @@ type pathBuf struct{ b [512]byte }
 func (p *pathBuf) lstat(dir, rel string, st *unix.Stat_t) error {
 	// dir/rel is what Join gives only for a clean, relative rel that stays
 	// inside dir; anything else (a damaged manifest's "../x") takes Join.
+	// A NUL would end the path early here, where unix.Lstat refuses it: a
+	// damaged manifest naming "o.txt\x00x" must not pass for o.txt.
 	if len(dir)+len(rel)+2 > len(p.b) || rel == "" || rel[0] == '/' || rel == ".." ||
-		strings.HasPrefix(rel, "../") || path.Clean(rel) != rel || filepath.Separator != '/' {
+		strings.HasPrefix(rel, "../") || path.Clean(rel) != rel || filepath.Separator != '/' ||
+		strings.IndexByte(rel, 0) >= 0 || strings.IndexByte(dir, 0) >= 0 {
 		return unix.Lstat(filepath.Join(dir, filepath.FromSlash(rel)), st)
 	}
 	n := copy(p.b[:], dir)

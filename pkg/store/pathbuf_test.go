@@ -31,7 +31,8 @@ func TestPathBufLstatIsJoin(t *testing.T) {
 	}
 	var pb pathBuf
 	for _, rel := range []string{"a.txt", "sub/b.txt", "missing", "lnk", "lnk/c.txt", "lnk/../a.txt", "sub/../a.txt",
-		"../other/c.txt", "..", ".", "", "./a.txt", "sub//b.txt", "/a.txt", long + "/" + long + "/x"} {
+		"../other/c.txt", "..", ".", "", "./a.txt", "sub//b.txt", "/a.txt", long + "/" + long + "/x",
+		"a.txt\x00", "a.txt\x00junk", "sub/b.txt\x00/x"} {
 		var got, want unix.Stat_t
 		gerr := pb.lstat(dir, rel, &got)
 		werr := unix.Lstat(filepath.Join(dir, filepath.FromSlash(rel)), &want)
