@@ -140,7 +140,8 @@ func runCmd(c *cli.Context) error {
 		}
 		return tw.Flush()
 	}
-	if err := executor.Check(p, opt); err != nil {
+	prep, err := executor.Prepare(p, opt)
+	if err != nil {
 		return err
 	}
 	if opt.Store, err = store.Open(x.loc.Root); err != nil {
@@ -157,7 +158,7 @@ func runCmd(c *cli.Context) error {
 		disp.Close()
 		return err
 	}
-	sum, err := executor.Run(c.Context, p, opt)
+	sum, err := prep.Run(c.Context, opt)
 	said := done()
 	disp.Close()
 	if said != "" {

@@ -19,7 +19,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
+	"github.com/gsim-dev/gsim/internal/par"
 	"github.com/gsim-dev/gsim/pkg/gpus"
 	"github.com/gsim-dev/gsim/pkg/plan"
 	"github.com/gsim-dev/gsim/pkg/progress"
@@ -155,13 +157,14 @@ type graph struct {
 	p     *plan.Plan
 	nodes []*node
 	byID  map[string]*node
-	// fp memoises fingerprints; decideAll asks from several goroutines.
+	// fp memoises fingerprints by kind and params; decideAll asks from
+	// several goroutines.
 	fpMu sync.Mutex
-	fp   map[string]map[string]string
+	fp   map[string]map[string]map[string]string
 }
 
 func newGraph(p *plan.Plan, opt *Options) (*graph, error) {
-	g := &graph{p: p, byID: map[string]*node{}, fp: map[string]map[string]string{}}
+	g := &graph{p: p, fp: map[string]map[string]map[string]string{}}
 	stages := map[string]bool{}
 	for _, in := range p.Instances {
 		stages[in.Stage] = true
@@ -173,27 +176,41 @@ func newGraph(p *plan.Plan, opt *Options) (*graph, error) {
 		return nil, err
 	}
 	forceAll := contains(opt.Force, "all")
-	resources := map[string]map[string]int{}
-	var errs []error
-	for _, in := range p.Instances {
+	// Each instance's params are encoded and its kind asked for resources
+	// (decoding the params), on every core: a big matrix has many.
+	type prep struct {
+		k   stage.Kind
+		pj  []byte
+		res map[string]int
+		err error
+	}
+	preps := make([]prep, len(p.Instances))
+	par.For(len(p.Instances), func(i int) {
+		in, x := p.Instances[i], &preps[i]
 		k, ok := opt.Registry.Lookup(in.Kind)
 		if !ok {
-			errs = append(errs, &UsageError{fmt.Sprintf("%s: unknown kind %q (known: %s)", in.ID, in.Kind, strings.Join(opt.Registry.Names(), ", "))})
-			continue
+			x.err = &UsageError{fmt.Sprintf("%s: unknown kind %q (known: %s)", in.ID, in.Kind, strings.Join(opt.Registry.Names(), ", "))}
+			return
 		}
 		pj, err := store.CanonicalJSON(in.Params)
 		if err != nil {
-			errs = append(errs, &UsageError{fmt.Sprintf("%s: params: %v", in.ID, err)})
+			x.err = &UsageError{fmt.Sprintf("%s: params: %v", in.ID, err)}
+			return
+		}
+		x.k, x.pj, x.res = k, pj, k.Resources(in.Params)
+	})
+	var errs []error
+	nodes := make([]node, len(p.Instances))
+	g.nodes = make([]*node, 0, len(p.Instances))
+	g.byID = make(map[string]*node, len(p.Instances))
+	for i, in := range p.Instances {
+		x := preps[i]
+		if x.err != nil {
+			errs = append(errs, x.err)
 			continue
 		}
-		// A matrix repeats params; kinds decode them to answer.
-		mk := in.Kind + "\x00" + string(pj)
-		res, ok := resources[mk]
-		if !ok {
-			res = k.Resources(in.Params)
-			resources[mk] = res
-		}
-		n := &node{inst: in, kind: k, params: pj, resources: res, forced: forceAll || contains(opt.Force, in.Stage)}
+		n := &nodes[i]
+		*n = node{inst: in, kind: x.k, params: x.pj, resources: x.res, forced: forceAll || contains(opt.Force, in.Stage)}
 		for res, need := range n.resources {
 			if c := opt.capacity(res); need > c {
 				errs = append(errs, &UsageError{fmt.Sprintf("%s needs %d %s but only %d are available; raise it (e.g. --gpus %d, on a machine with that many)", in.ID, need, res, c, need)})
@@ -302,9 +319,11 @@ func (g *graph) computeKey(n *node) error {
 // fingerprint is memoised per kind and params: kinds hash runner folders and
 // named files, and a matrix repeats the same params many times.
 func (g *graph) fingerprint(n *node) (map[string]string, error) {
-	ck := n.kind.Name() + "\x00" + string(n.params)
+	// n.params is never changed once made, so it can be the key as it is.
+	ck := unsafe.String(unsafe.SliceData(n.params), len(n.params))
+	kind := n.kind.Name()
 	g.fpMu.Lock()
-	fp, ok := g.fp[ck]
+	fp, ok := g.fp[kind][ck]
 	g.fpMu.Unlock()
 	if ok {
 		return fp, nil
@@ -314,7 +333,10 @@ func (g *graph) fingerprint(n *node) (map[string]string, error) {
 		return nil, fmt.Errorf("%s: %w", n.inst.ID, err)
 	}
 	g.fpMu.Lock()
-	g.fp[ck] = fp
+	if g.fp[kind] == nil {
+		g.fp[kind] = map[string]map[string]string{}
+	}
+	g.fp[kind][ck] = fp
 	g.fpMu.Unlock()
 	return fp, nil
 }

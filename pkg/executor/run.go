@@ -36,6 +36,15 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 	if err != nil {
 		return nil, err
 	}
+	return runGraph(ctx, p, g, opt, start)
+}
+
+// run walks a graph Prepare built.
+func run(ctx context.Context, p *plan.Plan, g *graph, opt Options) (*Summary, error) {
+	return runGraph(ctx, p, g, opt, time.Now())
+}
+
+func runGraph(ctx context.Context, p *plan.Plan, g *graph, opt Options, start time.Time) (*Summary, error) {
 	if err := preflight(ctx, p, g, &opt); err != nil {
 		return nil, err
 	}
@@ -55,11 +64,17 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 		disp.Printf("ended %d process(es) left running by killed gsim runs", n)
 	}
 	sum := &Summary{}
-	entries := map[*node]*Entry{}
+	entries := make(map[*node]*Entry, len(g.nodes))
+	block := make([]Entry, len(g.nodes)) // most instances get one entry
 	record := func(n *node, e Entry) {
 		e.ID = n.inst.ID
 		e.Key = n.key
-		entries[n] = &e
+		p := &e
+		if len(block) > 0 {
+			p, block = &block[0], block[1:]
+			*p = e
+		}
+		entries[n] = p
 	}
 
 	runCtx, cancel := context.WithCancel(ctx)
@@ -204,6 +219,7 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 		}
 	}
 	_ = opt.Store.SaveTrust()
+	sum.Entries = make([]Entry, 0, len(entries))
 	for _, n := range g.nodes {
 		if n.selected && n.state == pending {
 			record(n, Entry{Outcome: NotRun, Reason: stopReason(ctx)})

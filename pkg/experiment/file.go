@@ -9,13 +9,13 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"regexp"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/gsim-dev/gsim/internal/lazyre"
 	"github.com/gsim-dev/gsim/pkg/plan"
 )
 
@@ -72,9 +72,9 @@ type Need struct {
 }
 
 var (
-	nameRE      = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
-	stageNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]*$`)
-	varNameRE   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]*$`)
+	nameRE      = lazyre.New(`^[A-Za-z0-9._-]+$`)
+	stageNameRE = lazyre.New(`^[A-Za-z0-9_][A-Za-z0-9_-]*$`)
+	varNameRE   = lazyre.New(`^[A-Za-z_][A-Za-z0-9_-]*$`)
 )
 
 // MaxNameBytes is the longest experiment name or instance id: each names a
@@ -128,7 +128,7 @@ func Parse(path string, data []byte) (*File, error) {
 	return f, nil
 }
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+var yamlLineRE = lazyre.New(`^yaml: line (\d+): (.*)$`)
 
 // yamlHints say what to do about the YAML parser's terse messages. The
 // parser reports the line where the enclosing block starts, not the bad line,

@@ -2,10 +2,11 @@ package experiment
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/gsim-dev/gsim/internal/lazyre"
 )
 
 // segment is a piece of an interpolated string: literal text, or a reference
@@ -22,7 +23,7 @@ type segment struct {
 	repeatID bool
 }
 
-var exprRE = regexp.MustCompile(`^\s*([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_-]*)\s*$`)
+var exprRE = lazyre.New(`^\s*([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_-]*)\s*$`)
 
 // parseTemplate splits s at ${{ ... }} expressions. A string without
 // expressions yields one literal segment.
@@ -174,31 +175,36 @@ func resolve(n *yaml.Node, cell map[string]any, expName string) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		value := func(s segment) any {
-			if s.experimentName {
-				return expName
-			}
-			if s.repeatID {
-				return cell[RepeatVar]
-			}
-			return cell[s.matrixVar]
-		}
-		// A string that is exactly one expression keeps the value's type,
-		// so `rate: "${{ matrix.rate }}"` is a number.
-		if len(segs) == 1 && segs[0].isExpr {
-			return value(segs[0]), nil
-		}
-		var b strings.Builder
-		for _, s := range segs {
-			if s.isExpr {
-				b.WriteString(Format(value(s)))
-			} else {
-				b.WriteString(s.lit)
-			}
-		}
-		return b.String(), nil
+		return interpolate(segs, cell, expName), nil
 	}
 	return nil, fmt.Errorf("unsupported YAML node")
+}
+
+// interpolate is the value of a parsed template string in a cell.
+func interpolate(segs []segment, cell map[string]any, expName string) any {
+	value := func(s segment) any {
+		if s.experimentName {
+			return expName
+		}
+		if s.repeatID {
+			return cell[RepeatVar]
+		}
+		return cell[s.matrixVar]
+	}
+	// A string that is exactly one expression keeps the value's type,
+	// so `rate: "${{ matrix.rate }}"` is a number.
+	if len(segs) == 1 && segs[0].isExpr {
+		return value(segs[0])
+	}
+	var b strings.Builder
+	for _, s := range segs {
+		if s.isExpr {
+			b.WriteString(Format(value(s)))
+		} else {
+			b.WriteString(s.lit)
+		}
+	}
+	return b.String()
 }
 
 // repeatRef returns the first string under n that uses ${{ repeat.id }}, or

@@ -11,6 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/gsim-dev/gsim/internal/par"
 	"github.com/gsim-dev/gsim/pkg/dag"
 	"github.com/gsim-dev/gsim/pkg/plan"
 	"github.com/gsim-dev/gsim/pkg/stage"
@@ -253,7 +254,18 @@ func expand(f *File, refs map[string]map[string]bool) (*plan.Plan, error) {
 			all = rep
 		}
 		tooLong := false
-		for _, cell := range all {
+		// Each cell's params are built from the stage's with: compiled
+		// once, on every core: a big matrix has many.
+		var params []map[string]any
+		if s.With != nil && len(all) > 0 {
+			with, err := compile(s.With)
+			if err != nil {
+				return nil, &Error{File: f.Path, Line: s.WithPos.Line, Col: s.WithPos.Col, Msg: fmt.Sprintf("stages.%s.with: %v", s.Name, err)}
+			}
+			params = make([]map[string]any, len(all))
+			par.For(len(all), func(i int) { params[i] = with.value(all[i], f.Name).(map[string]any) })
+		}
+		for ci, cell := range all {
 			id := InstanceID(s.Name, idDims, cell)
 			if len(id) > MaxNameBytes && !tooLong {
 				tooLong = true
@@ -275,15 +287,10 @@ func expand(f *File, refs map[string]map[string]bool) (*plan.Plan, error) {
 				in.Repeat = repeatIndex(cell, s.Repeats)
 				in.RepeatID = Format(cell[RepeatVar])
 			}
-			params := map[string]any{}
-			if s.With != nil {
-				v, err := resolve(s.With, cell, f.Name)
-				if err != nil {
-					return nil, &Error{File: f.Path, Line: s.WithPos.Line, Col: s.WithPos.Col, Msg: fmt.Sprintf("stages.%s.with: %v", s.Name, err)}
-				}
-				params = v.(map[string]any)
+			in.Params = map[string]any{}
+			if params != nil {
+				in.Params = params[ci]
 			}
-			in.Params = params
 			for _, n := range s.Needs {
 				dep := plan.Dep{Stage: n.Stage, FanIn: n.All}
 				if n.All {
@@ -409,16 +416,28 @@ func checkParams(p *problems, f *File, pl *plan.Plan, reg *stage.Registry) {
 		matrix[mv.Name] = mv.Values
 	}
 	var order []complaint
-	var kindOf map[string]string // instance id -> kind, built on first use
+	kindOf := map[string]string{} // instance id -> kind, for kinds that read inputs
+	for _, x := range pl.Instances {
+		if k, ok := reg.Lookup(x.Kind); ok {
+			if _, reads := k.(stage.InputReader); reads {
+				for _, x := range pl.Instances {
+					kindOf[x.ID] = x.Kind
+				}
+				break
+			}
+		}
+	}
 	who := map[complaint][]string{}
 	count := map[string]int{}
-	for _, in := range pl.Instances {
-		count[in.Stage]++
+	// Kinds check each instance on its own (a big matrix has many), on
+	// every core; the complaints are gathered in instance order.
+	found := make([][]error, len(pl.Instances))
+	par.For(len(pl.Instances), func(i int) {
+		in := pl.Instances[i]
 		k, ok := reg.Lookup(in.Kind)
 		if !ok {
-			continue
+			return
 		}
-		s := byName[in.Stage]
 		errs := flatten(k.CheckParams(in.Params))
 		if nc, ok := k.(stage.NeedsChecker); ok && len(errs) == 0 {
 			var needs []string
@@ -428,18 +447,17 @@ func checkParams(p *problems, f *File, pl *plan.Plan, reg *stage.Registry) {
 			errs = flatten(nc.CheckNeeds(in.Params, needs, matrix))
 		}
 		if ir, ok := k.(stage.InputReader); ok && len(errs) == 0 {
-			if kindOf == nil {
-				kindOf = map[string]string{}
-				for _, x := range pl.Instances {
-					kindOf[x.ID] = x.Kind
-				}
-			}
 			errs = flatten(stage.CheckInputs(in.Params, inputNeeds(kindOf, reg, in), ir.InputRoles(in.Params)))
 		}
 		if pc, ok := k.(stage.PathChecker); ok && len(errs) == 0 {
 			errs = flatten(pc.CheckPaths(in.Params, pl.BaseDir))
 		}
-		for _, e := range errs {
+		found[i] = errs
+	})
+	for i, in := range pl.Instances {
+		count[in.Stage]++
+		s := byName[in.Stage]
+		for _, e := range found[i] {
 			c := complaint{at: s.WithPos, msg: e.Error()}
 			var pe *stage.ParamError
 			var ne *stage.NeedsError

@@ -11,6 +11,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/gsim-dev/gsim/internal/lazyre"
 	"github.com/gsim-dev/gsim/pkg/plan"
 )
 
@@ -132,9 +133,9 @@ func decodeStageResources(p *problems, stage string, v *yaml.Node) plan.Resource
 }
 
 var (
-	slurmWordRE = regexp.MustCompile(`^[A-Za-z0-9_.,:+-]+$`)
-	gpuTypeRE   = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
-	memRE       = regexp.MustCompile(`^([0-9]+)\s*(?:([KMGT])(?:I?B)?)?$`)
+	slurmWordRE = lazyre.New(`^[A-Za-z0-9_.,:+-]+$`)
+	gpuTypeRE   = lazyre.New(`^[A-Za-z0-9_.-]+$`)
+	memRE       = lazyre.New(`^([0-9]+)\s*(?:([KMGT])(?:I?B)?)?$`)
 )
 
 // gsimOwned are sbatch options gsim sets itself to track a job; a user's
@@ -281,8 +282,8 @@ func pollValue(v *yaml.Node) (time.Duration, error) {
 }
 
 var (
-	clockRE = regexp.MustCompile(`^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$`)
-	unitsRE = regexp.MustCompile(`^(?:\d+[dhms])+$`)
+	clockRE = lazyre.New(`^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$`)
+	unitsRE = lazyre.New(`^(?:\d+[dhms])+$`)
 )
 
 // slurmTime reads a time limit in Slurm's forms (minutes; MM:SS; HH:MM:SS;

@@ -8,10 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/gsim-dev/gsim/internal/lazyre"
 )
 
 // Device is one GPU as CUDA_VISIBLE_DEVICES names it.
@@ -77,7 +78,7 @@ func NvidiaSMI() (string, error) {
 	return string(out), err
 }
 
-var smiLine = regexp.MustCompile(`^GPU (\d+): (.*?)(?: \(UUID: ([^)]+)\))?\s*$`)
+var smiLine = lazyre.New(`^GPU (\d+): (.*?)(?: \(UUID: ([^)]+)\))?\s*$`)
 
 // ParseSMI reads `nvidia-smi -L` output: "GPU 0: NVIDIA H200 (UUID: GPU-…)".
 // MIG lines (indented) are not GPUs of their own here.

@@ -7,9 +7,11 @@ import (
 	"html/template"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
+	"sync"
+
+	"github.com/gsim-dev/gsim/internal/lazyre"
 )
 
 // doc is a report as plain blocks, rendered into summary.md and report.html
@@ -80,11 +82,11 @@ func (d *doc) markdown() string {
 }
 
 var (
-	boldRe = regexp.MustCompile(`\*\*([^*]+)\*\*`)
-	codeRe = regexp.MustCompile("`([^`]+)`")
+	boldRe = lazyre.New(`\*\*([^*]+)\*\*`)
+	codeRe = lazyre.New("`([^`]+)`")
 	// linkRe converts [text](url) for relative links (../x, ./x) only:
 	// reports link to their neighbours, never out of the store.
-	linkRe = regexp.MustCompile(`\[([^\]]+)\]\((\.\.?/[^)\s]+)\)`)
+	linkRe = lazyre.New(`\[([^\]]+)\]\((\.\.?/[^)\s]+)\)`)
 )
 
 func inline(s string) template.HTML {
@@ -121,7 +123,12 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}code{background:#f4f4f4;
 figure{margin:1em 0}img{max-width:100%;border:1px solid #eee}figcaption{font-size:.85em;color:#555}
 table.grid td{border:none;padding:.2em;width:50%}table.grid{display:table;width:100%}`
 
-var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>
+// pageTmpl is parsed when a report is first written, not when gsim starts.
+var pageTmpl = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("page").Parse(pageHTML))
+})
+
+const pageHTML = `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
 <title>{{.Title}}</title><style>{{.CSS}}</style></head>
 <body><h1>{{.Title}}</h1>
@@ -135,7 +142,7 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!DOCTYPE html>
 {{else if .Grid}}<table class="grid"><tbody>{{range .Grid}}<tr>{{range .}}<td><img src="{{.Img}}" alt="{{.Alt}}" title="{{.Alt}}"></td>{{end}}</tr>
 {{end}}</tbody></table>
 {{end}}{{end}}</body></html>
-`))
+`
 
 // html renders a self-contained page: inline CSS, figures as base64 data
 // URIs read from outDir, no script and no external request.
@@ -189,7 +196,7 @@ func (d *doc) html(outDir string) ([]byte, error) {
 		blocks = append(blocks, hb)
 	}
 	var buf bytes.Buffer
-	err := pageTmpl.Execute(&buf, struct {
+	err := pageTmpl().Execute(&buf, struct {
 		Title  string
 		CSS    template.CSS
 		Blocks []htmlBlock

@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/gsim-dev/gsim/internal/lazyre"
 	"github.com/gsim-dev/gsim/pkg/analysis"
 	"github.com/gsim-dev/gsim/pkg/stage"
 	chart "github.com/wcharczuk/go-chart/v2"
@@ -333,7 +333,7 @@ func toFloat(v any) (float64, bool) {
 	return 0, false
 }
 
-var slugRe = regexp.MustCompile(`[^A-Za-z0-9.]+`)
+var slugRe = lazyre.New(`[^A-Za-z0-9.]+`)
 
 func slug(s string) string {
 	return strings.Trim(slugRe.ReplaceAllString(s, "-"), "-")

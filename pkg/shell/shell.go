@@ -10,11 +10,11 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 
+	"github.com/gsim-dev/gsim/internal/lazyre"
 	"github.com/gsim-dev/gsim/pkg/stage"
 )
 
@@ -69,7 +69,7 @@ func (Kind) CheckParams(params map[string]any) error {
 }
 
 // envNameRE is a POSIX environment variable name.
-var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+var envNameRE = lazyre.New(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // checkEnv refuses env entries the command could not receive as written,
 // and any that would replace the GSIM_ variables telling it where its

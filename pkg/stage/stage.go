@@ -151,6 +151,9 @@ func (e *ParamError) Error() string {
 // DecodeParams decodes params into a typed struct (json tags), rejecting
 // unknown fields, so that a typo in `with:` is an error and not a default.
 func DecodeParams(params map[string]any, out any) error {
+	if decodeDirect(params, out) {
+		return nil
+	}
 	b, ok := plainjson.Marshal(params)
 	if !ok {
 		var err error

@@ -6,10 +6,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/gsim-dev/gsim/internal/plainjson"
 )
@@ -43,6 +45,8 @@ type KeyInput struct {
 	CanonicalParams []byte
 }
 
+var newline = []byte{'\n'}
+
 // Key returns the hex sha256 key of in.
 func Key(in KeyInput) (string, error) {
 	params := in.CanonicalParams
@@ -53,7 +57,20 @@ func Key(in KeyInput) (string, error) {
 		}
 	}
 	h := sha256.New()
-	field := func(name, v string) { fmt.Fprintf(h, "%s %d:%s\n", name, len(v), v) }
+	// Each field is written as "NAME LEN:VALUE\n" (without fmt: a big
+	// sweep computes a key per instance).
+	var buf [64]byte
+	head := func(name string, n int) {
+		b := append(buf[:0], name...)
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, int64(n), 10)
+		h.Write(append(b, ':'))
+	}
+	field := func(name, v string) {
+		head(name, len(v))
+		io.WriteString(h, v)
+		h.Write(newline)
+	}
 	field("format", keyFormat)
 	field("kind", in.Kind)
 	field("version", in.Version)
@@ -66,7 +83,9 @@ func Key(in KeyInput) (string, error) {
 		field("fp", k)
 		field("fpv", in.Fingerprint[k])
 	}
-	field("params", string(params))
+	head("params", len(params))
+	h.Write(params)
+	h.Write(newline)
 	for _, r := range in.Inputs {
 		field("need", r.Need)
 		field("instance", r.Instance)
@@ -75,6 +94,8 @@ func Key(in KeyInput) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
+var canonBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 // CanonicalJSON encodes v with sorted object keys, no insignificant space and
 // canonical numbers (an integral value is written as an integer whatever Go
 // type carried it, so YAML's 4 and 4.0 give the same key).
@@ -82,10 +103,15 @@ func CanonicalJSON(v any) ([]byte, error) {
 	// Params as the experiment loader makes them (maps, lists, strings,
 	// numbers, booleans) are written directly; anything else takes the
 	// slower road through encoding/json, which gives the same bytes.
-	var buf bytes.Buffer
-	if writeDirect(&buf, v) {
-		return buf.Bytes(), nil
+	bp := canonBufs.Get().(*bytes.Buffer)
+	defer canonBufs.Put(bp)
+	bp.Reset()
+	if writeDirect(bp, v) {
+		// One allocation of the exact size: a big sweep keeps one per
+		// instance.
+		return bytes.Clone(bp.Bytes()), nil
 	}
+	var buf bytes.Buffer
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, err

@@ -272,12 +272,14 @@ func (s *Store) Check(key string) Result {
 	var m *Manifest
 	var err error
 	var sig manifestSig
+	var pb pathBuf
+	var st unix.Stat_t
 	t := s.trust.Load()
 	if t != nil {
 		// The signature before the read: a manifest replaced meanwhile is
 		// another inode, which the next Check will not take for this one.
-		if fi, serr := os.Lstat(filepath.Join(dir, ManifestFile)); serr == nil {
-			sig = sigOfInfo(fi)
+		if pb.lstat(dir, ManifestFile, &st) == nil {
+			sig = sigOfStat(&st)
 			m = t.trusted(key, sig)
 		}
 	}
@@ -298,16 +300,15 @@ func (s *Store) Check(key string) Result {
 		return Result{Exists: true, Damaged: true, Manifest: m, Problem: fmt.Sprintf("manifest names key %s", m.Key)}
 	}
 	var touched map[string]int64
-	var st unix.Stat_t
 	for _, f := range m.Files {
-		p := filepath.Join(dir, filepath.FromSlash(f.Path))
-		if err := unix.Lstat(p, &st); err != nil {
+		if err := pb.lstat(dir, f.Path, &st); err != nil {
 			return Result{Exists: true, Damaged: true, Manifest: m, Problem: f.Path + ": missing"}
 		}
 		if st.Size != f.Size {
 			return Result{Exists: true, Damaged: true, Manifest: m, Problem: f.Path + ": size changed"}
 		}
 		if st.Mtim.Nano() != f.MtimeNs {
+			p := filepath.Join(dir, filepath.FromSlash(f.Path))
 			fi, err := os.Lstat(p)
 			if err != nil {
 				return Result{Exists: true, Damaged: true, Manifest: m, Problem: f.Path + ": missing"}

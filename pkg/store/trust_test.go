@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"os"
@@ -169,5 +170,27 @@ func TestFailKeepsEarlierDiagnostic(t *testing.T) {
 	s.Fail(third, key)
 	if b, _ := os.ReadFile(s.FailedLog(key)); string(b) != "the third diagnostic\n" {
 		t.Errorf("failed log after a later diagnostic:\n%s", b)
+	}
+}
+
+// TestCheckRefusesPathWithNUL: a damaged manifest naming "a.txt\x00x" is
+// not taken for a.txt (the system call would read the name only up to the
+// NUL), however its size and mtime match.
+func TestCheckRefusesPathWithNUL(t *testing.T) {
+	s, _ := Open(t.TempDir())
+	key := tk("k")
+	m := commitOne(t, s, key, map[string]string{"a.txt": "hello"})
+	m.Files[0].Path = "a.txt\x00x"
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp := filepath.Join(s.ObjectDir(key), ManifestFile)
+	os.Chmod(mp, 0o644)
+	if err := os.WriteFile(mp, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.Check(key); r.Complete || !r.Damaged {
+		t.Errorf("manifest naming a path with a NUL: %+v", r)
 	}
 }
