@@ -53,6 +53,10 @@ func simTokens(n int) []TokenMetric {
 //	go test ./pkg/schema -run XXX -bench TokenFormats -benchtime 3x
 func BenchmarkTokenFormats(b *testing.B) {
 	rows := simTokens(2_000_000)
+	trows := make([]tokenRow, len(rows))
+	for i, m := range rows {
+		trows[i] = tokenRow(m)
+	}
 	writeCSV := func(w io.Writer) error {
 		tw := NewTokenMetricsWriter(w)
 		for _, m := range rows {
@@ -98,10 +102,21 @@ func BenchmarkTokenFormats(b *testing.B) {
 				return seq.add(row, TokenMetric{v[0], v[1], v[2], v[3]})
 			})
 		}},
-		{"parquet", TokenMetricsParquet, func(w io.Writer) error {
+		{"parquet-zstd", TokenMetricsParquet, func(w io.Writer) error {
+			// Earlier versions: parquet-go's writer, delta, zstd.
 			pw := newParquetWriter[tokenRow](w)
 			for _, m := range rows {
 				if err := pw.add(tokenRow(m)); err != nil {
+					return err
+				}
+			}
+			return pw.close()
+		}, nil},
+		{"parquet", TokenMetricsParquet, func(w io.Writer) error {
+			// What runs write now: intParquetWriter, delta, Snappy.
+			pw := newIntParquetWriter(w, TokenMetricsColumns)
+			for i := 0; i < len(trows); i += tokenBatch {
+				if err := pw.addTokens(trows[i:min(len(trows), i+tokenBatch)]); err != nil {
 					return err
 				}
 			}

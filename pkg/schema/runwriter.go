@@ -27,9 +27,9 @@ type RunWriter struct {
 	files  []*store.HashingFile
 	bufs   []*bufio.Writer
 	req    *RequestMetricsWriter
-	tok    *parquetWriter[tokenRow]
+	tok    *intParquetWriter
 	pipe   *tokenPipe
-	step   *parquetWriter[stepRow]
+	step   *intParquetWriter
 	seq    *tokenSeq
 	nreq   int
 	ids    idSet
@@ -83,7 +83,7 @@ func NewRunWriter(dir string, opt RunWriterOptions) (*RunWriter, error) {
 		w.Abort()
 		return nil, err
 	}
-	w.tok = newParquetWriter[tokenRow](tb)
+	w.tok = newIntParquetWriter(tb, TokenMetricsColumns)
 	if !opt.NoTokens {
 		w.pipe = newTokenPipe(w.seq, w.tok, filepath.Join(dir, RequestMetricsFile))
 	}
@@ -93,7 +93,7 @@ func NewRunWriter(dir string, opt RunWriterOptions) (*RunWriter, error) {
 			w.Abort()
 			return nil, err
 		}
-		w.step = newParquetWriter[stepRow](sb)
+		w.step = newIntParquetWriter(sb, StepMetricsColumns)
 	}
 	return w, nil
 }
@@ -156,7 +156,7 @@ func (w *RunWriter) Step(m StepMetric) error {
 	if err := w.steps.add(w.steps.rows+1, &m); err != nil {
 		return w.fail(err)
 	}
-	if err := w.step.add(stepRow(m)); err != nil {
+	if err := w.step.addStep(&m); err != nil {
 		return w.fail(fmt.Errorf("write %s: %w", StepMetricsParquet, err))
 	}
 	return nil
@@ -314,7 +314,7 @@ const (
 	tokenBuffers = 4
 )
 
-func newTokenPipe(seq *tokenSeq, out *parquetWriter[tokenRow], reqFile string) *tokenPipe {
+func newTokenPipe(seq *tokenSeq, out *intParquetWriter, reqFile string) *tokenPipe {
 	p := &tokenPipe{
 		full: make(chan *pipeBatch, tokenBuffers),
 		free: make(chan *pipeBatch, tokenBuffers),
@@ -328,7 +328,7 @@ func newTokenPipe(seq *tokenSeq, out *parquetWriter[tokenRow], reqFile string) *
 	return p
 }
 
-func (p *tokenPipe) consume(seq *tokenSeq, out *parquetWriter[tokenRow], reqFile string) {
+func (p *tokenPipe) consume(seq *tokenSeq, out *intParquetWriter, reqFile string) {
 	var err error
 	var pending []reqSummary // request rows written before all their tokens
 	row := 0
@@ -336,7 +336,7 @@ func (p *tokenPipe) consume(seq *tokenSeq, out *parquetWriter[tokenRow], reqFile
 		if err == nil {
 			err = p.check(b, seq, reqFile, &row, &pending)
 			if err == nil {
-				if _, werr := out.pw.Write(b.rows); werr != nil {
+				if werr := out.addTokens(b.rows); werr != nil {
 					err = fmt.Errorf("write %s: %w", TokenMetricsParquet, werr)
 				}
 			}
