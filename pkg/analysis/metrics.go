@@ -117,13 +117,16 @@ func LoadRun(dir string) (*Run, error) {
 	}
 	r := &Run{Dir: dir, Meta: meta, Samples: map[string]*Sample{}}
 	reqPath := filepath.Join(dir, schema.RequestMetricsFile)
+	ttft, e2e, tpot := NewSample(), NewSample(), NewSample()
 	if st, err := os.Stat(reqPath); err == nil {
 		// A request row is 60-90 bytes: sizing the per-request slices up
 		// front spares a million-request run their regrowth garbage.
 		n := int(min(st.Size()/60+1, 1<<24))
 		r.Shapes, r.Timeline = make([]Shape, 0, n), make([]TimePoint, 0, n)
+		ttft.Reserve(n)
+		e2e.Reserve(n)
+		tpot.Reserve(n)
 	}
-	ttft, e2e, tpot := NewSample(), NewSample(), NewSample()
 	var failedIDs []int64
 	expectTokens := 0
 	err = schema.ScanRequestMetrics(reqPath, func(q schema.RequestMetric) error {
@@ -158,18 +161,21 @@ func LoadRun(dir string) (*Run, error) {
 	slices.Sort(failedIDs)
 
 	itl := NewSampleFor(expectTokens)
-	err = schema.ScanTokenMetrics(filepath.Join(dir, schema.TokenMetricsFile), func(t schema.TokenMetric) error {
-		if t.TokenIndex < 1 {
-			return nil
-		}
-		// Failed requests are rare; a binary search only when there are any
-		// keeps the hot loop free of per-row maps.
-		if len(failedIDs) > 0 {
-			if _, found := slices.BinarySearch(failedIDs, t.RequestID); found {
-				return nil
+	err = schema.ScanTokenColumns(filepath.Join(dir, schema.TokenMetricsFile), func(t schema.TokenColumns) error {
+		lat := t.TokenLatencyNs
+		for i, idx := range t.TokenIndex {
+			if idx < 1 {
+				continue
 			}
+			// Failed requests are rare; a binary search only when there
+			// are any keeps the hot loop free of per-row maps.
+			if len(failedIDs) > 0 {
+				if _, found := slices.BinarySearch(failedIDs, t.RequestID[i]); found {
+					continue
+				}
+			}
+			itl.Add(float64(lat[i]) / nsPerMs)
 		}
-		itl.Add(float64(t.TokenLatencyNs) / nsPerMs)
 		return nil
 	})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/parquet-go/parquet-go"
@@ -185,6 +186,63 @@ func TestReadsOtherParquetWriters(t *testing.T) {
 		}
 		if i != len(rows) {
 			t.Fatalf("%s: read %d rows of %d", name, i, len(rows))
+		}
+	}
+}
+
+// ScanTokenColumns hands over every row once, in order, from CSV (gathered
+// into blocks) and Parquet (row groups) alike, and a bad row deep in the
+// table is reported at its own row number, not its block's.
+func TestScanTokenColumns(t *testing.T) {
+	n := parquetRowGroup + 20000
+	rows := make([]TokenMetric, n)
+	for i := range rows {
+		rows[i] = TokenMetric{RequestID: int64(i / 4), TokenIndex: int64(i % 4), TokenTimeNs: int64(i) * 10}
+		if i%4 > 0 {
+			rows[i].TokenLatencyNs = 10
+		}
+	}
+	bad := n - 5 // 1-based row n-4
+	for _, form := range []string{"csv", "parquet"} {
+		for _, broken := range []bool{false, true} {
+			dir := t.TempDir()
+			data := slices.Clone(rows)
+			if broken {
+				data[bad].TokenIndex = 7
+			}
+			switch form {
+			case "csv":
+				if err := WriteTokenMetrics(filepath.Join(dir, TokenMetricsFile), data); err != nil {
+					t.Fatal(err)
+				}
+			case "parquet":
+				trows := make([]tokenRow, len(data))
+				for i, m := range data {
+					trows[i] = tokenRow(m)
+				}
+				if err := os.WriteFile(filepath.Join(dir, TokenMetricsParquet), writeIntTokens(t, trows, 5000), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			i := 0
+			err := ScanTokenColumns(filepath.Join(dir, TokenMetricsFile), func(c TokenColumns) error {
+				for k := range c.RequestID {
+					if got := (TokenMetric{c.RequestID[k], c.TokenIndex[k], c.TokenTimeNs[k], c.TokenLatencyNs[k]}); got != data[i] {
+						t.Fatalf("%s: row %d read %+v, wrote %+v", form, i+1, got, data[i])
+					}
+					i++
+				}
+				return nil
+			})
+			var se *Error
+			switch {
+			case broken && (!errors.As(err, &se) || se.Row != bad+1 || se.Column != "token_index"):
+				t.Fatalf("%s: a bad token_index in row %d gave %v", form, bad+1, err)
+			case !broken && err != nil:
+				t.Fatalf("%s: %v", form, err)
+			case !broken && i != n:
+				t.Fatalf("%s: %d rows read of %d", form, i, n)
+			}
 		}
 	}
 }

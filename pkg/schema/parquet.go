@@ -46,6 +46,24 @@ type tokenRow struct {
 // required int64, calling fn for every row with the values (reused between
 // calls). Rows are numbered from 1 as in the CSV form.
 func scanParquetInts(path string, cols []string, fn func(row int, vals []int64) error) error {
+	vals := make([]int64, len(cols))
+	return scanParquetColumns(path, cols, func(first int, data [][]int64) error {
+		for i := range data[0] {
+			for c := range vals {
+				vals[c] = data[c][i]
+			}
+			if err := fn(first+i, vals); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// scanParquetColumns streams the file a row group at a time: fn gets each
+// column's values (data[c][i] is column c of row first+i; the slices are
+// reused between calls).
+func scanParquetColumns(path string, cols []string, fn func(first int, data [][]int64) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -62,7 +80,6 @@ func scanParquetInts(path string, cols []string, fn func(row int, vals []int64) 
 	if err := checkParquetColumns(path, pf.Schema(), cols); err != nil {
 		return err
 	}
-	vals := make([]int64, len(cols))
 	data := make([][]int64, len(cols))
 	row := 0
 	for _, rg := range pf.RowGroups() {
@@ -76,15 +93,12 @@ func scanParquetInts(path string, cols []string, fn func(row int, vals []int64) 
 				return &Error{File: path, Row: row + 1, Column: cols[c], Msg: fmt.Sprintf("cannot decode: %v (the file is damaged; regenerate it)", err)}
 			}
 		}
-		for i := 0; i < n; i++ {
-			row++
-			for c := range vals {
-				vals[c] = data[c][i]
-			}
-			if err := fn(row, vals); err != nil {
+		if n > 0 {
+			if err := fn(row+1, data); err != nil {
 				return err
 			}
 		}
+		row += n
 	}
 	return nil
 }

@@ -23,6 +23,7 @@ import (
 // (ValidateRun then only checks that nothing changed since).
 type RunWriter struct {
 	dir    string
+	reqs   string // request_metrics.csv's path, as errors name it
 	opt    RunWriterOptions
 	files  []*store.HashingFile
 	bufs   []*bufio.Writer
@@ -55,7 +56,7 @@ type RunWriterOptions struct {
 
 // NewRunWriter creates the tables in dir.
 func NewRunWriter(dir string, opt RunWriterOptions) (*RunWriter, error) {
-	w := &RunWriter{dir: dir, opt: opt, seq: newTokenSeq(filepath.Join(dir, TokenMetricsParquet))}
+	w := &RunWriter{dir: dir, reqs: filepath.Join(dir, RequestMetricsFile), opt: opt, seq: newTokenSeq(filepath.Join(dir, TokenMetricsParquet))}
 	w.steps.file = filepath.Join(dir, StepMetricsParquet)
 	if n := opt.Requests; n > 0 {
 		w.seq.reserve(n)
@@ -85,7 +86,7 @@ func NewRunWriter(dir string, opt RunWriterOptions) (*RunWriter, error) {
 	}
 	w.tok = newIntParquetWriter(tb, TokenMetricsColumns)
 	if !opt.NoTokens {
-		w.pipe = newTokenPipe(w.seq, w.tok, filepath.Join(dir, RequestMetricsFile))
+		w.pipe = newTokenPipe(w.seq, w.tok, w.reqs)
 	}
 	if opt.Steps {
 		sb, err := open(StepMetricsParquet, 1<<20)
@@ -107,11 +108,8 @@ func (w *RunWriter) fail(err error) error {
 
 // Token checks and writes one token row.
 func (w *RunWriter) Token(m TokenMetric) error {
-	if w.err != nil {
+	if w.err != nil || w.pipe == nil {
 		return w.err
-	}
-	if w.pipe == nil {
-		return nil
 	}
 	if err := w.pipe.add(tokenRow(m)); err != nil {
 		return w.fail(err)
@@ -126,7 +124,7 @@ func (w *RunWriter) Request(m RequestMetric) error {
 	}
 	w.nreq++
 	row := w.nreq
-	name := filepath.Join(w.dir, RequestMetricsFile)
+	name := w.reqs
 	if err := checkRequestRow(name, row, &m, w.opt.ErrorColumns); err != nil {
 		return w.fail(err)
 	}
@@ -301,7 +299,8 @@ type tokenPipe struct {
 }
 
 type pipeBatch struct {
-	rows []tokenRow   // tokens, and markers pointing into reqs
+	rows []tokenRow // tokens, and markers pointing into reqs: rows[:n]
+	n    int
 	reqs []reqSummary // request rows in stream order
 }
 
@@ -321,9 +320,9 @@ func newTokenPipe(seq *tokenSeq, out *intParquetWriter, reqFile string) *tokenPi
 		done: make(chan error, 1),
 	}
 	for i := 0; i < tokenBuffers-1; i++ {
-		p.free <- &pipeBatch{rows: make([]tokenRow, 0, tokenBatch)}
+		p.free <- &pipeBatch{rows: make([]tokenRow, tokenBatch)}
 	}
-	p.cur = &pipeBatch{rows: make([]tokenRow, 0, tokenBatch)}
+	p.cur = &pipeBatch{rows: make([]tokenRow, tokenBatch)}
 	go p.consume(seq, out, reqFile)
 	return p
 }
@@ -336,7 +335,7 @@ func (p *tokenPipe) consume(seq *tokenSeq, out *intParquetWriter, reqFile string
 		if err == nil {
 			err = p.check(b, seq, reqFile, &row, &pending)
 			if err == nil {
-				if werr := out.addTokens(b.rows); werr != nil {
+				if werr := out.addTokens(b.rows[:b.n]); werr != nil {
 					err = fmt.Errorf("write %s: %w", TokenMetricsParquet, werr)
 				}
 			}
@@ -344,7 +343,7 @@ func (p *tokenPipe) consume(seq *tokenSeq, out *intParquetWriter, reqFile string
 				p.failed.Store(true)
 			}
 		}
-		b.rows, b.reqs = b.rows[:0], b.reqs[:0]
+		b.n, b.reqs = 0, b.reqs[:0]
 		p.free <- b
 	}
 	if err == nil {
@@ -363,7 +362,7 @@ func (p *tokenPipe) consume(seq *tokenSeq, out *intParquetWriter, reqFile string
 // check validates a batch in stream order and leaves only its token rows.
 func (p *tokenPipe) check(b *pipeBatch, seq *tokenSeq, reqFile string, row *int, pending *[]reqSummary) error {
 	toks := b.rows[:0]
-	for _, r := range b.rows {
+	for _, r := range b.rows[:b.n] {
 		if r.TokenIndex == markerIndex {
 			m := &b.reqs[r.RequestID]
 			if st := seq.get(m.id); st == nil && m.actual > 0 || st != nil && int64(st.count) < m.actual {
@@ -385,28 +384,37 @@ func (p *tokenPipe) check(b *pipeBatch, seq *tokenSeq, reqFile string, row *int,
 		}
 		toks = append(toks, r)
 	}
-	b.rows = toks
+	b.n = len(toks)
 	return nil
 }
 
 // add queues one token row; an error is the consumer's, seen at a batch
-// boundary.
+// boundary. Small enough to be inlined into the engine's loop.
 func (p *tokenPipe) add(r tokenRow) error {
-	p.cur.rows = append(p.cur.rows, r)
-	return p.maybeSend()
+	b := p.cur
+	b.rows[b.n] = r
+	if b.n++; b.n < tokenBatch {
+		return nil
+	}
+	return p.send()
 }
 
 // addRequest queues a request row's summary behind the tokens before it.
 func (p *tokenPipe) addRequest(m reqSummary) error {
-	p.cur.reqs = append(p.cur.reqs, m)
-	p.cur.rows = append(p.cur.rows, tokenRow{RequestID: int64(len(p.cur.reqs) - 1), TokenIndex: markerIndex})
-	return p.maybeSend()
-}
-
-func (p *tokenPipe) maybeSend() error {
-	if len(p.cur.rows) < tokenBatch {
+	b := p.cur
+	b.reqs = append(b.reqs, m)
+	b.rows[b.n] = tokenRow{RequestID: int64(len(b.reqs) - 1), TokenIndex: markerIndex}
+	if b.n++; b.n < tokenBatch {
 		return nil
 	}
+	return p.send()
+}
+
+// send hands the full batch to the consumer and takes a free one (kept out
+// of line so that add is inlined).
+//
+//go:noinline
+func (p *tokenPipe) send() error {
 	if p.failed.Load() {
 		return p.finish()
 	}
@@ -422,7 +430,7 @@ func (p *tokenPipe) finish() error {
 		return p.err
 	}
 	p.ended = true
-	if len(p.cur.rows) > 0 {
+	if p.cur.n > 0 {
 		p.full <- p.cur
 		p.cur = nil
 	}
