@@ -117,6 +117,17 @@ func (w *RunWriter) Token(m TokenMetric) error {
 	return nil
 }
 
+// Tokens checks and writes token rows, as many calls of Token would.
+func (w *RunWriter) Tokens(rows []TokenMetric) error {
+	if w.err != nil || w.pipe == nil {
+		return w.err
+	}
+	if err := w.pipe.addAll(rows); err != nil {
+		return w.fail(err)
+	}
+	return nil
+}
+
 // Request checks and writes one request row.
 func (w *RunWriter) Request(m RequestMetric) error {
 	if w.err != nil {
@@ -397,6 +408,25 @@ func (p *tokenPipe) add(r tokenRow) error {
 		return nil
 	}
 	return p.send()
+}
+
+// addAll queues token rows.
+func (p *tokenPipe) addAll(rows []TokenMetric) error {
+	for len(rows) > 0 {
+		b := p.cur
+		dst := b.rows[b.n:]
+		k := min(len(dst), len(rows))
+		for i, m := range rows[:k] {
+			dst[i] = tokenRow(m)
+		}
+		rows = rows[k:]
+		if b.n += k; b.n == tokenBatch {
+			if err := p.send(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // addRequest queues a request row's summary behind the tokens before it.

@@ -21,6 +21,13 @@ type Sink interface {
 	Step(step, startNs, endNs int64, s sched.Shape) error
 }
 
+// TokenBatchSink is a Sink that also takes an iteration's tokens at once
+// (all at the iteration's end time, in emission order); the engine hands
+// them over that way when the sink offers it, instead of a call per token.
+type TokenBatchSink interface {
+	Tokens(toks []schema.TokenMetric) error
+}
+
 // Options tune a run.
 type Options struct {
 	// OnBatch, when set, sees every iteration as it starts (tests use it to
@@ -83,6 +90,8 @@ func Run(reqs []schema.Request, s sched.Scheduler, p predict.Predictor, sink Sin
 		done            int
 		emitErr         error
 	)
+	batchSink, batched := sink.(TokenBatchSink)
+	var stepToks []schema.TokenMetric
 	emit := func(r *sched.Request, idx, prev int64) {
 		if emitErr != nil {
 			return
@@ -92,6 +101,10 @@ func Run(reqs []schema.Request, s sched.Scheduler, p predict.Predictor, sink Sin
 			lat = q.Now() - prev
 		}
 		res.TokensOut++
+		if batched {
+			stepToks = append(stepToks, schema.TokenMetric{RequestID: r.ID, TokenIndex: idx, TokenTimeNs: q.Now(), TokenLatencyNs: lat})
+			return
+		}
 		emitErr = sink.Token(r, idx, q.Now(), lat)
 	}
 	var polls int
@@ -132,6 +145,12 @@ func Run(reqs []schema.Request, s sched.Scheduler, p predict.Predictor, sink Sin
 			batch.Apply(now, emit)
 			if emitErr != nil {
 				return res, emitErr
+			}
+			if len(stepToks) > 0 {
+				if err := batchSink.Tokens(stepToks); err != nil {
+					return res, err
+				}
+				stepToks = stepToks[:0]
 			}
 			if err := sink.Step(res.Steps, batchStart, now, batch.Shape()); err != nil {
 				return res, err

@@ -30,6 +30,9 @@ func (s *FolderSink) Token(r *sched.Request, index, t, lat int64) error {
 	return s.w.Token(schema.TokenMetric{RequestID: r.ID, TokenIndex: index, TokenTimeNs: t, TokenLatencyNs: lat})
 }
 
+// Tokens implements TokenBatchSink.
+func (s *FolderSink) Tokens(toks []schema.TokenMetric) error { return s.w.Tokens(toks) }
+
 func (s *FolderSink) Request(r *sched.Request) error {
 	return s.w.Request(schema.RequestMetric{RequestID: r.ID, ArrivalTimeNs: r.Arrival, FirstTokenTimeNs: r.FirstTokenNs,
 		TTFTNs: r.FirstTokenNs - r.Arrival, CompletionTimeNs: r.CompletionNs, NumPrefillTokens: r.Prompt,
