@@ -99,7 +99,6 @@ func (p *intParquetWriter) flush() error {
 
 // writeChunk writes one column of the row group.
 func (p *intParquetWriter) writeChunk(name string, vals []int64) (format.ColumnChunk, error) {
-	lo, hi := minMax(vals)
 	md := format.ColumnMetaData{
 		Type:           format.Int64,
 		Encoding:       []format.Encoding{format.DeltaBinaryPacked},
@@ -107,19 +106,23 @@ func (p *intParquetWriter) writeChunk(name string, vals []int64) (format.ColumnC
 		Codec:          format.Snappy,
 		NumValues:      int64(len(vals)),
 		DataPageOffset: p.off,
-		Statistics: format.Statistics{
-			MinValue: binary.LittleEndian.AppendUint64(nil, uint64(lo)),
-			MaxValue: binary.LittleEndian.AppendUint64(nil, uint64(hi)),
-		},
 	}
+	lo, hi := vals[0], vals[0]
 	for i := 0; i < len(vals); i += intPageRows {
 		page := vals[i:min(len(vals), i+intPageRows)]
+		// The range page by page, while the page is in cache for encoding.
+		l, h := minMax(page)
+		lo, hi = min(lo, l), max(hi, h)
 		p.page, _ = (&delta.BinaryPackedEncoding{}).EncodeInt64(p.page[:0], page)
 		if err := p.pageOut(&md, format.PageHeader{Type: format.DataPage,
 			DataPageHeader: thrift.New(format.DataPageHeader{NumValues: int32(len(page)), Encoding: format.DeltaBinaryPacked,
 				DefinitionLevelEncoding: format.RLE, RepetitionLevelEncoding: format.RLE})}); err != nil {
 			return format.ColumnChunk{}, err
 		}
+	}
+	md.Statistics = format.Statistics{
+		MinValue: binary.LittleEndian.AppendUint64(nil, uint64(lo)),
+		MaxValue: binary.LittleEndian.AppendUint64(nil, uint64(hi)),
 	}
 	return format.ColumnChunk{FileOffset: md.DataPageOffset, MetaData: md}, nil
 }

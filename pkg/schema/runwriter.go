@@ -386,11 +386,16 @@ func (p *tokenPipe) check(b *pipeBatch, seq *tokenSeq, reqFile string, row *int,
 			continue
 		}
 		*row++
-		if st := seq.get(r.RequestID); st != nil && st.listed {
+		m := TokenMetric(r)
+		if err := seq.checkSigns(*row, &m); err != nil {
+			return err
+		}
+		st := seq.state(m.RequestID)
+		if st.listed {
 			return rowErr(seq.file, *row, "request_id", "%d already had its %d tokens checked against %s; this token is one more than its num_decode_tokens_actual",
 				r.RequestID, st.count, filepath.Base(reqFile))
 		}
-		if err := seq.add(*row, TokenMetric(r)); err != nil {
+		if err := seq.advance(st, *row, &m); err != nil {
 			return err
 		}
 		toks = append(toks, r)

@@ -98,6 +98,14 @@ func (s *tokenSeq) grow(id int64) {
 }
 
 func (s *tokenSeq) add(row int, m TokenMetric) error {
+	if err := s.checkSigns(row, &m); err != nil {
+		return err
+	}
+	return s.advance(s.state(m.RequestID), row, &m)
+}
+
+// checkSigns rejects negative ids, indexes and times.
+func (s *tokenSeq) checkSigns(row int, m *TokenMetric) error {
 	switch {
 	case m.RequestID < 0:
 		return rowErr(s.file, row, "request_id", "%d is negative (expected a request id >= 0)", m.RequestID)
@@ -106,7 +114,11 @@ func (s *tokenSeq) add(row int, m TokenMetric) error {
 	case m.TokenTimeNs < 0:
 		return rowErr(s.file, row, "token_time_ns", "%d is negative (expected ns since run start, >= 0)", m.TokenTimeNs)
 	}
-	st := s.state(m.RequestID)
+	return nil
+}
+
+// advance checks m against its request's state st and records it.
+func (s *tokenSeq) advance(st *tokenState, row int, m *TokenMetric) error {
 	if m.TokenIndex != int64(st.count) {
 		return rowErr(s.file, row, "token_index", "%d for request %d (expected %d: indexes run 0,1,2,... per request in file order)",
 			m.TokenIndex, m.RequestID, st.count)
