@@ -53,10 +53,6 @@ func simTokens(n int) []TokenMetric {
 //	go test ./pkg/schema -run XXX -bench TokenFormats -benchtime 3x
 func BenchmarkTokenFormats(b *testing.B) {
 	rows := simTokens(2_000_000)
-	trows := make([]tokenRow, len(rows))
-	for i, m := range rows {
-		trows[i] = tokenRow(m)
-	}
 	writeCSV := func(w io.Writer) error {
 		tw := NewTokenMetricsWriter(w)
 		for _, m := range rows {
@@ -115,8 +111,8 @@ func BenchmarkTokenFormats(b *testing.B) {
 		{"parquet", TokenMetricsParquet, func(w io.Writer) error {
 			// What runs write now: intParquetWriter, delta, Snappy.
 			pw := newIntParquetWriter(w, TokenMetricsColumns)
-			for i := 0; i < len(trows); i += tokenBatch {
-				if err := pw.addTokens(trows[i:min(len(trows), i+tokenBatch)]); err != nil {
+			for i := 0; i < len(rows); i += tokenBatch {
+				if err := pw.addTokens(rows[i:min(len(rows), i+tokenBatch)]); err != nil {
 					return err
 				}
 			}

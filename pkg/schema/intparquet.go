@@ -165,18 +165,23 @@ func (p *intParquetWriter) pageOut(md *format.ColumnMetaData, h format.PageHeade
 	return p.err
 }
 
-// addTokens appends token rows.
-func (p *intParquetWriter) addTokens(rows []tokenRow) error {
+// addTokens appends token rows, skipping the pipe's request markers.
+func (p *intParquetWriter) addTokens(rows []TokenMetric) error {
 	for len(rows) > 0 && p.err == nil {
 		if p.full() {
 			p.flush()
 		}
-		k := min(len(rows), parquetRowGroup-p.n)
-		c0, c1, c2, c3 := p.buf[0][p.n:p.n+k], p.buf[1][p.n:p.n+k], p.buf[2][p.n:p.n+k], p.buf[3][p.n:p.n+k]
-		for i, r := range rows[:k] {
-			c0[i], c1[i], c2[i], c3[i] = r.RequestID, r.TokenIndex, r.TokenTimeNs, r.TokenLatencyNs
+		c0, c1, c2, c3 := p.buf[0], p.buf[1], p.buf[2], p.buf[3]
+		n, k := p.n, 0
+		for ; k < len(rows) && n < parquetRowGroup; k++ {
+			r := &rows[k]
+			if r.TokenIndex == markerIndex {
+				continue
+			}
+			c0[n], c1[n], c2[n], c3[n] = r.RequestID, r.TokenIndex, r.TokenTimeNs, r.TokenLatencyNs
+			n++
 		}
-		p.n += k
+		p.n = n
 		rows = rows[k:]
 	}
 	return p.err

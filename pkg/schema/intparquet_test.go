@@ -20,7 +20,16 @@ func writeIntTokens(t *testing.T, rows []tokenRow, batch int) []byte {
 	var buf bytes.Buffer
 	p := newIntParquetWriter(&buf, TokenMetricsColumns)
 	for i := 0; i < len(rows); i += batch {
-		if err := p.addTokens(rows[i:min(len(rows), i+batch)]); err != nil {
+		var ms []TokenMetric
+		for _, r := range rows[i:min(len(rows), i+batch)] {
+			ms = append(ms, TokenMetric(r))
+			if len(ms)%7 == 3 {
+				// A request marker of the run writer's pipe, which the
+				// encoder skips.
+				ms = append(ms, TokenMetric{RequestID: 1, TokenIndex: markerIndex})
+			}
+		}
+		if err := p.addTokens(ms); err != nil {
 			t.Fatal(err)
 		}
 	}

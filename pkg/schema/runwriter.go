@@ -22,21 +22,23 @@ import (
 // to the store and records the folder as validated for this process
 // (ValidateRun then only checks that nothing changed since).
 type RunWriter struct {
-	dir    string
-	reqs   string // request_metrics.csv's path, as errors name it
-	opt    RunWriterOptions
-	files  []*store.HashingFile
-	bufs   []*bufio.Writer
-	req    *RequestMetricsWriter
-	tok    *intParquetWriter
-	pipe   *tokenPipe
-	step   *intParquetWriter
-	seq    *tokenSeq
-	nreq   int
-	ids    idSet
-	steps  stepCheck
-	err    error
-	closed bool
+	dir   string
+	reqs  string // request_metrics.csv's path, as errors name it
+	opt   RunWriterOptions
+	files []*store.HashingFile
+	bufs  []*bufio.Writer
+	req   *RequestMetricsWriter
+	tok   *intParquetWriter
+	pipe  *tokenPipe
+	step  *intParquetWriter
+	seq   *tokenSeq
+	nreq  int
+	ids   idSet
+	steps stepCheck
+	// scratch is TokenBuffer's slice when the pipe's cannot serve.
+	scratch []TokenMetric
+	err     error
+	closed  bool
 }
 
 // RunWriterOptions says what a RunWriter writes.
@@ -111,10 +113,29 @@ func (w *RunWriter) Token(m TokenMetric) error {
 	if w.err != nil || w.pipe == nil {
 		return w.err
 	}
-	if err := w.pipe.add(tokenRow(m)); err != nil {
+	if err := w.pipe.add(m); err != nil {
 		return w.fail(err)
 	}
 	return nil
+}
+
+// TokenBuffer returns an empty slice with room for n token rows, inside the
+// writer's own buffer when it can: rows appended to it and handed to Tokens
+// (before any other call) are not copied again.
+func (w *RunWriter) TokenBuffer(n int) []TokenMetric {
+	if w.err == nil && w.pipe != nil {
+		buf, err := w.pipe.room(n)
+		if err != nil {
+			w.fail(err)
+		}
+		if buf != nil {
+			return buf
+		}
+	}
+	if cap(w.scratch) < n {
+		w.scratch = make([]TokenMetric, 0, n)
+	}
+	return w.scratch[:0]
 }
 
 // Tokens checks and writes token rows, as many calls of Token would.
@@ -310,7 +331,7 @@ type tokenPipe struct {
 }
 
 type pipeBatch struct {
-	rows []tokenRow // tokens, and markers pointing into reqs: rows[:n]
+	rows []TokenMetric // tokens, and markers pointing into reqs: rows[:n]
 	n    int
 	reqs []reqSummary // request rows in stream order
 }
@@ -331,9 +352,9 @@ func newTokenPipe(seq *tokenSeq, out *intParquetWriter, reqFile string) *tokenPi
 		done: make(chan error, 1),
 	}
 	for i := 0; i < tokenBuffers-1; i++ {
-		p.free <- &pipeBatch{rows: make([]tokenRow, tokenBatch)}
+		p.free <- &pipeBatch{rows: make([]TokenMetric, tokenBatch)}
 	}
-	p.cur = &pipeBatch{rows: make([]tokenRow, tokenBatch)}
+	p.cur = &pipeBatch{rows: make([]TokenMetric, tokenBatch)}
 	go p.consume(seq, out, reqFile)
 	return p
 }
@@ -370,10 +391,10 @@ func (p *tokenPipe) consume(seq *tokenSeq, out *intParquetWriter, reqFile string
 	p.done <- err
 }
 
-// check validates a batch in stream order and leaves only its token rows.
+// check validates a batch in stream order (the encoder skips its markers).
 func (p *tokenPipe) check(b *pipeBatch, seq *tokenSeq, reqFile string, row *int, pending *[]reqSummary) error {
-	toks := b.rows[:0]
-	for _, r := range b.rows[:b.n] {
+	for i := range b.rows[:b.n] {
+		r := &b.rows[i]
 		if r.TokenIndex == markerIndex {
 			m := &b.reqs[r.RequestID]
 			if st := seq.get(m.id); st == nil && m.actual > 0 || st != nil && int64(st.count) < m.actual {
@@ -386,27 +407,24 @@ func (p *tokenPipe) check(b *pipeBatch, seq *tokenSeq, reqFile string, row *int,
 			continue
 		}
 		*row++
-		m := TokenMetric(r)
-		if err := seq.checkSigns(*row, &m); err != nil {
+		if err := seq.checkSigns(*row, r); err != nil {
 			return err
 		}
-		st := seq.state(m.RequestID)
+		st := seq.state(r.RequestID)
 		if st.listed {
 			return rowErr(seq.file, *row, "request_id", "%d already had its %d tokens checked against %s; this token is one more than its num_decode_tokens_actual",
 				r.RequestID, st.count, filepath.Base(reqFile))
 		}
-		if err := seq.advance(st, *row, &m); err != nil {
+		if err := seq.advance(st, *row, r); err != nil {
 			return err
 		}
-		toks = append(toks, r)
 	}
-	b.n = len(toks)
 	return nil
 }
 
 // add queues one token row; an error is the consumer's, seen at a batch
-// boundary. Small enough to be inlined into the engine's loop.
-func (p *tokenPipe) add(r tokenRow) error {
+// boundary.
+func (p *tokenPipe) add(r TokenMetric) error {
 	b := p.cur
 	b.rows[b.n] = r
 	if b.n++; b.n < tokenBatch {
@@ -415,15 +433,33 @@ func (p *tokenPipe) add(r tokenRow) error {
 	return p.send()
 }
 
-// addAll queues token rows.
+// room returns the free part of the current batch, with room for n rows
+// (handing a fuller batch over first), or nil when n rows can never fit.
+func (p *tokenPipe) room(n int) ([]TokenMetric, error) {
+	if n > tokenBatch {
+		return nil, nil
+	}
+	if b := p.cur; tokenBatch-b.n < n {
+		if err := p.send(); err != nil {
+			return nil, err
+		}
+	}
+	b := p.cur
+	return b.rows[b.n:b.n:tokenBatch], nil
+}
+
+// addAll queues token rows; rows written in place into room's slice are
+// only counted.
 func (p *tokenPipe) addAll(rows []TokenMetric) error {
+	if b := p.cur; len(rows) > 0 && len(rows) <= tokenBatch-b.n && &rows[0] == &b.rows[b.n] {
+		if b.n += len(rows); b.n == tokenBatch {
+			return p.send()
+		}
+		return nil
+	}
 	for len(rows) > 0 {
 		b := p.cur
-		dst := b.rows[b.n:]
-		k := min(len(dst), len(rows))
-		for i, m := range rows[:k] {
-			dst[i] = tokenRow(m)
-		}
+		k := copy(b.rows[b.n:], rows)
 		rows = rows[k:]
 		if b.n += k; b.n == tokenBatch {
 			if err := p.send(); err != nil {
@@ -438,17 +474,14 @@ func (p *tokenPipe) addAll(rows []TokenMetric) error {
 func (p *tokenPipe) addRequest(m reqSummary) error {
 	b := p.cur
 	b.reqs = append(b.reqs, m)
-	b.rows[b.n] = tokenRow{RequestID: int64(len(b.reqs) - 1), TokenIndex: markerIndex}
+	b.rows[b.n] = TokenMetric{RequestID: int64(len(b.reqs) - 1), TokenIndex: markerIndex}
 	if b.n++; b.n < tokenBatch {
 		return nil
 	}
 	return p.send()
 }
 
-// send hands the full batch to the consumer and takes a free one (kept out
-// of line so that add is inlined).
-//
-//go:noinline
+// send hands the batch to the consumer and takes a free one.
 func (p *tokenPipe) send() error {
 	if p.failed.Load() {
 		return p.finish()

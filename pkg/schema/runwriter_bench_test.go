@@ -72,7 +72,8 @@ func BenchmarkRunWriter(b *testing.B) {
 			b.Fatal(err)
 		}
 		for _, c := range calls {
-			if err := w.Tokens(c.toks); err != nil {
+			buf := append(w.TokenBuffer(len(c.toks)), c.toks...)
+			if err := w.Tokens(buf); err != nil {
 				b.Fatal(err)
 			}
 			if err := w.Step(c.step); err != nil {

@@ -24,7 +24,10 @@ type Sink interface {
 // TokenBatchSink is a Sink that also takes an iteration's tokens at once
 // (all at the iteration's end time, in emission order); the engine hands
 // them over that way when the sink offers it, instead of a call per token.
+// TokenBuffer gives the slice to append them to (room for n, at most one
+// per request of the iteration), so a sink can have them written in place.
 type TokenBatchSink interface {
+	TokenBuffer(n int) []schema.TokenMetric
 	Tokens(toks []schema.TokenMetric) error
 }
 
@@ -142,6 +145,9 @@ func Run(reqs []schema.Request, s sched.Scheduler, p predict.Predictor, sink Sin
 		case event.BatchEnd:
 			running = false
 			res.BusyNs += now - batchStart
+			if batched {
+				stepToks = batchSink.TokenBuffer(len(batch.Entries))
+			}
 			batch.Apply(now, emit)
 			if emitErr != nil {
 				return res, emitErr
@@ -150,7 +156,7 @@ func Run(reqs []schema.Request, s sched.Scheduler, p predict.Predictor, sink Sin
 				if err := batchSink.Tokens(stepToks); err != nil {
 					return res, err
 				}
-				stepToks = stepToks[:0]
+				stepToks = nil
 			}
 			if err := sink.Step(res.Steps, batchStart, now, batch.Shape()); err != nil {
 				return res, err
