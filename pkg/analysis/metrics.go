@@ -161,6 +161,10 @@ func LoadRun(dir string) (*Run, error) {
 	slices.Sort(failedIDs)
 
 	itl := NewSampleFor(expectTokens)
+	// The gaps go in in file order, a run of equal ones at once (every
+	// token of a step after the first shares the step's gap).
+	var runV float64
+	var run int
 	err = schema.ScanTokenColumns(filepath.Join(dir, schema.TokenMetricsFile), func(t schema.TokenColumns) error {
 		lat := t.TokenLatencyNs
 		for i, idx := range t.TokenIndex {
@@ -174,10 +178,21 @@ func LoadRun(dir string) (*Run, error) {
 					continue
 				}
 			}
-			itl.Add(float64(lat[i]) / nsPerMs)
+			v := float64(lat[i]) / nsPerMs
+			if run > 0 && v == runV {
+				run++
+				continue
+			}
+			if run > 0 {
+				itl.AddRun(runV, run)
+			}
+			runV, run = v, 1
 		}
 		return nil
 	})
+	if run > 0 && err == nil {
+		itl.AddRun(runV, run)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", dir, err)
 	}
