@@ -165,7 +165,11 @@ func LoadRun(dir string) (*Run, error) {
 	// token of a step after the first shares the step's gap).
 	var runV float64
 	var run int
-	err = schema.ScanTokenColumns(filepath.Join(dir, schema.TokenMetricsFile), func(t schema.TokenColumns) error {
+	requests := 0
+	if len(r.Shapes) > 0 {
+		requests = int(min(r.Shapes[len(r.Shapes)-1].ID+1, 1<<26))
+	}
+	err = schema.ScanTokenColumns(filepath.Join(dir, schema.TokenMetricsFile), requests, func(t schema.TokenColumns) error {
 		lat := t.TokenLatencyNs
 		for i, idx := range t.TokenIndex {
 			if idx < 1 {

@@ -201,18 +201,24 @@ type TokenColumns struct {
 // ScanTokenColumns is ScanTokenMetrics a block of rows at a time (the
 // block's slices are reused between calls): every row is checked the same
 // way, and a reader of a table of hundreds of millions of rows spends no
-// call per row.
-func ScanTokenColumns(path string, fn func(TokenColumns) error) error {
-	_, err := scanTokenColumns(path, fn)
+// call per row. Requests, when known (the request file's largest id + 1),
+// sizes the per-request check state at once.
+func ScanTokenColumns(path string, requests int, fn func(TokenColumns) error) error {
+	_, err := scanTokenColumnsN(path, requests, fn)
 	return err
 }
 
 func scanTokenColumns(path string, fn func(TokenColumns) error) (*tokenSeq, error) {
+	return scanTokenColumnsN(path, 0, fn)
+}
+
+func scanTokenColumnsN(path string, requests int, fn func(TokenColumns) error) (*tokenSeq, error) {
 	p, pq, err := TablePath(path)
 	if err != nil {
 		return nil, err
 	}
 	seq := newTokenSeq(p)
+	seq.reserve(requests)
 	err = scanColumns(p, pq, TokenMetricsColumns, func(first int, d [][]int64) error {
 		c := TokenColumns{d[0], d[1], d[2], d[3]}
 		for i, id := range c.RequestID {
