@@ -246,15 +246,25 @@ func cleanCmd(c *cli.Context) error {
 		return err
 	}
 	if !loc.Exists {
+		if _, err := os.Stat(loc.Root); err == nil {
+			// A folder that is no store: clean removes nothing there.
+			_, err := store.OpenExisting(loc.Root)
+			return usageError{err}
+		}
 		// Nothing to clean, and clean must not make a store to find that out.
 		fmt.Fprintf(c.App.Writer, "no gsim store at %s (%s); nothing to clean\n", loc.Root, loc.Source)
 		return nil
 	}
-	st, err := store.Open(loc.Root)
+	st, err := store.OpenExisting(loc.Root)
 	if err != nil {
 		return err
 	}
 	dry := c.Bool("dry-run")
+	if !dry {
+		if n := executor.EndOrphans(st, true); n > 0 {
+			fmt.Fprintf(c.App.Writer, "ended %d process(es) left running by killed gsim runs\n", n)
+		}
+	}
 	rep, err := st.Clean(dry)
 	if err != nil {
 		return err
@@ -268,6 +278,9 @@ func cleanCmd(c *cli.Context) error {
 		fmt.Fprintf(c.App.Writer, "%s %s (%s, %s)\n", verb, rel, it.Why, bytes(it.Bytes))
 	}
 	fmt.Fprintf(c.App.Writer, "%s %d items, %s\n", verb, len(rep.Items), bytes(rep.Bytes))
+	for _, l := range rep.Links {
+		fmt.Fprintf(c.App.Writer, "kept %s: it is a symbolic link, and clean never follows a link out of the store\n", l)
+	}
 	if rep.InUse {
 		fmt.Fprintln(c.App.Writer, "a gsim run is using this store: kept its objects, links and failed attempts; run gsim clean again after it ends")
 	}

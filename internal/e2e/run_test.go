@@ -329,6 +329,7 @@ func TestVerifyCorruptOutput(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Bit rot: same size, same mtime, different bytes. Only --verify sees it.
+	os.Chmod(p, 0o644) // committed files are read-only
 	if err := os.WriteFile(p, []byte("9\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}

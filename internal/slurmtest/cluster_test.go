@@ -265,6 +265,18 @@ func commands(t *testing.T, r result) (submitted, sbatch, squeue, sacct, scancel
 	return
 }
 
+// submitted counts the jobs r submitted: none when r asked nothing of
+// Slurm (a run that only waited for and reused another gsim's outputs
+// prints no slurm line).
+func submitted(t *testing.T, r result) int {
+	t.Helper()
+	if commandsRE.FindStringSubmatch(r.stdout) == nil {
+		return 0
+	}
+	n, _, _, _, _ := commands(t, r)
+	return n
+}
+
 func readFile(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)

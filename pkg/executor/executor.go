@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gsim-dev/gsim/pkg/gpus"
@@ -121,6 +122,7 @@ func (o *Options) display() progress.Display {
 type node struct {
 	inst      *plan.Instance
 	kind      stage.Kind
+	params    []byte // canonical JSON of inst.Params
 	resources map[string]int
 	forced    bool
 	selected  bool
@@ -153,7 +155,9 @@ type graph struct {
 	p     *plan.Plan
 	nodes []*node
 	byID  map[string]*node
-	fp    map[string]map[string]string
+	// fp memoises fingerprints; decideAll asks from several goroutines.
+	fpMu sync.Mutex
+	fp   map[string]map[string]string
 }
 
 func newGraph(p *plan.Plan, opt *Options) (*graph, error) {
@@ -169,6 +173,7 @@ func newGraph(p *plan.Plan, opt *Options) (*graph, error) {
 		return nil, err
 	}
 	forceAll := contains(opt.Force, "all")
+	resources := map[string]map[string]int{}
 	var errs []error
 	for _, in := range p.Instances {
 		k, ok := opt.Registry.Lookup(in.Kind)
@@ -176,7 +181,19 @@ func newGraph(p *plan.Plan, opt *Options) (*graph, error) {
 			errs = append(errs, &UsageError{fmt.Sprintf("%s: unknown kind %q (known: %s)", in.ID, in.Kind, strings.Join(opt.Registry.Names(), ", "))})
 			continue
 		}
-		n := &node{inst: in, kind: k, resources: k.Resources(in.Params), forced: forceAll || contains(opt.Force, in.Stage)}
+		pj, err := store.CanonicalJSON(in.Params)
+		if err != nil {
+			errs = append(errs, &UsageError{fmt.Sprintf("%s: params: %v", in.ID, err)})
+			continue
+		}
+		// A matrix repeats params; kinds decode them to answer.
+		mk := in.Kind + "\x00" + string(pj)
+		res, ok := resources[mk]
+		if !ok {
+			res = k.Resources(in.Params)
+			resources[mk] = res
+		}
+		n := &node{inst: in, kind: k, params: pj, resources: res, forced: forceAll || contains(opt.Force, in.Stage)}
 		for res, need := range n.resources {
 			if c := opt.capacity(res); need > c {
 				errs = append(errs, &UsageError{fmt.Sprintf("%s needs %d %s but only %d are available; raise it (e.g. --gpus %d, on a machine with that many)", in.ID, need, res, c, need)})
@@ -267,7 +284,7 @@ func (g *graph) computeKey(n *node) error {
 		}
 		fp["repeat"] = n.inst.RepeatID
 	}
-	in := store.KeyInput{Kind: n.kind.Name(), Version: n.kind.Version(), Fingerprint: fp, Params: n.inst.Params}
+	in := store.KeyInput{Kind: n.kind.Name(), Version: n.kind.Version(), Fingerprint: fp, Params: n.inst.Params, CanonicalParams: n.params}
 	for _, d := range n.inst.Needs {
 		for _, id := range d.Instances {
 			up := g.byID[id]
@@ -285,19 +302,20 @@ func (g *graph) computeKey(n *node) error {
 // fingerprint is memoised per kind and params: kinds hash runner folders and
 // named files, and a matrix repeats the same params many times.
 func (g *graph) fingerprint(n *node) (map[string]string, error) {
-	pj, err := store.CanonicalJSON(n.inst.Params)
-	if err != nil {
-		return nil, fmt.Errorf("%s: params: %w", n.inst.ID, err)
-	}
-	ck := n.kind.Name() + "\x00" + string(pj)
-	if fp, ok := g.fp[ck]; ok {
+	ck := n.kind.Name() + "\x00" + string(n.params)
+	g.fpMu.Lock()
+	fp, ok := g.fp[ck]
+	g.fpMu.Unlock()
+	if ok {
 		return fp, nil
 	}
 	fp, err := n.kind.Fingerprint(n.inst.Params, g.p.BaseDir)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", n.inst.ID, err)
 	}
+	g.fpMu.Lock()
 	g.fp[ck] = fp
+	g.fpMu.Unlock()
 	return fp, nil
 }
 
@@ -337,4 +355,19 @@ func (g *graph) spec(n *node, st *store.Store, outDir string) *stage.Spec {
 		}
 	}
 	return s
+}
+
+// useCaches lets this run, dry run or status trust what the store
+// remembers: files named by params by their signature across runs, as
+// outputs are by size and mtime, and the manifests this experiment's
+// objects had last time, unchanged (Store.Check still checks every output
+// file). They are kept in the store only if there is one: a status or a dry
+// run makes no store to remember them in.
+func useCaches(p *plan.Plan, st *store.Store) {
+	if store.IsStore(st.Root) {
+		stage.UseDigestCache(st.CacheDir("digests"), st.Root)
+	} else {
+		stage.UseDigestCache("", st.Root)
+	}
+	st.UseTrust(p.Name)
 }

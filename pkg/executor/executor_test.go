@@ -442,6 +442,7 @@ func TestForcedRunNotSatisfiedByOldObjectAfterWaiting(t *testing.T) {
 			st, _ := os.Stat(p)
 			b, _ := os.ReadFile(p)
 			b[0] ^= 1
+			os.Chmod(p, 0o644) // committed files are read-only
 			os.WriteFile(p, b, 0o644)
 			os.Chtimes(p, st.ModTime(), st.ModTime())
 		}},
@@ -507,6 +508,7 @@ func TestVerifyOncePerInstance(t *testing.T) {
 		st, _ := os.Stat(p)
 		b, _ := os.ReadFile(p)
 		b[0] ^= 1
+		os.Chmod(p, 0o644) // committed files are read-only
 		os.WriteFile(p, b, 0o644)
 		os.Chtimes(p, st.ModTime(), st.ModTime())
 	}

@@ -30,6 +30,8 @@ type Decision struct {
 	// Run and Reason are the dry run's view: run (Reason) or skip.
 	Run    bool
 	Reason string
+	// Err is why the key could not be computed (State Error).
+	Err error
 }
 
 // StatusLine renders the decision as `gsim status` prints it.
@@ -55,37 +57,45 @@ func Explain(p *plan.Plan, opt Options) ([]Decision, error) {
 	if err != nil {
 		return nil, err
 	}
+	useCaches(p, opt.Store)
+	ds := g.decideAll(&opt, true, nil)
+	_ = opt.Store.SaveTrust()
 	var out []Decision
 	for _, n := range g.nodes {
-		if !n.selected {
-			continue
+		if n.selected {
+			out = append(out, ds[n])
 		}
-		d := g.decide(n, &opt)
-		out = append(out, d)
 	}
 	return out, nil
 }
 
-// decide assesses one node, marking it done (with its digest) when its
-// object is complete so that its dependents can compute their keys.
+// decide is the one place that says whether an instance is up to date; a
+// run, a dry run and status all ask it, so they never disagree. With every
+// input done it computes n's key, checks the object (rehashing it under
+// Verify) and, when nothing must run, marks n done with its output digest
+// so that its dependents can compute their keys. An instance that must run
+// gets mustRun (forced, or corrupt under Verify: a complete object that
+// does not satisfy it) and stale (the object such a rerun replaces).
 func (g *graph) decide(n *node, opt *Options) Decision {
 	d := Decision{ID: n.inst.ID}
-	linkedKey, linked := opt.Store.Linked(g.p.Name, n.inst.ID)
+	n.decided = true
 	if up := g.upstreamPending(n); up != nil {
 		d.Run, d.Reason = true, "after upstream"
 		if n.forced {
 			d.Reason = "forced"
 		}
 		d.State, d.Detail = Missing, ""
-		if linked {
+		if _, linked := opt.Store.Linked(g.p.Name, n.inst.ID); linked {
 			d.State, d.Detail = Stale, fmt.Sprintf("upstream %s is not up to date", up.inst.ID)
 		}
 		return d
 	}
-	if err := g.computeKey(n); err != nil {
-		d.Run, d.Reason = true, "error: "+err.Error()
-		d.State, d.Detail = Error, err.Error()
-		return d
+	if n.key == "" {
+		if err := g.computeKey(n); err != nil {
+			d.Run, d.Reason, d.Err = true, "error: "+err.Error(), err
+			d.State, d.Detail = Error, err.Error()
+			return d
+		}
 	}
 	d.Key = n.key
 	c := opt.Store.Check(n.key)
@@ -96,11 +106,13 @@ func (g *graph) decide(n *node, opt *Options) Decision {
 			if err != nil || len(probs) > 0 {
 				d.State, d.Detail = Corrupt, problemText(probs, err)
 				d.Run, d.Reason = true, "corrupt: "+d.Detail
+				n.mustRun, n.stale = true, c.Manifest
 				return d
 			}
 		}
 		if n.forced {
 			d.Run, d.Reason = true, "forced"
+			n.mustRun, n.stale = true, c.Manifest
 			return d
 		}
 		// Only an instance that will not rerun lets its dependents know
@@ -110,7 +122,10 @@ func (g *graph) decide(n *node, opt *Options) Decision {
 		return d
 	}
 	d.Run = true
-	switch {
+	n.mustRun = n.forced
+	switch linkedKey, linked := opt.Store.Linked(g.p.Name, n.inst.ID); {
+	case c.Damaged:
+		d.State, d.Detail = Corrupt, c.Problem
 	case c.Exists:
 		d.State, d.Detail = Stale, "output "+c.Problem
 	case linked && linkedKey != n.key:
@@ -130,10 +145,12 @@ func (g *graph) decide(n *node, opt *Options) Decision {
 	if n.forced {
 		d.Reason = "forced"
 	}
-	if _, err := os.Stat(opt.Store.FailedLog(n.key)); err == nil {
-		d.State, d.Detail = Failed, "log: "+opt.Store.FailedLog(n.key)
-		if !n.forced {
-			d.Reason = "failed last time, log: " + opt.Store.FailedLog(n.key)
+	if d.State != Corrupt {
+		if _, err := os.Stat(opt.Store.FailedLog(n.key)); err == nil {
+			d.State, d.Detail = Failed, "log: "+opt.Store.FailedLog(n.key)
+			if !n.forced {
+				d.Reason = "failed last time, log: " + opt.Store.FailedLog(n.key)
+			}
 		}
 	}
 	return d

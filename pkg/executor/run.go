@@ -49,7 +49,11 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 		return nil, err
 	}
 	defer use.Unlock()
+	useCaches(p, opt.Store)
 	disp := opt.display()
+	if n := EndOrphans(opt.Store, false); n > 0 {
+		disp.Printf("ended %d process(es) left running by killed gsim runs", n)
+	}
 	sum := &Summary{}
 	entries := map[*node]*Entry{}
 	record := func(n *node, e Entry) {
@@ -66,6 +70,21 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 	stopping := false
 	var stageErrs []error
 
+	// Every instance whose inputs are up to date is decided up front, several
+	// at once, and linked if it is up to date too.
+	pre := g.decideAll(&opt, false, func(n *node, d Decision) {
+		if !d.Run && d.Err == nil {
+			if err := opt.Store.Link(p.Name, n.inst.ID, n.key); err != nil {
+				disp.Printf("warning: %v", err)
+			}
+		}
+	})
+	for n, d := range pre {
+		if !d.Run && d.Err == nil {
+			record(n, Entry{Outcome: UpToDateRun})
+			delete(pre, n)
+		}
+	}
 	fits := func(n *node) bool {
 		for r, k := range n.resources {
 			if used[r]+k > opt.capacity(r) {
@@ -96,10 +115,25 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 				record(n, Entry{Outcome: NotRun, Reason: stopReason(ctx)})
 				continue
 			}
-			if n.key == "" {
-				if err := g.computeKey(n); err != nil {
+			// Decided once: an instance waiting for a job or a slot is not
+			// checked (or, with Verify, rehashed) again each time another
+			// finishes; runNode checks again under the key's lock.
+			d, predecided := pre[n]
+			if predecided || !n.decided {
+				if predecided {
+					delete(pre, n)
+				} else {
+					d = g.decide(n, &opt)
+					if !d.Run && d.Err == nil {
+						if err := opt.Store.Link(p.Name, n.inst.ID, n.key); err != nil {
+							disp.Printf("warning: %v", err)
+						}
+					}
+				}
+				switch {
+				case d.Err != nil:
 					n.state, n.root = failed, n.inst.ID
-					se := &StageError{Instance: n.inst.ID, Err: err}
+					se := &StageError{Instance: n.inst.ID, Err: d.Err}
 					stageErrs = append(stageErrs, se)
 					record(n, Entry{Outcome: FailedOutcome, Err: se})
 					if !opt.KeepGoing {
@@ -107,33 +141,11 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 						cancel()
 					}
 					continue
-				}
-			}
-			// Decided once: an instance waiting for a job or a slot is not
-			// checked (or, with Verify, rehashed) again each time another
-			// finishes; runNode checks again under the key's lock.
-			if !n.decided {
-				n.decided, n.mustRun = true, n.forced
-				// The object a forced or corrupt rerun replaces: one that
-				// is still there after waiting for the key does not satisfy it.
-				if n.mustRun {
-					n.stale, _ = store.ReadManifest(opt.Store.ObjectDir(n.key))
-				} else {
-					c := opt.Store.Check(n.key)
-					if c.Complete && opt.Verify {
-						if probs, err := opt.Store.Verify(n.key); err != nil || len(probs) > 0 {
-							disp.Printf("%s corrupt (%s): rerunning", n.inst.ID, problemText(probs, err))
-							n.mustRun, n.stale = true, c.Manifest
-						}
-					}
-					if c.Complete && !n.mustRun {
-						n.state, n.digest = done, c.Manifest.OutputDigest
-						if err := opt.Store.Link(p.Name, n.inst.ID, n.key); err != nil {
-							disp.Printf("warning: %v", err)
-						}
-						record(n, Entry{Outcome: UpToDateRun})
-						continue
-					}
+				case !d.Run:
+					record(n, Entry{Outcome: UpToDateRun})
+					continue
+				case d.State == Corrupt:
+					disp.Printf("%s corrupt (%s): rerunning", n.inst.ID, d.Detail)
 				}
 			}
 			if nRunning >= opt.jobs() || !fits(n) {
@@ -191,6 +203,7 @@ func Run(ctx context.Context, p *plan.Plan, opt Options) (*Summary, error) {
 			cancel()
 		}
 	}
+	_ = opt.Store.SaveTrust()
 	for _, n := range g.nodes {
 		if n.selected && n.state == pending {
 			record(n, Entry{Outcome: NotRun, Reason: stopReason(ctx)})
@@ -376,10 +389,13 @@ func (g *graph) attempt(ctx context.Context, n *node, spec *stage.Spec, opt *Opt
 		fmt.Fprintf(log, "gsim: on GPU %s (CUDA_VISIBLE_DEVICES=%s)\n", strings.Join(gpus, ","), strings.Join(gpus, ","))
 	}
 	// We hold the key's lock, so processes still tagged with it belong to an
-	// attempt whose gsim was killed: end them before starting anew (a stray
-	// GPU bench would otherwise share the GPU with this one).
-	if k := stage.KillTagged(env.Tag); k > 0 {
-		fmt.Fprintf(log, "gsim: ended %d process(es) left by a killed earlier attempt\n", k)
+	// attempt whose gsim was killed (meanwhile: the run's start ended older
+	// ones), which left its staging folder: end them before starting anew (a
+	// stray GPU bench would otherwise share the GPU with this one).
+	if otherAttempts(opt.Store, n.key, spec.OutDir) {
+		if k := stage.KillTagged(env.Tag); k > 0 {
+			fmt.Fprintf(log, "gsim: ended %d process(es) left by a killed earlier attempt\n", k)
+		}
 	}
 	switch {
 	case opt.Launcher != nil:
@@ -555,6 +571,3 @@ func logTail(path string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
-
-// attemptTag identifies processes of attempts at key in this store.
-func attemptTag(s *store.Store, key string) string { return s.Root + "#" + key }

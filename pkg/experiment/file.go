@@ -551,6 +551,11 @@ func decodeNeeds(p *problems, stage string, v *yaml.Node) []Need {
 // string or nil. Non-finite floats are refused because params are hashed as
 // JSON.
 func scalarValue(n *yaml.Node) (any, error) {
+	// A string decodes to its text; skipping the decoder matters when a
+	// matrix repeats every scalar for thousands of instances.
+	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" {
+		return n.Value, nil
+	}
 	var v any
 	if err := n.Decode(&v); err != nil {
 		return nil, fmt.Errorf("cannot read %s: %v", describe(n), err)

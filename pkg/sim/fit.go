@@ -23,7 +23,7 @@ const (
 )
 
 // FitVersion is the fit kind's runner identity.
-const FitVersion = "3"
+const FitVersion = "4"
 
 // FitKind is the `fit` stage kind: it fits the step-model predictor to the
 // step_metrics.csv of real runs (a fan-in over a bench stage), on the cells
@@ -456,10 +456,10 @@ func mechanicsReport(m *predict.StepModel, cells []fitCell) string {
 	mc := m.Mechanics
 	var b strings.Builder
 	b.WriteString("# Step-model fit (engine mechanics)\n\n")
-	b.WriteString("Each step of the real engine is host work, then either the replay of a CUDA graph (device time, a function of\n")
-	b.WriteString("the padded shape) or, for a graph key the process has not captured, an eager forward and a capture. Each part is\n")
-	b.WriteString("fitted on the part of the step_detail.csv timing it explains (non-negative Huber least squares). A simulation keeps\n")
-	b.WriteString("the set of captured keys, starting from the bench's warm-up.\n\n")
+	b.WriteString("Each step of the real engine is host work, then either the replay of a CUDA graph (the replay call and the device\n")
+	b.WriteString("time, a function of the padded shape) or, for a graph key the process has not captured, an eager forward (the\n")
+	b.WriteString("graph's kernels, run once) and a capture. Each part is fitted on the part of the step_detail.csv timing it explains\n")
+	b.WriteString("(non-negative Huber least squares). A simulation keeps the set of captured keys, starting from the bench's warm-up.\n\n")
 	fmt.Fprintf(&b, "- graph key: query tokens padded to a multiple of %d (at most %d), cached KV tokens read padded to a multiple of %d, the longest request's KV length padded to a power of two of at least %d (both at most %d)",
 		mc.Graphs.QPadding, mc.Graphs.MaxBatchTokens, mc.Graphs.KVPadding, mc.Graphs.SeqlenMin, mc.Graphs.CacheTokens)
 	if mc.Graphs.Capacity > 0 {
@@ -472,17 +472,23 @@ func mechanicsReport(m *predict.StepModel, cells []fitCell) string {
 		switch f {
 		case predict.FeatIntercept, predict.FeatFreshShape, predict.FeatRequests, predict.FeatPrefillRequests:
 			return 1e-6, "ms"
+		case predict.FeatPaddedMask:
+			return 1, "ns per padded query × KV pair"
+		case predict.FeatWaveKV:
+			return 1e-3, "µs per padded KV token per wave"
+		case predict.FeatDeviceTime:
+			return 1, "× the device law's time for the key (the eager forward)"
 		}
 		return 1e-3, "µs per token"
 	}
-	lawTable(&b, "Host (ns per step, fitted on step time minus device time of replayed steps)", mc.Host, ms)
-	lawTable(&b, "Device (the replayed graph's GPU time, from launch to the device-to-host wait's end)", mc.Device, func(f string) (float64, string) {
-		if f == predict.FeatPaddedMask {
-			return 1, "ns per padded query × KV pair"
-		}
-		return ms(f)
-	})
-	lawTable(&b, "Capture (step time minus host time of steps that captured)", mc.Capture, ms)
+	lawTable(&b, "Host (ns per step, fitted on step time minus the compute phase of replayed steps)", mc.Host, ms)
+	lawTable(&b, "Device (the replayed graph: the replay call and the device-to-host wait, a function of the padded shape)", mc.Device, ms)
+	if mc.Wave > 0 {
+		fmt.Fprintf(&b, "\nThe attention kernel's time steps with each wave of %d padded query tokens (chosen on the training steps: the width that fits them best); padded_kv_total is the padded KV read plus the padded query.\n", mc.Wave)
+	} else if slices.Contains(mc.Device.Features, predict.FeatWaveKV) {
+		b.WriteString("\nNo training step crossed an attention wave boundary: the law has no wave term and extrapolates none.\n")
+	}
+	lawTable(&b, "Capture (step time minus host time of steps that captured: the eager forward plus the capture's overhead)", mc.Capture, ms)
 	b.WriteString("\n| law | |relative error| P50 | P90 | P99 |\n| --- | ---: | ---: | ---: |\n")
 	for _, r := range []struct {
 		name string
@@ -491,7 +497,7 @@ func mechanicsReport(m *predict.StepModel, cells []fitCell) string {
 		fmt.Fprintf(&b, "| %s | %.2f%% | %.2f%% | %.2f%% |\n", r.name, 100*r.e.AbsRelP50, 100*r.e.AbsRelP90, 100*r.e.AbsRelP99)
 	}
 	if q := mc.CaptureRatio; len(q) > 2 {
-		fmt.Fprintf(&b, "\nA capture's cost over its law: P5 %.2fx, median %.2fx, P95 %.2fx; a simulation draws each capture's ratio (seeded).\n",
+		fmt.Fprintf(&b, "\nA capture's overhead over its law: P5 %.2fx, median %.2fx, P95 %.2fx; a simulation draws each capture's ratio (seeded).\n",
 			q[1], q[len(q)/2], q[len(q)-2])
 	}
 	if st := mc.Stalls; st != nil && st.Fraction > 0 {

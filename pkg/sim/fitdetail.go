@@ -33,6 +33,9 @@ func (c *fitCell) readDetail() error {
 		if r.SyncEndNs >= 0 && r.ComputeEndNs >= 0 {
 			d.DeviceNs = max(r.SyncEndNs-r.ComputeEndNs, 0)
 		}
+		if r.SyncEndNs >= 0 && r.ComputeStartNs >= 0 {
+			d.ComputeNs = max(r.SyncEndNs-r.ComputeStartNs, 0)
+		}
 		if r.QPadded > 0 && r.KVPadded > 0 && r.SeqlenKPadded > 0 {
 			d.Key = predict.GraphKey{Q: r.QPadded, KV: r.KVPadded, SeqK: r.SeqlenKPadded}
 		}

@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/gsim-dev/gsim/pkg/gpus"
 )
@@ -89,7 +90,10 @@ type Command struct {
 
 // RunCommand runs cmd, sending its stdout and stderr to env.Log line by line
 // and turning progress lines into env.Progress calls. The process gets its own
-// process group so a cancelled context kills the whole tree.
+// process group so a cancelled context kills the whole tree. However it ends,
+// nothing it started outlives it: its process group and every process
+// carrying env.Tag are killed before RunCommand returns, so no leftover can
+// write into the output once gsim has adopted it.
 func RunCommand(ctx context.Context, cmd Command, env Env) error {
 	if len(cmd.Argv) == 0 {
 		return errors.New("empty command")
@@ -108,18 +112,25 @@ func RunCommand(ctx context.Context, cmd Command, env Env) error {
 	// up), the stage dies with it instead of holding the GPU while a rerun
 	// starts. It fires when the starting thread exits, so pin the thread.
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	pr, pw := io.Pipe()
+	// A pipe of our own rather than exec's copying goroutine: Wait then
+	// returns when the command exits, even while something it left behind
+	// still holds the pipe, so that leftover can be ended.
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("start %s: %w", quoteArgs(cmd.Argv), err)
+	}
 	c.Stdout = pw
 	c.Stderr = pw
 	tail := newTail(40)
-	log := env.Log
-	if log == nil {
-		log = io.Discard
+	var log io.Writer = io.Discard
+	if env.Log != nil {
+		// The reader goroutine and this one both write to the log (gsim's
+		// own notes about leftovers come before the reader has finished).
+		log = &lockedWriter{w: env.Log}
 	}
-	var wg sync.WaitGroup
-	wg.Add(1)
+	readDone := make(chan struct{})
 	go func() {
-		defer wg.Done()
+		defer close(readDone)
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
 		for sc.Scan() {
@@ -136,26 +147,40 @@ func RunCommand(ctx context.Context, cmd Command, env Env) error {
 		_, _ = io.Copy(io.Discard, pr)
 	}()
 	runtime.LockOSThread()
-	err := c.Start()
+	err = c.Start()
 	runtime.UnlockOSThread()
+	pw.Close()
 	if err != nil {
-		pw.Close()
-		wg.Wait()
+		<-readDone
+		pr.Close()
 		return fmt.Errorf("start %s: %w", quoteArgs(cmd.Argv), err)
 	}
 	waitDone := make(chan error, 1)
 	go func() { waitDone <- c.Wait() }()
+	var cancelled bool
 	select {
 	case err = <-waitDone:
 	case <-ctx.Done():
 		_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
 		err = <-waitDone
-		pw.Close()
-		wg.Wait()
+		cancelled = true
+	}
+	if endLeftovers(c.Process.Pid, env.Tag) && !cancelled {
+		fmt.Fprintln(log, "gsim: ended the processes the command left running")
+	}
+	// Whatever still holds the pipe now escaped both the group and the tag
+	// (it cleared its environment): stop waiting for it.
+	select {
+	case <-readDone:
+	case <-time.After(2 * time.Second):
+		fmt.Fprintln(log, "gsim: a process the command started still holds its output open; it is no longer logged")
+		pr.Close()
+		<-readDone
+	}
+	pr.Close()
+	if cancelled {
 		return fmt.Errorf("%s: %w", quoteArgs(cmd.Argv), ctx.Err())
 	}
-	pw.Close()
-	wg.Wait()
 	if err != nil {
 		code := -1
 		var ee *exec.ExitError
@@ -165,6 +190,25 @@ func RunCommand(ctx context.Context, cmd Command, env Env) error {
 		return &ExitError{Command: cmd.Argv, ExitCode: code, LogTail: tail.String()}
 	}
 	return nil
+}
+
+// endLeftovers kills what a finished command left: its process group
+// (pgid, the command's pid) and every process tagged with tag, again while
+// any is found (a leftover may fork while it is being ended). It reports
+// whether there was anything to end.
+func endLeftovers(pgid int, tag string) (ended bool) {
+	for i := 0; i < 10; i++ {
+		killed := syscall.Kill(-pgid, syscall.SIGKILL) == nil
+		if KillTagged(tag) > 0 {
+			killed = true
+		}
+		if !killed {
+			break
+		}
+		ended = true
+		time.Sleep(time.Millisecond)
+	}
+	return ended
 }
 
 func parseProgress(line string) (done, total float64, msg string, ok bool) {
@@ -248,8 +292,10 @@ func isDir(p string) bool {
 
 // DirDigest hashes every regular file under dir (names and contents, sorted),
 // skipping caches, so that an external runner's identity follows its code.
+// Like FileDigest it rehashes only when a file changed (see UseDigestCache).
 func DirDigest(dir string) (string, error) {
 	var files []string
+	var sigs []fileSig
 	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -261,29 +307,49 @@ func DirDigest(dir string) (string, error) {
 			return nil
 		}
 		if d.Type().IsRegular() && !strings.HasSuffix(p, ".pyc") {
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
 			files = append(files, p)
+			sigs = append(sigs, sigOf(fi))
 		}
 		return nil
 	})
 	if err != nil {
 		return "", fmt.Errorf("hash runner %s: %w", dir, err)
 	}
-	sort.Strings(files)
-	h := sha256.New()
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return "", fmt.Errorf("hash runner %s: %w", dir, err)
+	sort.Sort(byPath{files, sigs})
+	return digests.get("dir", dir, dirSig(dir, files, sigs), func() (string, error) {
+		h := sha256.New()
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return "", fmt.Errorf("hash runner %s: %w", dir, err)
+			}
+			rel, _ := filepath.Rel(dir, f)
+			fmt.Fprintf(h, "%s\x00%d\x00", filepath.ToSlash(rel), len(b))
+			h.Write(b)
 		}
-		rel, _ := filepath.Rel(dir, f)
-		fmt.Fprintf(h, "%s\x00%d\x00", filepath.ToSlash(rel), len(b))
-		h.Write(b)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+		return hex.EncodeToString(h.Sum(nil)), nil
+	})
 }
 
-// FileDigest is the sha256 of one file's content.
+// FileDigest is the sha256 of one file's content. A file is hashed once per
+// process, and across processes (see UseDigestCache) again only when its
+// size, mtime, ctime or inode changed.
 func FileDigest(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if !fi.Mode().IsRegular() {
+		return hashFile(path)
+	}
+	return digests.get("file", path, sigOf(fi), func() (string, error) { return hashFile(path) })
+}
+
+func hashFile(path string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", err
@@ -352,4 +418,16 @@ func Resolve(baseDir, p string) string {
 		return p
 	}
 	return filepath.Join(baseDir, p)
+}
+
+// lockedWriter serialises writes from several goroutines to one writer.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

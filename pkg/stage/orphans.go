@@ -11,8 +11,8 @@ import (
 // TagVar names the environment variable every process of a stage attempt
 // inherits. gsim's own death takes its direct child with it (PDEATHSIG), but
 // not that child's children (a shell stage's pipeline, a runner's workers):
-// they are reparented and keep running. The tag lets the next attempt at the
-// same key find and end them.
+// they are reparented and keep running. The tag lets a later gsim find and
+// end them.
 const TagVar = "GSIM_STAGE_TAG"
 
 // KillTagged sends SIGKILL to every process whose environment carries
@@ -23,10 +23,25 @@ func KillTagged(tag string) int {
 	if tag == "" {
 		return 0
 	}
-	want := []byte(TagVar + "=" + tag)
+	n := 0
+	for pid, t := range Tagged(tag) {
+		if t == tag && syscall.Kill(pid, syscall.SIGKILL) == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// Tagged returns the processes (other than this one) whose TagVar starts
+// with prefix, with their tags.
+func Tagged(prefix string) map[int]string {
+	out := map[int]string{}
+	if prefix == "" {
+		return out
+	}
+	want := []byte(TagVar + "=" + prefix)
 	self := os.Getpid()
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
-	n := 0
 	for _, d := range dirs {
 		pid, err := strconv.Atoi(filepath.Base(d))
 		if err != nil || pid == self {
@@ -37,13 +52,11 @@ func KillTagged(tag string) int {
 			continue
 		}
 		for _, kv := range bytes.Split(env, []byte{0}) {
-			if bytes.Equal(kv, want) {
-				if syscall.Kill(pid, syscall.SIGKILL) == nil {
-					n++
-				}
+			if bytes.HasPrefix(kv, want) {
+				out[pid] = string(kv[len(TagVar)+1:])
 				break
 			}
 		}
 	}
-	return n
+	return out
 }

@@ -5,6 +5,7 @@
 package stage
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/gsim-dev/gsim/internal/plainjson"
 	"github.com/gsim-dev/gsim/pkg/suggest"
 )
 
@@ -149,11 +151,14 @@ func (e *ParamError) Error() string {
 // DecodeParams decodes params into a typed struct (json tags), rejecting
 // unknown fields, so that a typo in `with:` is an error and not a default.
 func DecodeParams(params map[string]any, out any) error {
-	b, err := json.Marshal(params)
-	if err != nil {
-		return &ParamError{Msg: fmt.Sprintf("params are not encodable: %v", err)}
+	b, ok := plainjson.Marshal(params)
+	if !ok {
+		var err error
+		if b, err = json.Marshal(params); err != nil {
+			return &ParamError{Msg: fmt.Sprintf("params are not encodable: %v", err)}
+		}
 	}
-	dec := json.NewDecoder(strings.NewReader(string(b)))
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(out); err != nil {
 		return paramDecodeError(err, params, out)

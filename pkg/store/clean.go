@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -22,6 +23,9 @@ type CleanReport struct {
 	// InUse is true when a run held the store: only staging folders of dead
 	// attempts were removed.
 	InUse bool
+	// Links are store folders that are symbolic links; Clean never follows
+	// them, so what they point at was left alone.
+	Links []string
 }
 
 // Clean removes staging leftovers whose key no live process holds, failed
@@ -30,6 +34,10 @@ type CleanReport struct {
 // removes only staging leftovers and sets InUse: a live run's staging
 // folders are locked, but an object it has just committed is not linked
 // yet, and one it skipped is linked only after it was found complete.
+//
+// It removes only what gsim makes: folders named like a key (or a staging
+// attempt of one) and runs/ links to objects/, never anything else a user
+// put in the store, and it never follows a symbolic link out of it.
 func (s *Store) Clean(dryRun bool) (*CleanReport, error) {
 	rep := &CleanReport{}
 	excl, ok, err := s.tryExclusive()
@@ -49,19 +57,37 @@ func (s *Store) Clean(dryRun bool) (*CleanReport, error) {
 		}
 		return os.RemoveAll(p)
 	}
+	// dir lists a store folder's entries, or nothing if the folder is a link.
+	dir := func(p string) ([]fs.DirEntry, error) {
+		fi, err := os.Lstat(p)
+		if err != nil {
+			if os.IsNotExist(err) {
+				return nil, nil
+			}
+			return nil, err
+		}
+		if !fi.IsDir() {
+			if fi.Mode()&fs.ModeSymlink != 0 {
+				rel, _ := filepath.Rel(s.Root, p)
+				rep.Links = append(rep.Links, rel)
+			}
+			return nil, nil
+		}
+		return readDir(p)
+	}
 
-	staging, err := readDirNames(filepath.Join(s.Root, "staging"))
+	staging, err := dir(filepath.Join(s.Root, "staging"))
 	if err != nil {
 		return nil, err
 	}
 	// A batch job outlives the gsim that submitted it: the folder it
 	// writes into stays until a run settles its record.
 	jobStaging := s.jobStaging()
-	for _, name := range staging {
-		if jobStaging[name] {
+	for _, e := range staging {
+		key, ok := StagingKey(e.Name())
+		if !ok || !e.IsDir() || jobStaging[e.Name()] {
 			continue
 		}
-		key, _, _ := strings.Cut(name, "-")
 		l, ok, err := s.TryLock(key)
 		if err != nil {
 			return nil, err
@@ -69,7 +95,7 @@ func (s *Store) Clean(dryRun bool) (*CleanReport, error) {
 		if !ok {
 			continue // a live gsim is working on it
 		}
-		err = add(filepath.Join(s.Root, "staging", name), "unfinished attempt")
+		err = add(filepath.Join(s.Root, "staging", e.Name()), "unfinished attempt")
 		l.Unlock()
 		if err != nil {
 			return nil, err
@@ -95,42 +121,50 @@ func (s *Store) Clean(dryRun bool) (*CleanReport, error) {
 		return rep, nil
 	}
 
-	failed, err := readDirNames(filepath.Join(s.Root, "failed"))
+	failed, err := dir(filepath.Join(s.Root, "failed"))
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range failed {
-		if err := add(filepath.Join(s.Root, "failed", name), "failed attempt"); err != nil {
+	for _, e := range failed {
+		if !IsKey(e.Name()) || !e.IsDir() {
+			continue
+		}
+		if err := add(filepath.Join(s.Root, "failed", e.Name()), "failed attempt"); err != nil {
 			return nil, err
 		}
 	}
 
 	referenced := map[string]bool{}
 	runs := filepath.Join(s.Root, "runs")
-	exps, err := readDirNames(runs)
+	exps, err := dir(runs)
 	if err != nil {
 		return nil, err
 	}
 	for _, exp := range exps {
-		links, err := readDirNames(filepath.Join(runs, exp))
+		if !exp.IsDir() {
+			continue
+		}
+		links, err := dir(filepath.Join(runs, exp.Name()))
 		if err != nil {
 			continue
 		}
 		for _, l := range links {
-			p := filepath.Join(runs, exp, l)
-			if strings.HasPrefix(l, linkTmpPrefix) {
+			p := filepath.Join(runs, exp.Name(), l.Name())
+			if l.Type()&fs.ModeSymlink == 0 {
+				continue
+			}
+			key, ok := linkedKey(p)
+			if !ok {
+				continue // not a link gsim made
+			}
+			if isLinkTmp(l.Name()) {
 				// No run holds the store, so no one is making it.
 				if err := add(p, "unfinished link"); err != nil {
 					return nil, err
 				}
 				continue
 			}
-			t, err := os.Readlink(p)
-			if err != nil {
-				continue
-			}
-			key := filepath.Base(t)
-			if _, err := os.Stat(s.ObjectDir(key)); err != nil {
+			if _, err := os.Lstat(s.ObjectDir(key)); err != nil {
 				if err := add(p, "link to a removed object"); err != nil {
 					return nil, err
 				}
@@ -139,12 +173,13 @@ func (s *Store) Clean(dryRun bool) (*CleanReport, error) {
 			referenced[key] = true
 		}
 	}
-	objects, err := readDirNames(filepath.Join(s.Root, "objects"))
+	objects, err := dir(filepath.Join(s.Root, "objects"))
 	if err != nil {
 		return nil, err
 	}
-	for _, key := range objects {
-		if referenced[key] {
+	for _, e := range objects {
+		key := e.Name()
+		if referenced[key] || !IsKey(key) || !e.IsDir() {
 			continue
 		}
 		// Its key's holder (a status recording mtimes) writes into it.
@@ -164,7 +199,61 @@ func (s *Store) Clean(dryRun bool) (*CleanReport, error) {
 	return rep, nil
 }
 
-func readDirNames(dir string) ([]string, error) {
+// IsKey tells whether name has the shape of a key: 64 lowercase hex digits.
+func IsKey(name string) bool {
+	if len(name) != 64 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// StagingKey returns the key of a staging folder's name (<key>-<pid>-<n>).
+func StagingKey(name string) (string, bool) {
+	key, rest, ok := strings.Cut(name, "-")
+	if !ok || !IsKey(key) {
+		return "", false
+	}
+	pid, n, ok := strings.Cut(rest, "-")
+	if !ok || !isNumber(pid) || !isNumber(n) {
+		return "", false
+	}
+	return key, true
+}
+
+func isNumber(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 64)
+	return err == nil
+}
+
+func isLinkTmp(name string) bool {
+	rest, ok := strings.CutPrefix(name, linkTmpPrefix)
+	if !ok {
+		return false
+	}
+	pid, n, ok := strings.Cut(rest, "-")
+	return ok && isNumber(pid) && isNumber(n)
+}
+
+// linkedKey returns the key a runs/ link made by Link points at.
+func linkedKey(p string) (string, bool) {
+	t, err := os.Readlink(p)
+	if err != nil {
+		return "", false
+	}
+	rest, ok := strings.CutPrefix(t, filepath.Join("..", "..", "objects")+string(filepath.Separator))
+	if !ok || !IsKey(rest) {
+		return "", false
+	}
+	return rest, true
+}
+
+func readDir(dir string) ([]fs.DirEntry, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		if os.IsNotExist(err) {
@@ -172,12 +261,8 @@ func readDirNames(dir string) ([]string, error) {
 		}
 		return nil, err
 	}
-	out := make([]string, 0, len(ents))
-	for _, e := range ents {
-		out = append(out, e.Name())
-	}
-	sort.Strings(out)
-	return out, nil
+	sort.Slice(ents, func(i, j int) bool { return ents[i].Name() < ents[j].Name() })
+	return ents, nil
 }
 
 // duSize is the allocated size, so sparse files count what they really hold.
@@ -193,4 +278,16 @@ func duSize(p string) int64 {
 		return nil
 	})
 	return n
+}
+
+func readDirNames(dir string) ([]string, error) {
+	ents, err := readDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(ents))
+	for i, e := range ents {
+		out[i] = e.Name()
+	}
+	return out, nil
 }

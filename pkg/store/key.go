@@ -10,6 +10,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/gsim-dev/gsim/internal/plainjson"
 )
 
 // keyFormat is part of every key so a change to how keys are computed can
@@ -37,13 +39,18 @@ type KeyInput struct {
 	// key), so an upstream rerun that reproduces identical bytes keeps
 	// downstream keys.
 	Inputs []InputRef
+	// CanonicalParams, if set, is CanonicalJSON(Params), already computed.
+	CanonicalParams []byte
 }
 
 // Key returns the hex sha256 key of in.
 func Key(in KeyInput) (string, error) {
-	params, err := CanonicalJSON(in.Params)
-	if err != nil {
-		return "", fmt.Errorf("params: %w", err)
+	params := in.CanonicalParams
+	if params == nil {
+		var err error
+		if params, err = CanonicalJSON(in.Params); err != nil {
+			return "", fmt.Errorf("params: %w", err)
+		}
 	}
 	h := sha256.New()
 	field := func(name, v string) { fmt.Fprintf(h, "%s %d:%s\n", name, len(v), v) }
@@ -72,6 +79,13 @@ func Key(in KeyInput) (string, error) {
 // canonical numbers (an integral value is written as an integer whatever Go
 // type carried it, so YAML's 4 and 4.0 give the same key).
 func CanonicalJSON(v any) ([]byte, error) {
+	// Params as the experiment loader makes them (maps, lists, strings,
+	// numbers, booleans) are written directly; anything else takes the
+	// slower road through encoding/json, which gives the same bytes.
+	var buf bytes.Buffer
+	if writeDirect(&buf, v) {
+		return buf.Bytes(), nil
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, err
@@ -82,7 +96,7 @@ func CanonicalJSON(v any) ([]byte, error) {
 	if err := dec.Decode(&generic); err != nil {
 		return nil, err
 	}
-	var buf bytes.Buffer
+	buf.Reset()
 	if err := writeCanonical(&buf, generic); err != nil {
 		return nil, err
 	}
@@ -141,6 +155,80 @@ func writeCanonical(buf *bytes.Buffer, v any) error {
 		return fmt.Errorf("canonical json: unexpected %T", v)
 	}
 	return nil
+}
+
+// writeDirect writes v canonically if it is made only of the plain types
+// YAML decoding yields; it reports false (with buf in any state) otherwise.
+func writeDirect(buf *bytes.Buffer, v any) bool {
+	switch x := v.(type) {
+	case nil:
+		buf.WriteString("null")
+	case bool:
+		buf.WriteString(strconv.FormatBool(x))
+	case string:
+		plainjson.String(buf, x)
+	case int:
+		buf.WriteString(strconv.Itoa(x))
+	case int64:
+		buf.WriteString(strconv.FormatInt(x, 10))
+	case float64:
+		s, ok := canonicalFloat(x)
+		if !ok {
+			return false
+		}
+		buf.WriteString(s)
+	case []any:
+		buf.WriteByte('[')
+		for i, e := range x {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			if !writeDirect(buf, e) {
+				return false
+			}
+		}
+		buf.WriteByte(']')
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		buf.WriteByte('{')
+		for i, k := range keys {
+			if i > 0 {
+				buf.WriteByte(',')
+			}
+			plainjson.String(buf, k)
+			buf.WriteByte(':')
+			if !writeDirect(buf, x[k]) {
+				return false
+			}
+		}
+		buf.WriteByte('}')
+	default:
+		return false
+	}
+	return true
+}
+
+// canonicalFloat is canonicalNumber for a float64 as encoding/json would
+// have printed it; NaN and infinities are not JSON (ok false).
+func canonicalFloat(f float64) (string, bool) {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return "", false
+	}
+	if f == math.Trunc(f) && math.Abs(f) < 1<<53 {
+		return strconv.FormatInt(int64(f), 10), true
+	}
+	// encoding/json prints floats in the shortest form that round-trips,
+	// which ParseFloat then FormatFloat(-1) reproduces exactly.
+	b, err := json.Marshal(f)
+	if err != nil {
+		return "", false
+	}
+	s, err := canonicalNumber(json.Number(b))
+	return s, err == nil
 }
 
 func canonicalNumber(n json.Number) (string, error) {

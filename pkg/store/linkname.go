@@ -60,6 +60,8 @@ func escapeLinkPart(b *strings.Builder, s string, inCell bool) {
 // with '%' and '/' escaped. Stores made then keep working: Linked falls back
 // to it and Link replaces it.
 func legacyLinkName(instance string) string {
-	r := strings.NewReplacer("%", "%25", "/", "%2F")
-	return r.Replace(instance)
+	return legacyLinkNamer.Replace(instance)
 }
+
+// legacyLinkNamer is built once: a replacer's set-up costs more than its use.
+var legacyLinkNamer = strings.NewReplacer("%", "%25", "/", "%2F")

@@ -2,6 +2,8 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -126,6 +128,7 @@ func TestCommitCheckVerify(t *testing.T) {
 		t.Errorf("touched object not complete: %s", r.Problem)
 	}
 	// Same size, different bytes, new mtime: incomplete; Verify names it.
+	os.Chmod(p, 0o644) // committed files are read-only
 	os.WriteFile(p, []byte("HELLO"), 0o644)
 	if r := s.Check("k1"); r.Complete || !strings.Contains(r.Problem, "a.txt") {
 		t.Errorf("modified object: %+v", r)
@@ -213,26 +216,26 @@ func TestLock(t *testing.T) {
 
 func TestLinksAndClean(t *testing.T) {
 	s, _ := Open(t.TempDir())
-	commitOne(t, s, "keep", map[string]string{"a": "1"})
-	commitOne(t, s, "orphan", map[string]string{"a": "2"})
-	if err := s.Link("exp", "m[model=Qwen/Qwen3]", "orphan"); err != nil {
+	commitOne(t, s, tk("keep"), map[string]string{"a": "1"})
+	commitOne(t, s, tk("orphan"), map[string]string{"a": "2"})
+	if err := s.Link("exp", "m[model=Qwen/Qwen3]", tk("orphan")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Link("exp", "m[model=Qwen/Qwen3]", "keep"); err != nil {
+	if err := s.Link("exp", "m[model=Qwen/Qwen3]", tk("keep")); err != nil {
 		t.Fatal(err)
 	}
-	if k, ok := s.Linked("exp", "m[model=Qwen/Qwen3]"); !ok || k != "keep" {
+	if k, ok := s.Linked("exp", "m[model=Qwen/Qwen3]"); !ok || k != tk("keep") {
 		t.Fatalf("linked = %s %v", k, ok)
 	}
 	if _, err := os.Stat(filepath.Join(s.LinkDir("exp"), "m.model@Qwen+2FQwen3", "a")); err != nil {
 		t.Errorf("link does not reach the object: %v", err)
 	}
-	st, _ := s.NewStaging("dead")
+	st, _ := s.NewStaging(tk("dead"))
 	os.WriteFile(filepath.Join(st, "x"), []byte("x"), 0o644)
-	held, _, _ := s.Lock(context.Background(), "live", nil)
-	live, _ := s.NewStaging("live")
-	f, _ := s.NewStaging("bad")
-	s.Fail(f, "bad")
+	held, _, _ := s.Lock(context.Background(), tk("live"), nil)
+	live, _ := s.NewStaging(tk("live"))
+	f, _ := s.NewStaging(tk("bad"))
+	s.Fail(f, tk("bad"))
 
 	rep, err := s.Clean(true)
 	if err != nil {
@@ -242,22 +245,22 @@ func TestLinksAndClean(t *testing.T) {
 	for _, it := range rep.Items {
 		got = append(got, filepath.Base(it.Path))
 	}
-	want := []string{filepath.Base(st), "bad", "orphan"}
+	want := []string{filepath.Base(st), tk("bad"), tk("orphan")}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("clean would remove %v, want %v", got, want)
 	}
-	if _, err := os.Stat(s.ObjectDir("orphan")); err != nil {
+	if _, err := os.Stat(s.ObjectDir(tk("orphan"))); err != nil {
 		t.Error("dry run removed something")
 	}
 	if _, err := s.Clean(false); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{st, s.FailedDir("bad"), s.ObjectDir("orphan")} {
+	for _, p := range []string{st, s.FailedDir(tk("bad")), s.ObjectDir(tk("orphan"))} {
 		if _, err := os.Stat(p); !os.IsNotExist(err) {
 			t.Errorf("%s survived clean", p)
 		}
 	}
-	for _, p := range []string{live, s.ObjectDir("keep")} {
+	for _, p := range []string{live, s.ObjectDir(tk("keep"))} {
 		if _, err := os.Stat(p); err != nil {
 			t.Errorf("clean removed %s", p)
 		}
@@ -297,10 +300,10 @@ func TestCleanKeepsWhatALiveRunUses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	commitOne(t, s, "fresh", map[string]string{"a": "1"}) // committed, not yet linked
-	f, _ := s.NewStaging("bad")
-	s.Fail(f, "bad")
-	dead, _ := s.NewStaging("dead")
+	commitOne(t, s, tk("fresh"), map[string]string{"a": "1"}) // committed, not yet linked
+	f, _ := s.NewStaging(tk("bad"))
+	s.Fail(f, tk("bad"))
+	dead, _ := s.NewStaging(tk("dead"))
 
 	rep, err := s.Clean(false)
 	if err != nil {
@@ -309,7 +312,7 @@ func TestCleanKeepsWhatALiveRunUses(t *testing.T) {
 	if !rep.InUse {
 		t.Error("report does not say a run is using the store")
 	}
-	for _, p := range []string{s.ObjectDir("fresh"), s.FailedDir("bad")} {
+	for _, p := range []string{s.ObjectDir(tk("fresh")), s.FailedDir(tk("bad"))} {
 		if _, err := os.Stat(p); err != nil {
 			t.Errorf("clean during a live run removed %s", p)
 		}
@@ -326,7 +329,7 @@ func TestCleanKeepsWhatALiveRunUses(t *testing.T) {
 	if rep.InUse {
 		t.Error("report says in use after the run ended")
 	}
-	if _, err := os.Stat(s.ObjectDir("fresh")); !os.IsNotExist(err) {
+	if _, err := os.Stat(s.ObjectDir(tk("fresh"))); !os.IsNotExist(err) {
 		t.Error("clean after the run kept an unlinked object")
 	}
 }
@@ -402,17 +405,17 @@ func TestCheckRecordsMtimeAfterRehash(t *testing.T) {
 // mtimes) is left for a later clean.
 func TestCleanSkipsHeldObject(t *testing.T) {
 	s, _ := Open(t.TempDir())
-	commitOne(t, s, "busy", map[string]string{"a": "1"})
-	l, _, _ := s.Lock(context.Background(), "busy", nil)
+	commitOne(t, s, tk("busy"), map[string]string{"a": "1"})
+	l, _, _ := s.Lock(context.Background(), tk("busy"), nil)
 	if _, err := s.Clean(false); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(s.ObjectDir("busy")); err != nil {
+	if _, err := os.Stat(s.ObjectDir(tk("busy"))); err != nil {
 		t.Error("clean removed an object whose key was held")
 	}
 	l.Unlock()
 	s.Clean(false)
-	if _, err := os.Stat(s.ObjectDir("busy")); !os.IsNotExist(err) {
+	if _, err := os.Stat(s.ObjectDir(tk("busy"))); !os.IsNotExist(err) {
 		t.Error("clean kept an unlinked object once its key was free")
 	}
 }
@@ -422,18 +425,24 @@ func TestCleanSkipsHeldObject(t *testing.T) {
 // removes it rather than keeping its object forever.
 func TestCleanRemovesUnfinishedLink(t *testing.T) {
 	s, _ := Open(t.TempDir())
-	commitOne(t, s, "k", map[string]string{"a": "1"})
+	commitOne(t, s, tk("k"), map[string]string{"a": "1"})
 	os.MkdirAll(s.LinkDir("exp"), 0o755)
 	tmp := filepath.Join(s.LinkDir("exp"), ".tmp-999999-1")
-	if err := os.Symlink(filepath.Join("..", "..", "objects", "k"), tmp); err != nil {
+	if err := os.Symlink(filepath.Join("..", "..", "objects", tk("k")), tmp); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Clean(false); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{tmp, s.ObjectDir("k")} {
+	for _, p := range []string{tmp, s.ObjectDir(tk("k"))} {
 		if _, err := os.Lstat(p); !os.IsNotExist(err) {
 			t.Errorf("clean kept %s", p)
 		}
 	}
+}
+
+// tk is a key-shaped name for a test's object: clean touches only those.
+func tk(name string) string {
+	sum := sha256.Sum256([]byte(name))
+	return hex.EncodeToString(sum[:])
 }

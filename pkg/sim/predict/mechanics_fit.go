@@ -13,8 +13,9 @@ import (
 // FitMechanics fits the mechanics model (see Mechanics) to runs whose every
 // step has a Detail (the real bench's step_detail.csv); g is the engine's
 // graph keying, from its run_meta.json. Replayed steps fit the device law
-// on their device wait and the host law on the rest; steps that captured
-// fit the capture law on their excess over the host law.
+// on their compute phase (the replay call and the device wait) and the host
+// law on the rest; steps that captured fit the capture law on their excess
+// over the host law and the eager forward's device time.
 //
 // warm[i], when given, are the graphs run i's engine held when its replay
 // started (the bench records them); without them, the engine's warmup()
@@ -48,7 +49,11 @@ func FitMechanics(runs [][]Step, g GraphConfig, warm [][]GraphKey) (*StepModel, 
 			fresh := !cache.seenShape(k)
 			cache.use(k)
 			s.Detail.FreshShape = s.Detail.Hit == 0 && fresh
-			o := obs{x: mechX{sh: sh, k: k, fresh: fresh}, dur: dur, dev: float64(s.Detail.DeviceNs), host: dur - float64(s.Detail.DeviceNs)}
+			dev := float64(s.Detail.ComputeNs)
+			if dev <= 0 {
+				dev = float64(s.Detail.DeviceNs)
+			}
+			o := obs{x: mechX{sh: sh, k: k, fresh: fresh}, dur: dur, dev: dev, host: dur - dev}
 			switch s.Detail.Hit {
 			case 1:
 				hits = append(hits, o)
@@ -80,13 +85,25 @@ func FitMechanics(runs [][]Step, g GraphConfig, warm [][]GraphKey) (*StepModel, 
 	}
 	mc := &Mechanics{Graphs: g, Steps: len(hits), Captures: len(misses)}
 	var err error
-	if mc.Device, err = fitLaw(design(hits, DeviceFeatures), col(hits, func(o obs) float64 { return o.dev }), DeviceFeatures); err != nil {
+	devY := col(hits, func(o obs) float64 { return o.dev })
+	if mc.Device, mc.Wave, err = fitDevice(func(wave int64) [][]float64 {
+		for i := range hits {
+			hits[i].x.wave = wave
+		}
+		return design(hits, DeviceFeatures)
+	}, devY, g); err != nil {
 		return nil, fmt.Errorf("step model: device law: %w", err)
+	}
+	for i := range hits {
+		hits[i].x.wave = mc.Wave
+	}
+	for i := range misses {
+		misses[i].x.wave = mc.Wave
 	}
 	if mc.Host, err = fitLaw(design(hits, HostFeatures), col(hits, func(o obs) float64 { return o.host }), HostFeatures); err != nil {
 		return nil, fmt.Errorf("step model: host law: %w", err)
 	}
-	m := &StepModel{SchemaVersion: 3, Mechanics: mc}
+	m := &StepModel{SchemaVersion: MechanicsVersion, Mechanics: mc}
 	m.MinStepNs = math.MaxInt64
 	var relHost, relDev, relTot, stallEx []float64
 	for _, o := range hits {
@@ -103,18 +120,29 @@ func FitMechanics(runs [][]Step, g GraphConfig, warm [][]GraphKey) (*StepModel, 
 	mc.HostError, mc.DeviceError = relStats(relHost), relStats(relDev)
 	m.Residual = relStats(relTot)
 	mc.Stalls = newStalls(stallEx, len(hits))
-	if len(misses) >= len(CaptureFeatures)+1 {
-		ex := col(misses, func(o obs) float64 { return o.dur - mc.Host.at(o.x) })
-		if mc.Capture, err = fitLaw(design(misses, CaptureFeatures), ex, CaptureFeatures); err != nil {
+	// A capture runs the graph's kernels once, eagerly, then records them:
+	// its cost is the device law's time for its key (coefficient 1, from
+	// the code, not fitted) plus the capture's own overhead, which is
+	// fitted on what is left of the step after the host law.
+	overheadFeats := CaptureFeatures[1:]
+	if len(misses) >= len(overheadFeats)+1 {
+		ex := make([]float64, len(misses))
+		for i, o := range misses {
+			ex[i] = o.dur - mc.Host.at(o.x) - mc.Device.at(o.x)
+		}
+		over, err := fitLaw(design(misses, overheadFeats), ex, overheadFeats)
+		if err != nil {
 			return nil, fmt.Errorf("step model: capture law: %w", err)
 		}
+		mc.Capture = Law{Features: slices.Clone(CaptureFeatures), Coef: append([]float64{1}, over.Coef...)}
 		var ratios, rel []float64
 		for i, o := range misses {
-			c := mc.Capture.at(o.x)
+			c := over.at(o.x)
 			if c > 0 {
 				ratios = append(ratios, ex[i]/c)
 			}
-			rel = append(rel, relErr(c, ex[i]))
+			forward := mc.Device.at(o.x)
+			rel = append(rel, relErr(forward+c, forward+ex[i]))
 		}
 		sort.Float64s(ratios)
 		for i := 0; i <= stallQuantiles && len(ratios) > 0; i++ {
@@ -124,7 +152,7 @@ func FitMechanics(runs [][]Step, g GraphConfig, warm [][]GraphKey) (*StepModel, 
 	} else {
 		// No capture seen in training (every shape warm): a capture costs
 		// an eager forward and a capture, about two replays' device time.
-		mc.Capture = Law{Features: slices.Clone(DeviceFeatures), Coef: scaled(mc.Device.Coef, 2)}
+		mc.Capture = Law{Features: []string{FeatDeviceTime}, Coef: []float64{2}}
 		mc.CaptureRatio = nil
 	}
 	m.NumSteps = len(hits) + len(misses)
@@ -134,6 +162,59 @@ func FitMechanics(runs [][]Step, g GraphConfig, warm [][]GraphKey) (*StepModel, 
 	}
 	m.gaps(runs, set)
 	return m, nil
+}
+
+// fitDevice fits the device law for each candidate attention wave width
+// (multiples of the query padding up to max_batch_tokens; design builds
+// the training rows for one) and keeps the one whose law fits the
+// training steps best (mean |relative error|; the narrowest on a tie).
+// When the training steps never cross a wave boundary the wave term is
+// not separable from the KV term, every width fits alike, and the law
+// keeps no wave (Wave 0): it does not invent a boundary it never saw.
+func fitDevice(design func(wave int64) [][]float64, y []float64, g GraphConfig) (Law, int64, error) {
+	var maxQ int64
+	for _, row := range design(0) {
+		maxQ = max(maxQ, int64(row[slices.Index(DeviceFeatures, FeatPaddedQueryTokens)]))
+	}
+	step := g.QPadding
+	if step <= 0 {
+		step = 64
+	}
+	var best Law
+	var bestWave int64
+	bestErr := math.Inf(1)
+	for wave := step; wave < maxQ; wave += step {
+		X := design(wave)
+		l, err := fitLaw(X, y, DeviceFeatures)
+		if err != nil {
+			return Law{}, 0, err
+		}
+		if e := meanRelErr(l, X, y); e < bestErr {
+			best, bestWave, bestErr = l, wave, e
+		}
+	}
+	// No wave: one wave whatever the query.
+	X := design(0)
+	l, err := fitLaw(X, y, DeviceFeatures)
+	if err != nil {
+		return Law{}, 0, err
+	}
+	if e := meanRelErr(l, X, y); e <= bestErr {
+		return l, 0, nil
+	}
+	return best, bestWave, nil
+}
+
+func meanRelErr(l Law, X [][]float64, y []float64) float64 {
+	var s float64
+	for i, row := range X {
+		var p float64
+		for j, c := range l.Coef {
+			p += c * row[j]
+		}
+		s += relErr(p, y[i])
+	}
+	return s / float64(max(1, len(y)))
 }
 
 func scaled(c []float64, f float64) []float64 {

@@ -427,3 +427,71 @@ func TestVersionOneModelStallsEveryStep(t *testing.T) {
 		t.Errorf("%d of 1000 decode steps stalled, want about 500", stalled)
 	}
 }
+
+// The single-law form's attention in waves: a law whose attention cost
+// steps up every 1024 padded query tokens is recovered with its wave
+// width; without steps past a boundary none is chosen, and the feature
+// reads one wave.
+func TestFitChoosesAttentionWave(t *testing.T) {
+	pad := Padding{Query: 64, KV: 16384}
+	law := func(sh sched.Shape) float64 {
+		p := pad
+		p.Wave = 1024
+		return 6e6 + 100e3*float64(sh.Requests) + 3000*p.featureValue(FeatPaddedQueryTokens, sh) +
+			300*p.featureValue(FeatPaddedKVTokens, sh) + 700*p.featureValue(FeatAttentionWaves, sh)
+	}
+	runs := func(maxPrefill int64) [][]Step {
+		rng := rand.New(rand.NewPCG(5, 5))
+		var out [][]Step
+		for r := 0; r < 2; r++ {
+			var run []Step
+			var at int64
+			for i := 0; i < 1500; i++ {
+				s := Step{DecodeTokens: 1 + rng.Int64N(60)}
+				if rng.IntN(3) == 0 {
+					s.PrefillTokens = 1 + rng.Int64N(maxPrefill)
+					s.PrefillRequests = 1
+				}
+				s.Requests = s.DecodeTokens + s.PrefillRequests
+				s.ContextTokens = s.DecodeTokens*(100+rng.Int64N(1500)) + s.PrefillTokens
+				s.StartNs, s.EndNs = at, at+int64(law(s.shape()))
+				at = s.EndNs + 1e6
+				run = append(run, s)
+			}
+			out = append(out, run)
+		}
+		return out
+	}
+	m, err := Fit(runs(3000), WaveFeatures, pad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Padding.Wave != 1024 {
+		t.Errorf("wave width %d, want 1024", m.Padding.Wave)
+	}
+	// Far beyond the training steps: a full 8192-token prefill.
+	big := sched.Shape{Requests: 9, PrefillRequests: 1, PrefillTokens: 8184, DecodeTokens: 8, ContextTokens: 40000}
+	if got, want := float64(m.PredictShape(big)), law(big); math.Abs(got-want) > 0.01*want {
+		t.Errorf("8192-token step: %.0f ns, want %.0f", got, want)
+	}
+	if m, err = Fit(runs(900), WaveFeatures, pad); err != nil {
+		t.Fatal(err)
+	}
+	if m.Padding.Wave != 0 || !slices.Contains(m.Dropped, FeatAttentionWaves) {
+		t.Errorf("no step past 1024 query tokens: wave %d, dropped %v; want none and the feature dropped", m.Padding.Wave, m.Dropped)
+	}
+	for _, tc := range []struct {
+		pd   Padding
+		sh   sched.Shape
+		want float64
+	}{
+		{Padding{Query: 64, KV: 16384, Wave: 1024}, sched.Shape{PrefillTokens: 1000, ContextTokens: 1000}, 16384},
+		{Padding{Query: 64, KV: 16384, Wave: 1024}, sched.Shape{PrefillTokens: 1030, ContextTokens: 20000}, 2 * 32768},
+		{Padding{Query: 64, KV: 16384}, sched.Shape{PrefillTokens: 8000, ContextTokens: 20000}, 32768},
+		{Padding{}, sched.Shape{PrefillTokens: 10, ContextTokens: 300}, 3000},
+	} {
+		if got := tc.pd.featureValue(FeatAttentionWaves, tc.sh); got != tc.want {
+			t.Errorf("%+v %+v: attention_waves %v, want %v", tc.pd, tc.sh, got, tc.want)
+		}
+	}
+}

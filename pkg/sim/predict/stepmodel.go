@@ -32,18 +32,30 @@ const (
 	FeatPaddedKVTokens    = "padded_kv_tokens"
 	FeatPaddedAttention   = "padded_attention"
 	FeatAttention         = "attention" // query tokens × KV tokens, unpadded
+	// FeatAttentionWaves is ceil(padded query / wave) × padded KV: the
+	// attention kernel tiles the padded query and each tile reads every
+	// key, so its time steps up with each full wave of tiles over the GPU
+	// rather than growing smoothly with query × KV (see FeatWaveKV). The
+	// wave width is chosen on the training steps.
+	FeatAttentionWaves = "attention_waves"
 )
 
 // AllFeatures lists the features a model may use.
 var AllFeatures = []string{FeatIntercept, FeatPrefillTokens, FeatDecodeTokens, FeatContextTokens,
 	FeatRequests, FeatPrefillRequests, FeatPrefillTokensSq, FeatTotalTokensSq,
-	FeatQueryTokens, FeatPaddedQueryTokens, FeatPaddedKVTokens, FeatPaddedAttention, FeatAttention}
+	FeatQueryTokens, FeatPaddedQueryTokens, FeatPaddedKVTokens, FeatPaddedAttention, FeatAttention, FeatAttentionWaves}
 
 // DefaultFeatures is the form used when none is asked for: the per-step
 // and per-request CPU costs, and the padded shapes transformers' paged|sdpa
 // attention and CUDA graphs make the GPU time follow. Without padding they
-// are query tokens, KV tokens and their product.
+// are query tokens, KV tokens and their product. WaveFeatures replaces the
+// product by the attention kernel's waves.
 var DefaultFeatures = []string{FeatIntercept, FeatPaddedQueryTokens, FeatPaddedKVTokens, FeatPaddedAttention,
+	FeatRequests}
+
+// WaveFeatures is the default form with the attention in waves of query
+// tiles (FeatAttentionWaves) instead of padded query × padded KV.
+var WaveFeatures = []string{FeatIntercept, FeatPaddedQueryTokens, FeatPaddedKVTokens, FeatAttentionWaves,
 	FeatRequests}
 
 // Step is one iteration as step_metrics.csv records it.
@@ -64,8 +76,15 @@ type StepDetail struct {
 	Key GraphKey
 	Hit int8
 	// DeviceNs is the wait for the device's work after the launch
-	// (compute_end_ns to sync_end_ns): for a replayed graph, its GPU time.
+	// (compute_end_ns to sync_end_ns).
 	DeviceNs int64
+	// ComputeNs is the compute phase, from the replay call to the end of
+	// that wait (compute_start_ns to sync_end_ns); 0 when not recorded.
+	// For a replayed graph it is what the device law explains: the first
+	// replay of a graph returns ~2.5 ms later (the graph is uploaded) and
+	// its wait is as much shorter, so the wait alone would split one cost
+	// in two.
+	ComputeNs int64
 	// MaxContextTokens is the longest request's KV length (before padding).
 	MaxContextTokens int64
 	// FreshShape is set on a capture whose padded (query, KV) shape no
@@ -77,6 +96,10 @@ type StepDetail struct {
 type Padding struct {
 	Query int64 `json:"q_padding,omitempty"`
 	KV    int64 `json:"kv_padding,omitempty"`
+	// Wave is the attention kernel's wave width in padded query tokens
+	// (FeatAttentionWaves), chosen by the fit; 0: one wave whatever the
+	// query.
+	Wave int64 `json:"attention_wave_tokens,omitempty"`
 }
 
 // key is the padded (query, KV) shape a CUDA graph is captured for.
@@ -104,6 +127,11 @@ func (pd Padding) featureValue(name string, s sched.Shape) float64 {
 		return float64(padUp(q, pd.Query)) * float64(padUp(s.ContextTokens, pd.KV))
 	case FeatAttention:
 		return float64(q) * float64(s.ContextTokens)
+	case FeatAttentionWaves:
+		if pd.Query <= 0 && pd.Wave <= 0 {
+			return float64(q) * float64(s.ContextTokens)
+		}
+		return waves(padUp(q, pd.Query), pd.Wave) * float64(padUp(s.ContextTokens, pd.KV))
 	}
 	return featureValue(name, s)
 }

@@ -62,6 +62,13 @@ func Fit(runs [][]Step, features []string, pad Padding) (*StepModel, error) {
 			fitSet = append(fitSet, sm)
 		}
 	}
+	if pad.Query > 0 && slices.Contains(features, FeatAttentionWaves) {
+		w, err := chooseWave(fitSet, features, pad)
+		if err != nil {
+			return nil, err
+		}
+		pad.Wave = w
+	}
 	// A feature the training steps cannot separate from the ones before it
 	// in the form (zero everywhere, like context_tokens from an engine that
 	// does not record it; or, without runs that cross a padding boundary,
@@ -144,6 +151,57 @@ func Fit(runs [][]Step, features []string, pad Padding) (*StepModel, error) {
 		m.captures(all)
 	}
 	return m, nil
+}
+
+// chooseWave picks the attention wave width (FeatAttentionWaves) that
+// fits the training steps best: every multiple of the query padding below
+// the largest padded query they hold, each fitted as the law is
+// (non-negative Huber, on the design computed once per width) and scored
+// by the mean |relative error| of the steps within 1.5x of it (the rest
+// are captures and stalls). A width must beat one wave whatever the query
+// (0) to be kept: training steps that never cross a boundary give no
+// evidence of one.
+func chooseWave(set []sample, features []string, pad Padding) (int64, error) {
+	var maxQ int64
+	y := make([]float64, len(set))
+	for i, sm := range set {
+		maxQ = max(maxQ, padUp(sm.shape.PrefillTokens+sm.shape.DecodeTokens, pad.Query))
+		y[i] = float64(sm.dur)
+	}
+	X := make([][]float64, len(set))
+	for i := range X {
+		X[i] = make([]float64, len(features))
+	}
+	best, bestErr := int64(0), math.Inf(1)
+	for w := int64(0); w < maxQ; w += pad.Query {
+		p := pad
+		p.Wave = w
+		for i, sm := range set {
+			for j, f := range features {
+				X[i][j] = p.featureValue(f, sm.shape)
+			}
+		}
+		law, err := fitLaw(X, y, features)
+		if err != nil {
+			return 0, err
+		}
+		var sum float64
+		n := 0
+		for i, row := range X {
+			var pr float64
+			for j, c := range law.Coef {
+				pr += c * row[j]
+			}
+			if y[i] > 0 && y[i] <= captureRatio*pr {
+				sum += math.Abs(pr-y[i]) / y[i]
+				n++
+			}
+		}
+		if n > 0 && sum/float64(n) < bestErr {
+			best, bestErr = w, sum/float64(n)
+		}
+	}
+	return best, nil
 }
 
 // maxCondition is the largest condition number of the (column-scaled)
