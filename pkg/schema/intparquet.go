@@ -18,8 +18,8 @@ import (
 // of rows. Every column is DELTA_BINARY_PACKED (ids, indexes and times move
 // by small steps, and a token's time and gap repeat within a step) and every
 // page Snappy compressed: at 1M requests that is 1.7 bytes a token row
-// against 1.5 with zstd, at a third of zstd's cost per byte (docs/schemas.md
-// has the measurements). A general Parquet writer would also move every value
+// against 1.5 with zstd, written in half the time (docs/schemas.md has the
+// measurements). A general Parquet writer would also move every value
 // through generic rows and page statistics; this one encodes straight from
 // the column buffers.
 //
