@@ -25,9 +25,11 @@ const (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	stopProfiles := startProfiles()
 	app := newApp()
 	err := app.RunContext(ctx, permuteArgs(app, os.Args))
 	stop()
+	stopProfiles()
 	os.Exit(report(err))
 }
 

@@ -157,7 +157,10 @@ func loadavg() string {
 }
 
 // BenchmarkScale runs workload → two sims → compare, then the vllm sim stage
-// alone (forced, the workload reused), each under /usr/bin/time -v.
+// alone and the compare stage alone (forced, their inputs reused), each
+// under /usr/bin/time -v. CPU seconds (user + system) are the measure to
+// compare across runs on a shared machine: wall time there depends on
+// everything else that runs.
 func BenchmarkScale(b *testing.B) {
 	if _, err := os.Stat("/usr/bin/time"); err != nil {
 		b.Skip("needs /usr/bin/time (Debian package time)")
@@ -176,9 +179,11 @@ func BenchmarkScale(b *testing.B) {
 		before := loadavg()
 		all := timed(b, store, bin, "run", experiment, "--store", store, "--set", set)
 		sim := timed(b, store, bin, "run", experiment, "--store", store, "--set", set, "--only", "vllm", "--force", "vllm")
+		cmp := timed(b, store, bin, "run", experiment, "--store", store, "--set", set, "--only", "compare", "--force", "compare")
 		b.Logf("%d requests; load average before %s, after %s", n, before, loadavg())
 		b.Logf("pipeline: %.1f s wall, %.1f s CPU, %.0f MB peak RSS, %.0f MB on disk (%s)", all.wall.Seconds(), all.cpu, all.rssMB, all.diskMB, all.command)
 		b.Logf("sim stage: %.1f s wall, %.1f s CPU, %.0f MB peak RSS", sim.wall.Seconds(), sim.cpu, sim.rssMB)
+		b.Logf("compare stage: %.1f s wall, %.1f s CPU, %.0f MB peak RSS", cmp.wall.Seconds(), cmp.cpu, cmp.rssMB)
 		b.ReportMetric(all.wall.Seconds(), "pipeline-s")
 		b.ReportMetric(all.rssMB, "pipeline-rss-MB")
 		b.ReportMetric(all.diskMB, "disk-MB")
@@ -186,5 +191,7 @@ func BenchmarkScale(b *testing.B) {
 		b.ReportMetric(sim.wall.Seconds(), "sim-s")
 		b.ReportMetric(sim.cpu, "sim-cpu-s")
 		b.ReportMetric(sim.rssMB, "sim-rss-MB")
+		b.ReportMetric(cmp.wall.Seconds(), "compare-s")
+		b.ReportMetric(cmp.cpu, "compare-cpu-s")
 	}
 }

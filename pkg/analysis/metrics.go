@@ -117,13 +117,16 @@ func LoadRun(dir string) (*Run, error) {
 	}
 	r := &Run{Dir: dir, Meta: meta, Samples: map[string]*Sample{}}
 	reqPath := filepath.Join(dir, schema.RequestMetricsFile)
+	ttft, e2e, tpot := NewSample(), NewSample(), NewSample()
 	if st, err := os.Stat(reqPath); err == nil {
 		// A request row is 60-90 bytes: sizing the per-request slices up
 		// front spares a million-request run their regrowth garbage.
 		n := int(min(st.Size()/60+1, 1<<24))
 		r.Shapes, r.Timeline = make([]Shape, 0, n), make([]TimePoint, 0, n)
+		ttft.Reserve(n)
+		e2e.Reserve(n)
+		tpot.Reserve(n)
 	}
-	ttft, e2e, tpot := NewSample(), NewSample(), NewSample()
 	var failedIDs []int64
 	expectTokens := 0
 	err = schema.ScanRequestMetrics(reqPath, func(q schema.RequestMetric) error {
@@ -158,20 +161,42 @@ func LoadRun(dir string) (*Run, error) {
 	slices.Sort(failedIDs)
 
 	itl := NewSampleFor(expectTokens)
-	err = schema.ScanTokenMetrics(filepath.Join(dir, schema.TokenMetricsFile), func(t schema.TokenMetric) error {
-		if t.TokenIndex < 1 {
-			return nil
-		}
-		// Failed requests are rare; a binary search only when there are any
-		// keeps the hot loop free of per-row maps.
-		if len(failedIDs) > 0 {
-			if _, found := slices.BinarySearch(failedIDs, t.RequestID); found {
-				return nil
+	// The gaps go in in file order, a run of equal ones at once (every
+	// token of a step after the first shares the step's gap).
+	var runV float64
+	var run int
+	requests := 0
+	if len(r.Shapes) > 0 {
+		requests = int(min(r.Shapes[len(r.Shapes)-1].ID+1, 1<<26))
+	}
+	err = schema.ScanTokenColumns(filepath.Join(dir, schema.TokenMetricsFile), requests, func(t schema.TokenColumns) error {
+		lat := t.TokenLatencyNs
+		for i, idx := range t.TokenIndex {
+			if idx < 1 {
+				continue
 			}
+			// Failed requests are rare; a binary search only when there
+			// are any keeps the hot loop free of per-row maps.
+			if len(failedIDs) > 0 {
+				if _, found := slices.BinarySearch(failedIDs, t.RequestID[i]); found {
+					continue
+				}
+			}
+			v := float64(lat[i]) / nsPerMs
+			if run > 0 && v == runV {
+				run++
+				continue
+			}
+			if run > 0 {
+				itl.AddRun(runV, run)
+			}
+			runV, run = v, 1
 		}
-		itl.Add(float64(t.TokenLatencyNs) / nsPerMs)
 		return nil
 	})
+	if run > 0 && err == nil {
+		itl.AddRun(runV, run)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("run %s: %w", dir, err)
 	}

@@ -110,6 +110,22 @@ func (s *Sample) Add(v float64) {
 	s.vals = nil
 }
 
+// AddRun adds v k times: the same sample as k calls of Add, with the
+// sketch counting them at once (a step's tokens share one gap).
+func (s *Sample) AddRun(v float64, k int) {
+	if s.sk == nil || math.IsNaN(v) {
+		for range k {
+			s.Add(v)
+		}
+		return
+	}
+	for range k {
+		s.stat(v)
+	}
+	s.sorted = false
+	s.sk.AddN(v, int64(k))
+}
+
 // Finish sorts an exact sample; call it after the last Add.
 func (s *Sample) Finish() {
 	if s.sk == nil && !s.sorted {

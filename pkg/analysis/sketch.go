@@ -54,18 +54,23 @@ func (s *Sketch) index(v float64) int {
 func (s *Sketch) value(i int) float64 { return 2 * math.Pow(s.gamma, float64(i)) / (s.gamma + 1) }
 
 // Add adds one value; NaN is ignored.
-func (s *Sketch) Add(v float64) {
+func (s *Sketch) Add(v float64) { s.AddN(v, 1) }
+
+// AddN adds v k times; NaN is ignored.
+func (s *Sketch) AddN(v float64, k int64) {
 	switch {
+	case k <= 0:
+		return
 	case v > 0:
-		s.pos.add(s.index(v), 1)
+		s.pos.add(s.index(v), k)
 	case v < 0:
-		s.neg.add(s.index(-v), 1)
+		s.neg.add(s.index(-v), k)
 	case v == 0:
-		s.zero++
+		s.zero += k
 	default:
 		return
 	}
-	s.n++
+	s.n += k
 }
 
 // bucketStore counts per bucket index in a dense slice.

@@ -167,6 +167,46 @@ func scanInts(path string, cols []string, fn func(row int, vals []int64) error) 
 	return scanStored(p, pq, cols, fn)
 }
 
+// scanColumns reads a table already found by TablePath a block of rows at a
+// time, column by column: data[c][i] is column c of row first+i (rows from
+// 1; the slices are reused between calls). Parquet hands over its row
+// groups; CSV is gathered into blocks.
+func scanColumns(p string, pq bool, cols []string, fn func(first int, data [][]int64) error) error {
+	if pq {
+		return scanParquetColumns(p, cols, fn)
+	}
+	const block = 1 << 14
+	data := make([][]int64, len(cols))
+	for c := range data {
+		data[c] = make([]int64, 0, block)
+	}
+	first := 1
+	flush := func() error {
+		if len(data[0]) == 0 {
+			return nil
+		}
+		err := fn(first, data)
+		first += len(data[0])
+		for c := range data {
+			data[c] = data[c][:0]
+		}
+		return err
+	}
+	err := scanStored(p, false, cols, func(row int, vals []int64) error {
+		for c, v := range vals {
+			data[c] = append(data[c], v)
+		}
+		if len(data[0]) == block {
+			return flush()
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return flush()
+}
+
 // scanStored reads a table already found by TablePath.
 func scanStored(p string, pq bool, cols []string, fn func(row int, vals []int64) error) error {
 	if pq {

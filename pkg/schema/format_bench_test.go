@@ -98,10 +98,21 @@ func BenchmarkTokenFormats(b *testing.B) {
 				return seq.add(row, TokenMetric{v[0], v[1], v[2], v[3]})
 			})
 		}},
-		{"parquet", TokenMetricsParquet, func(w io.Writer) error {
+		{"parquet-zstd", TokenMetricsParquet, func(w io.Writer) error {
+			// Earlier versions: parquet-go's writer, delta, zstd.
 			pw := newParquetWriter[tokenRow](w)
 			for _, m := range rows {
 				if err := pw.add(tokenRow(m)); err != nil {
+					return err
+				}
+			}
+			return pw.close()
+		}, nil},
+		{"parquet", TokenMetricsParquet, func(w io.Writer) error {
+			// What runs write now: intParquetWriter, delta, Snappy.
+			pw := newIntParquetWriter(w, TokenMetricsColumns)
+			for i := 0; i < len(rows); i += tokenBatch {
+				if err := pw.addTokens(rows[i:min(len(rows), i+tokenBatch)]); err != nil {
 					return err
 				}
 			}

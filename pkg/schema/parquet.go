@@ -6,19 +6,19 @@ import (
 	"io"
 	"os"
 	"strings"
-	"sync"
 
-	"github.com/klauspost/compress/zstd"
 	"github.com/parquet-go/parquet-go"
-	"github.com/parquet-go/parquet-go/format"
 )
 
 // The per-token and per-step files of a large run have hundreds of millions
-// of rows, so they are written as Parquet: every column is an int64, delta
-// encoded (token times and indexes grow by small steps) and zstd compressed.
-// At 1M requests this is about 1.4 bytes per token row against 32 for CSV,
-// writes as fast as the CSV and is read column by column (docs/schemas.md
-// has the measurements). pandas, polars and DuckDB read it directly.
+// of rows, so they are written as Parquet: every column a required int64,
+// delta encoded (token times and indexes grow by small steps) and Snappy
+// compressed, by intParquetWriter. At 1M requests this is about 1.7 bytes per
+// token row against 32 for CSV, and is read column by column
+// (docs/schemas.md has the measurements). pandas, polars and DuckDB read it
+// directly. The reader takes any Parquet file of those columns, whatever its
+// encodings and codec (earlier gsim versions wrote zstd; pyarrow writes
+// dictionaries).
 
 // ParquetSuffix is the extension of the Parquet form of a canonical table.
 const ParquetSuffix = ".parquet"
@@ -30,10 +30,11 @@ const (
 )
 
 // parquetRowGroup bounds the rows a writer buffers and a reader decodes at
-// once: 512Ki rows of 9 int64 columns is 36 MiB at most.
+// once: 128Ki rows of 9 int64 columns is 9 MiB.
 const parquetRowGroup = 1 << 17
 
-// tokenRow and stepRow are the Parquet layouts; field order is column order.
+// tokenRow is a token table row as the writer's pipe carries it; its tags
+// name the Parquet columns for parquet-go's generic reader and writer.
 type tokenRow struct {
 	RequestID      int64 `parquet:"request_id,delta"`
 	TokenIndex     int64 `parquet:"token_index,delta"`
@@ -41,113 +42,28 @@ type tokenRow struct {
 	TokenLatencyNs int64 `parquet:"token_latency_ns,delta"`
 }
 
-type stepRow struct {
-	Step               int64 `parquet:"step,delta"`
-	StartNs            int64 `parquet:"start_ns,delta"`
-	EndNs              int64 `parquet:"end_ns,delta"`
-	NumPrefillTokens   int64 `parquet:"num_prefill_tokens,delta"`
-	NumDecodeTokens    int64 `parquet:"num_decode_tokens,delta"`
-	NumRequests        int64 `parquet:"num_requests,delta"`
-	NumPrefillRequests int64 `parquet:"num_prefill_requests,delta"`
-	NumDecodeRequests  int64 `parquet:"num_decode_requests,delta"`
-	NumContextTokens   int64 `parquet:"num_context_tokens,delta"`
-}
-
-// zstdCodec is Parquet's ZSTD codec with one encoder kept for the writer's
-// life. parquet-go's own codec pools its encoders in a sync.Pool, which every
-// garbage collection empties, and each new encoder allocates its match
-// history again: writing a 1M-request token table churned through 160 MB of
-// it per 3M rows, and that garbage set the stage's peak memory.
-type zstdCodec struct {
-	mu  sync.Mutex
-	enc *zstd.Encoder
-	dec *zstd.Decoder
-}
-
-func (c *zstdCodec) String() string { return "ZSTD" }
-
-func (c *zstdCodec) CompressionCodec() format.CompressionCodec { return format.Zstd }
-
-func (c *zstdCodec) Encode(dst, src []byte) ([]byte, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.enc == nil {
-		e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
-			zstd.WithZeroFrames(true), zstd.WithEncoderCRC(false))
-		if err != nil {
-			return nil, err
-		}
-		c.enc = e
-	}
-	return c.enc.EncodeAll(src, dst[:0]), nil
-}
-
-func (c *zstdCodec) Decode(dst, src []byte) ([]byte, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.dec == nil {
-		d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
-		if err != nil {
-			return nil, err
-		}
-		c.dec = d
-	}
-	return c.dec.DecodeAll(src, dst[:0])
-}
-
-// parquetWriter batches rows into a Parquet file written to w.
-type parquetWriter[T any] struct {
-	pw  *parquet.GenericWriter[T]
-	buf []T
-	err error
-}
-
-func newParquetWriter[T any](w io.Writer) *parquetWriter[T] {
-	return &parquetWriter[T]{
-		pw: parquet.NewGenericWriter[T](w,
-			parquet.Compression(&zstdCodec{}),
-			parquet.MaxRowsPerRowGroup(parquetRowGroup),
-			parquet.PageBufferSize(1<<18),
-			parquet.CreatedBy("gsim", "", ""),
-		),
-		buf: make([]T, 0, 8192),
-	}
-}
-
-func (p *parquetWriter[T]) add(r T) error {
-	if p.err != nil {
-		return p.err
-	}
-	p.buf = append(p.buf, r)
-	if len(p.buf) == cap(p.buf) {
-		p.flushRows()
-	}
-	return p.err
-}
-
-func (p *parquetWriter[T]) flushRows() {
-	if len(p.buf) == 0 || p.err != nil {
-		return
-	}
-	_, p.err = p.pw.Write(p.buf)
-	p.buf = p.buf[:0]
-}
-
-// close writes the buffered rows and the footer (a file with no rows still
-// gets its schema).
-func (p *parquetWriter[T]) close() error {
-	p.flushRows()
-	if p.err != nil {
-		return p.err
-	}
-	p.err = p.pw.Close()
-	return p.err
-}
-
 // scanParquetInts streams a Parquet file whose columns are exactly cols, all
 // required int64, calling fn for every row with the values (reused between
 // calls). Rows are numbered from 1 as in the CSV form.
 func scanParquetInts(path string, cols []string, fn func(row int, vals []int64) error) error {
+	vals := make([]int64, len(cols))
+	return scanParquetColumns(path, cols, func(first int, data [][]int64) error {
+		for i := range data[0] {
+			for c := range vals {
+				vals[c] = data[c][i]
+			}
+			if err := fn(first+i, vals); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// scanParquetColumns streams the file a row group at a time: fn gets each
+// column's values (data[c][i] is column c of row first+i; the slices are
+// reused between calls).
+func scanParquetColumns(path string, cols []string, fn func(first int, data [][]int64) error) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -164,7 +80,6 @@ func scanParquetInts(path string, cols []string, fn func(row int, vals []int64) 
 	if err := checkParquetColumns(path, pf.Schema(), cols); err != nil {
 		return err
 	}
-	vals := make([]int64, len(cols))
 	data := make([][]int64, len(cols))
 	row := 0
 	for _, rg := range pf.RowGroups() {
@@ -178,15 +93,12 @@ func scanParquetInts(path string, cols []string, fn func(row int, vals []int64) 
 				return &Error{File: path, Row: row + 1, Column: cols[c], Msg: fmt.Sprintf("cannot decode: %v (the file is damaged; regenerate it)", err)}
 			}
 		}
-		for i := 0; i < n; i++ {
-			row++
-			for c := range vals {
-				vals[c] = data[c][i]
-			}
-			if err := fn(row, vals); err != nil {
+		if n > 0 {
+			if err := fn(row+1, data); err != nil {
 				return err
 			}
 		}
+		row += n
 	}
 	return nil
 }
@@ -208,6 +120,17 @@ func readInt64Chunk(chunk parquet.ColumnChunk, dst []int64) error {
 		if p.NumNulls() > 0 {
 			parquet.Release(p)
 			return errors.New("null values (expected every value present)")
+		}
+		if d := p.Dictionary(); d != nil {
+			// Dictionary encoded: look the indexes up here, a slice index
+			// each, rather than through parquet-go's generic values.
+			n, err := lookupInt64(d, p, dst[off:])
+			parquet.Release(p)
+			if err != nil {
+				return err
+			}
+			off += n
+			continue
 		}
 		r, ok := p.Values().(parquet.Int64Reader)
 		if !ok {
@@ -240,6 +163,27 @@ func readInt64Chunk(chunk parquet.ColumnChunk, dst []int64) error {
 		return fmt.Errorf("%d values for %d rows", off, len(dst))
 	}
 	return nil
+}
+
+// lookupInt64 writes the values of the dictionary-encoded page p into dst
+// and returns how many.
+func lookupInt64(d parquet.Dictionary, p parquet.Page, dst []int64) (int, error) {
+	dp := d.Page()
+	if dp.Type().Kind() != parquet.Int64 {
+		return 0, errors.New("not an int64 column")
+	}
+	dv, iv := dp.Data(), p.Data()
+	dict, idx := dv.Int64(), iv.Int32()
+	if len(idx) > len(dst) {
+		return 0, errors.New("more values than rows")
+	}
+	for i, j := range idx {
+		if uint(j) >= uint(len(dict)) {
+			return 0, fmt.Errorf("dictionary index %d out of range (%d entries)", j, len(dict))
+		}
+		dst[i] = dict[j]
+	}
+	return len(idx), nil
 }
 
 // checkParquetColumns names the first missing, extra, misordered or

@@ -22,20 +22,23 @@ import (
 // to the store and records the folder as validated for this process
 // (ValidateRun then only checks that nothing changed since).
 type RunWriter struct {
-	dir    string
-	opt    RunWriterOptions
-	files  []*store.HashingFile
-	bufs   []*bufio.Writer
-	req    *RequestMetricsWriter
-	tok    *parquetWriter[tokenRow]
-	pipe   *tokenPipe
-	step   *parquetWriter[stepRow]
-	seq    *tokenSeq
-	nreq   int
-	ids    idSet
-	steps  stepCheck
-	err    error
-	closed bool
+	dir   string
+	reqs  string // request_metrics.csv's path, as errors name it
+	opt   RunWriterOptions
+	files []*store.HashingFile
+	bufs  []*bufio.Writer
+	req   *RequestMetricsWriter
+	tok   *intParquetWriter
+	pipe  *tokenPipe
+	step  *intParquetWriter
+	seq   *tokenSeq
+	nreq  int
+	ids   idSet
+	steps stepCheck
+	// scratch is TokenBuffer's slice when the pipe's cannot serve.
+	scratch []TokenMetric
+	err     error
+	closed  bool
 }
 
 // RunWriterOptions says what a RunWriter writes.
@@ -55,7 +58,7 @@ type RunWriterOptions struct {
 
 // NewRunWriter creates the tables in dir.
 func NewRunWriter(dir string, opt RunWriterOptions) (*RunWriter, error) {
-	w := &RunWriter{dir: dir, opt: opt, seq: newTokenSeq(filepath.Join(dir, TokenMetricsParquet))}
+	w := &RunWriter{dir: dir, reqs: filepath.Join(dir, RequestMetricsFile), opt: opt, seq: newTokenSeq(filepath.Join(dir, TokenMetricsParquet))}
 	w.steps.file = filepath.Join(dir, StepMetricsParquet)
 	if n := opt.Requests; n > 0 {
 		w.seq.reserve(n)
@@ -83,9 +86,9 @@ func NewRunWriter(dir string, opt RunWriterOptions) (*RunWriter, error) {
 		w.Abort()
 		return nil, err
 	}
-	w.tok = newParquetWriter[tokenRow](tb)
+	w.tok = newIntParquetWriter(tb, TokenMetricsColumns)
 	if !opt.NoTokens {
-		w.pipe = newTokenPipe(w.seq, w.tok, filepath.Join(dir, RequestMetricsFile))
+		w.pipe = newTokenPipe(w.seq, w.tok, w.reqs)
 	}
 	if opt.Steps {
 		sb, err := open(StepMetricsParquet, 1<<20)
@@ -93,7 +96,7 @@ func NewRunWriter(dir string, opt RunWriterOptions) (*RunWriter, error) {
 			w.Abort()
 			return nil, err
 		}
-		w.step = newParquetWriter[stepRow](sb)
+		w.step = newIntParquetWriter(sb, StepMetricsColumns)
 	}
 	return w, nil
 }
@@ -107,13 +110,40 @@ func (w *RunWriter) fail(err error) error {
 
 // Token checks and writes one token row.
 func (w *RunWriter) Token(m TokenMetric) error {
-	if w.err != nil {
+	if w.err != nil || w.pipe == nil {
 		return w.err
 	}
-	if w.pipe == nil {
-		return nil
+	if err := w.pipe.add(m); err != nil {
+		return w.fail(err)
 	}
-	if err := w.pipe.add(tokenRow(m)); err != nil {
+	return nil
+}
+
+// TokenBuffer returns an empty slice with room for n token rows, inside the
+// writer's own buffer when it can: rows appended to it and handed to Tokens
+// (before any other call) are not copied again.
+func (w *RunWriter) TokenBuffer(n int) []TokenMetric {
+	if w.err == nil && w.pipe != nil {
+		buf, err := w.pipe.room(n)
+		if err != nil {
+			w.fail(err)
+		}
+		if buf != nil {
+			return buf
+		}
+	}
+	if cap(w.scratch) < n {
+		w.scratch = make([]TokenMetric, 0, n)
+	}
+	return w.scratch[:0]
+}
+
+// Tokens checks and writes token rows, as many calls of Token would.
+func (w *RunWriter) Tokens(rows []TokenMetric) error {
+	if w.err != nil || w.pipe == nil {
+		return w.err
+	}
+	if err := w.pipe.addAll(rows); err != nil {
 		return w.fail(err)
 	}
 	return nil
@@ -126,7 +156,7 @@ func (w *RunWriter) Request(m RequestMetric) error {
 	}
 	w.nreq++
 	row := w.nreq
-	name := filepath.Join(w.dir, RequestMetricsFile)
+	name := w.reqs
 	if err := checkRequestRow(name, row, &m, w.opt.ErrorColumns); err != nil {
 		return w.fail(err)
 	}
@@ -156,7 +186,7 @@ func (w *RunWriter) Step(m StepMetric) error {
 	if err := w.steps.add(w.steps.rows+1, &m); err != nil {
 		return w.fail(err)
 	}
-	if err := w.step.add(stepRow(m)); err != nil {
+	if err := w.step.addStep(&m); err != nil {
 		return w.fail(fmt.Errorf("write %s: %w", StepMetricsParquet, err))
 	}
 	return nil
@@ -301,7 +331,8 @@ type tokenPipe struct {
 }
 
 type pipeBatch struct {
-	rows []tokenRow   // tokens, and markers pointing into reqs
+	rows []TokenMetric // tokens, and markers pointing into reqs: rows[:n]
+	n    int
 	reqs []reqSummary // request rows in stream order
 }
 
@@ -314,21 +345,21 @@ const (
 	tokenBuffers = 4
 )
 
-func newTokenPipe(seq *tokenSeq, out *parquetWriter[tokenRow], reqFile string) *tokenPipe {
+func newTokenPipe(seq *tokenSeq, out *intParquetWriter, reqFile string) *tokenPipe {
 	p := &tokenPipe{
 		full: make(chan *pipeBatch, tokenBuffers),
 		free: make(chan *pipeBatch, tokenBuffers),
 		done: make(chan error, 1),
 	}
 	for i := 0; i < tokenBuffers-1; i++ {
-		p.free <- &pipeBatch{rows: make([]tokenRow, 0, tokenBatch)}
+		p.free <- &pipeBatch{rows: make([]TokenMetric, tokenBatch)}
 	}
-	p.cur = &pipeBatch{rows: make([]tokenRow, 0, tokenBatch)}
+	p.cur = &pipeBatch{rows: make([]TokenMetric, tokenBatch)}
 	go p.consume(seq, out, reqFile)
 	return p
 }
 
-func (p *tokenPipe) consume(seq *tokenSeq, out *parquetWriter[tokenRow], reqFile string) {
+func (p *tokenPipe) consume(seq *tokenSeq, out *intParquetWriter, reqFile string) {
 	var err error
 	var pending []reqSummary // request rows written before all their tokens
 	row := 0
@@ -336,7 +367,7 @@ func (p *tokenPipe) consume(seq *tokenSeq, out *parquetWriter[tokenRow], reqFile
 		if err == nil {
 			err = p.check(b, seq, reqFile, &row, &pending)
 			if err == nil {
-				if _, werr := out.pw.Write(b.rows); werr != nil {
+				if werr := out.addTokens(b.rows[:b.n]); werr != nil {
 					err = fmt.Errorf("write %s: %w", TokenMetricsParquet, werr)
 				}
 			}
@@ -344,7 +375,7 @@ func (p *tokenPipe) consume(seq *tokenSeq, out *parquetWriter[tokenRow], reqFile
 				p.failed.Store(true)
 			}
 		}
-		b.rows, b.reqs = b.rows[:0], b.reqs[:0]
+		b.n, b.reqs = 0, b.reqs[:0]
 		p.free <- b
 	}
 	if err == nil {
@@ -360,10 +391,10 @@ func (p *tokenPipe) consume(seq *tokenSeq, out *parquetWriter[tokenRow], reqFile
 	p.done <- err
 }
 
-// check validates a batch in stream order and leaves only its token rows.
+// check validates a batch in stream order (the encoder skips its markers).
 func (p *tokenPipe) check(b *pipeBatch, seq *tokenSeq, reqFile string, row *int, pending *[]reqSummary) error {
-	toks := b.rows[:0]
-	for _, r := range b.rows {
+	for i := range b.rows[:b.n] {
+		r := &b.rows[i]
 		if r.TokenIndex == markerIndex {
 			m := &b.reqs[r.RequestID]
 			if st := seq.get(m.id); st == nil && m.actual > 0 || st != nil && int64(st.count) < m.actual {
@@ -376,37 +407,82 @@ func (p *tokenPipe) check(b *pipeBatch, seq *tokenSeq, reqFile string, row *int,
 			continue
 		}
 		*row++
-		if st := seq.get(r.RequestID); st != nil && st.listed {
+		if err := seq.checkSigns(*row, r); err != nil {
+			return err
+		}
+		st := seq.state(r.RequestID)
+		if st.listed {
 			return rowErr(seq.file, *row, "request_id", "%d already had its %d tokens checked against %s; this token is one more than its num_decode_tokens_actual",
 				r.RequestID, st.count, filepath.Base(reqFile))
 		}
-		if err := seq.add(*row, TokenMetric(r)); err != nil {
+		if err := seq.advance(st, *row, r); err != nil {
 			return err
 		}
-		toks = append(toks, r)
 	}
-	b.rows = toks
 	return nil
 }
 
 // add queues one token row; an error is the consumer's, seen at a batch
 // boundary.
-func (p *tokenPipe) add(r tokenRow) error {
-	p.cur.rows = append(p.cur.rows, r)
-	return p.maybeSend()
+func (p *tokenPipe) add(r TokenMetric) error {
+	b := p.cur
+	b.rows[b.n] = r
+	if b.n++; b.n < tokenBatch {
+		return nil
+	}
+	return p.send()
+}
+
+// room returns the free part of the current batch, with room for n rows
+// (handing a fuller batch over first), or nil when n rows can never fit.
+func (p *tokenPipe) room(n int) ([]TokenMetric, error) {
+	if n > tokenBatch {
+		return nil, nil
+	}
+	if b := p.cur; tokenBatch-b.n < n {
+		if err := p.send(); err != nil {
+			return nil, err
+		}
+	}
+	b := p.cur
+	return b.rows[b.n:b.n:tokenBatch], nil
+}
+
+// addAll queues token rows; rows written in place into room's slice are
+// only counted.
+func (p *tokenPipe) addAll(rows []TokenMetric) error {
+	if b := p.cur; len(rows) > 0 && len(rows) <= tokenBatch-b.n && &rows[0] == &b.rows[b.n] {
+		if b.n += len(rows); b.n == tokenBatch {
+			return p.send()
+		}
+		return nil
+	}
+	for len(rows) > 0 {
+		b := p.cur
+		k := copy(b.rows[b.n:], rows)
+		rows = rows[k:]
+		if b.n += k; b.n == tokenBatch {
+			if err := p.send(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // addRequest queues a request row's summary behind the tokens before it.
 func (p *tokenPipe) addRequest(m reqSummary) error {
-	p.cur.reqs = append(p.cur.reqs, m)
-	p.cur.rows = append(p.cur.rows, tokenRow{RequestID: int64(len(p.cur.reqs) - 1), TokenIndex: markerIndex})
-	return p.maybeSend()
-}
-
-func (p *tokenPipe) maybeSend() error {
-	if len(p.cur.rows) < tokenBatch {
+	b := p.cur
+	b.reqs = append(b.reqs, m)
+	b.rows[b.n] = TokenMetric{RequestID: int64(len(b.reqs) - 1), TokenIndex: markerIndex}
+	if b.n++; b.n < tokenBatch {
 		return nil
 	}
+	return p.send()
+}
+
+// send hands the batch to the consumer and takes a free one.
+func (p *tokenPipe) send() error {
 	if p.failed.Load() {
 		return p.finish()
 	}
@@ -422,7 +498,7 @@ func (p *tokenPipe) finish() error {
 		return p.err
 	}
 	p.ended = true
-	if len(p.cur.rows) > 0 {
+	if p.cur.n > 0 {
 		p.full <- p.cur
 		p.cur = nil
 	}

@@ -214,3 +214,87 @@ func TestCopyPlainKeepsParquet(t *testing.T) {
 		t.Fatalf("copied %v, %v", got, err)
 	}
 }
+
+// Token rows handed over a step at a time, written in place into
+// TokenBuffer's slice or copied from the caller's, with request rows
+// between steps, are the same rows as one Token call each: across the
+// pipe's batch boundaries, for steps larger than a batch, and when a step
+// leaves its slice unused.
+func TestRunWriterTokenBatches(t *testing.T) {
+	const reqs = 40000 // more than any step's width: a request's tokens are in different steps
+	var steps [][]TokenMetric
+	count := make([]int64, reqs)
+	last := make([]int64, reqs)
+	now := int64(0)
+	for s := 0; s < 40; s++ {
+		now += 1000
+		var step []TokenMetric
+		width := 1000 + 97*s
+		if s == 7 {
+			width = tokenBatch + 5 // a step larger than a pipe batch
+		}
+		for k := 0; k < width; k++ {
+			id := (s*31 + k) % reqs
+			lat := int64(0)
+			if count[id] > 0 {
+				lat = now - last[id]
+			}
+			step = append(step, TokenMetric{RequestID: int64(id), TokenIndex: count[id], TokenTimeNs: now, TokenLatencyNs: lat})
+			count[id]++
+			last[id] = now
+		}
+		steps = append(steps, step)
+	}
+	var want []TokenMetric
+	for _, st := range steps {
+		want = append(want, st...)
+	}
+	for _, inPlace := range []bool{true, false} {
+		dir := t.TempDir()
+		w, err := NewRunWriter(dir, RunWriterOptions{Requests: reqs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := make([]int64, reqs)
+		seen := make([]int64, reqs)
+		for s, st := range steps {
+			var buf []TokenMetric
+			if inPlace {
+				buf = w.TokenBuffer(len(st))
+			}
+			if s%5 == 4 {
+				buf = w.TokenBuffer(len(st)) // asked for and left unused
+				buf = nil
+			}
+			buf = append(buf, st...)
+			if err := w.Tokens(buf); err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range st {
+				if seen[m.RequestID] == 0 {
+					first[m.RequestID] = m.TokenTimeNs
+				}
+				seen[m.RequestID]++
+			}
+		}
+		for id := range seen {
+			if seen[id] == 0 {
+				continue
+			}
+			if err := w.Request(RequestMetric{RequestID: int64(id), FirstTokenTimeNs: first[id], TTFTNs: first[id], CompletionTimeNs: last[id],
+				NumPrefillTokens: 1, NumDecodeTokens: seen[id], NumDecodeTokensActual: seen[id], Status: StatusOK}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			t.Fatalf("in place %v: %v", inPlace, err)
+		}
+		got, err := ReadTokenMetrics(filepath.Join(dir, TokenMetricsFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("in place %v: read %d rows back, wrote %d (or they differ)", inPlace, len(got), len(want))
+		}
+	}
+}

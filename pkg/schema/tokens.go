@@ -75,7 +75,7 @@ func (s *tokenSeq) reserve(n int) {
 func (s *tokenSeq) state(id int64) *tokenState {
 	if id < denseIDs {
 		if id >= int64(len(s.dense)) {
-			s.dense = slices.Grow(s.dense, int(id)+1-len(s.dense))[:id+1]
+			s.grow(id)
 		}
 		return &s.dense[id]
 	}
@@ -87,7 +87,25 @@ func (s *tokenSeq) state(id int64) *tokenState {
 	return st
 }
 
+// grow extends the dense states to hold id, by half again at least, so
+// that a reader meeting ids one by one copies them a few times in all, not
+// once per id.
+func (s *tokenSeq) grow(id int64) {
+	if int(id) >= cap(s.dense) {
+		s.dense = slices.Grow(s.dense, max(int(id)+1, min(cap(s.dense)+cap(s.dense)/2, denseIDs))-len(s.dense))
+	}
+	s.dense = s.dense[:id+1]
+}
+
 func (s *tokenSeq) add(row int, m TokenMetric) error {
+	if err := s.checkSigns(row, &m); err != nil {
+		return err
+	}
+	return s.advance(s.state(m.RequestID), row, &m)
+}
+
+// checkSigns rejects negative ids, indexes and times.
+func (s *tokenSeq) checkSigns(row int, m *TokenMetric) error {
 	switch {
 	case m.RequestID < 0:
 		return rowErr(s.file, row, "request_id", "%d is negative (expected a request id >= 0)", m.RequestID)
@@ -96,7 +114,11 @@ func (s *tokenSeq) add(row int, m TokenMetric) error {
 	case m.TokenTimeNs < 0:
 		return rowErr(s.file, row, "token_time_ns", "%d is negative (expected ns since run start, >= 0)", m.TokenTimeNs)
 	}
-	st := s.state(m.RequestID)
+	return nil
+}
+
+// advance checks m against its request's state st and records it.
+func (s *tokenSeq) advance(st *tokenState, row int, m *TokenMetric) error {
 	if m.TokenIndex != int64(st.count) {
 		return rowErr(s.file, row, "token_index", "%d for request %d (expected %d: indexes run 0,1,2,... per request in file order)",
 			m.TokenIndex, m.RequestID, st.count)
@@ -156,18 +178,56 @@ func ScanTokenMetrics(path string, fn func(TokenMetric) error) error {
 }
 
 func scanTokens(path string, fn func(TokenMetric) error) (*tokenSeq, error) {
+	var each func(TokenColumns) error
+	if fn != nil {
+		each = func(c TokenColumns) error {
+			for i, id := range c.RequestID {
+				if err := fn(TokenMetric{id, c.TokenIndex[i], c.TokenTimeNs[i], c.TokenLatencyNs[i]}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	return scanTokenColumns(path, each)
+}
+
+// TokenColumns is a block of token rows, column by column: row i of the
+// block is RequestID[i], TokenIndex[i], TokenTimeNs[i], TokenLatencyNs[i].
+type TokenColumns struct {
+	RequestID, TokenIndex, TokenTimeNs, TokenLatencyNs []int64
+}
+
+// ScanTokenColumns is ScanTokenMetrics a block of rows at a time (the
+// block's slices are reused between calls): every row is checked the same
+// way, and a reader of a table of hundreds of millions of rows spends no
+// call per row. Requests, when known (the request file's largest id + 1),
+// sizes the per-request check state at once.
+func ScanTokenColumns(path string, requests int, fn func(TokenColumns) error) error {
+	_, err := scanTokenColumnsN(path, requests, fn)
+	return err
+}
+
+func scanTokenColumns(path string, fn func(TokenColumns) error) (*tokenSeq, error) {
+	return scanTokenColumnsN(path, 0, fn)
+}
+
+func scanTokenColumnsN(path string, requests int, fn func(TokenColumns) error) (*tokenSeq, error) {
 	p, pq, err := TablePath(path)
 	if err != nil {
 		return nil, err
 	}
 	seq := newTokenSeq(p)
-	err = scanStored(p, pq, TokenMetricsColumns, func(row int, v []int64) error {
-		m := TokenMetric{RequestID: v[0], TokenIndex: v[1], TokenTimeNs: v[2], TokenLatencyNs: v[3]}
-		if err := seq.add(row, m); err != nil {
-			return err
+	seq.reserve(requests)
+	err = scanColumns(p, pq, TokenMetricsColumns, func(first int, d [][]int64) error {
+		c := TokenColumns{d[0], d[1], d[2], d[3]}
+		for i, id := range c.RequestID {
+			if err := seq.add(first+i, TokenMetric{id, c.TokenIndex[i], c.TokenTimeNs[i], c.TokenLatencyNs[i]}); err != nil {
+				return err
+			}
 		}
 		if fn != nil {
-			return fn(m)
+			return fn(c)
 		}
 		return nil
 	})

@@ -21,6 +21,16 @@ type Sink interface {
 	Step(step, startNs, endNs int64, s sched.Shape) error
 }
 
+// TokenBatchSink is a Sink that also takes an iteration's tokens at once
+// (all at the iteration's end time, in emission order); the engine hands
+// them over that way when the sink offers it, instead of a call per token.
+// TokenBuffer gives the slice to append them to (room for n, at most one
+// per request of the iteration), so a sink can have them written in place.
+type TokenBatchSink interface {
+	TokenBuffer(n int) []schema.TokenMetric
+	Tokens(toks []schema.TokenMetric) error
+}
+
 // Options tune a run.
 type Options struct {
 	// OnBatch, when set, sees every iteration as it starts (tests use it to
@@ -83,6 +93,8 @@ func Run(reqs []schema.Request, s sched.Scheduler, p predict.Predictor, sink Sin
 		done            int
 		emitErr         error
 	)
+	batchSink, batched := sink.(TokenBatchSink)
+	var stepToks []schema.TokenMetric
 	emit := func(r *sched.Request, idx, prev int64) {
 		if emitErr != nil {
 			return
@@ -92,6 +104,10 @@ func Run(reqs []schema.Request, s sched.Scheduler, p predict.Predictor, sink Sin
 			lat = q.Now() - prev
 		}
 		res.TokensOut++
+		if batched {
+			stepToks = append(stepToks, schema.TokenMetric{RequestID: r.ID, TokenIndex: idx, TokenTimeNs: q.Now(), TokenLatencyNs: lat})
+			return
+		}
 		emitErr = sink.Token(r, idx, q.Now(), lat)
 	}
 	var polls int
@@ -129,9 +145,18 @@ func Run(reqs []schema.Request, s sched.Scheduler, p predict.Predictor, sink Sin
 		case event.BatchEnd:
 			running = false
 			res.BusyNs += now - batchStart
+			if batched {
+				stepToks = batchSink.TokenBuffer(len(batch.Entries))
+			}
 			batch.Apply(now, emit)
 			if emitErr != nil {
 				return res, emitErr
+			}
+			if len(stepToks) > 0 {
+				if err := batchSink.Tokens(stepToks); err != nil {
+					return res, err
+				}
+				stepToks = nil
 			}
 			if err := sink.Step(res.Steps, batchStart, now, batch.Shape()); err != nil {
 				return res, err

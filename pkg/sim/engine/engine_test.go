@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -301,4 +302,52 @@ func csvForm(path string) ([]byte, error) {
 	}
 	err = w.Flush()
 	return b.Bytes(), err
+}
+
+// rowSink records every token as the engine hands it over one call at a
+// time (it is no TokenBatchSink).
+type rowSink struct{ toks []schema.TokenMetric }
+
+func (s *rowSink) Token(r *sched.Request, idx, t, lat int64) error {
+	s.toks = append(s.toks, schema.TokenMetric{RequestID: r.ID, TokenIndex: idx, TokenTimeNs: t, TokenLatencyNs: lat})
+	return nil
+}
+func (s *rowSink) Request(*sched.Request) error                { return nil }
+func (s *rowSink) Step(int64, int64, int64, sched.Shape) error { return nil }
+
+// A sink that takes a step's tokens at once (the folder sink) gets the same
+// token rows, in the same order, as one that takes them one by one.
+func TestTokenBatchesMatchTokenCalls(t *testing.T) {
+	reqs := synth(24, 4, 300, 40, 11)
+	for _, pc := range policyCases(256) {
+		t.Run(pc.name, func(t *testing.T) {
+			run := func(sink Sink) {
+				s, err := sched.New(pc.name, pc.cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := Run(reqs, s, testModel(), sink, Options{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var one rowSink
+			run(&one)
+			dir := t.TempDir()
+			folder, err := NewFolderSink(dir, true, len(reqs))
+			if err != nil {
+				t.Fatal(err)
+			}
+			run(folder)
+			if err := folder.Close(); err != nil {
+				t.Fatal(err)
+			}
+			got, err := schema.ReadTokenMetrics(filepath.Join(dir, schema.TokenMetricsFile))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(one.toks) == 0 || !slices.Equal(got, one.toks) {
+				t.Fatalf("the folder sink wrote %d token rows, the engine emitted %d one by one (or they differ)", len(got), len(one.toks))
+			}
+		})
+	}
 }

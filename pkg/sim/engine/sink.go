@@ -30,6 +30,12 @@ func (s *FolderSink) Token(r *sched.Request, index, t, lat int64) error {
 	return s.w.Token(schema.TokenMetric{RequestID: r.ID, TokenIndex: index, TokenTimeNs: t, TokenLatencyNs: lat})
 }
 
+// TokenBuffer implements TokenBatchSink: the run writer's own buffer.
+func (s *FolderSink) TokenBuffer(n int) []schema.TokenMetric { return s.w.TokenBuffer(n) }
+
+// Tokens implements TokenBatchSink.
+func (s *FolderSink) Tokens(toks []schema.TokenMetric) error { return s.w.Tokens(toks) }
+
 func (s *FolderSink) Request(r *sched.Request) error {
 	return s.w.Request(schema.RequestMetric{RequestID: r.ID, ArrivalTimeNs: r.Arrival, FirstTokenTimeNs: r.FirstTokenNs,
 		TTFTNs: r.FirstTokenNs - r.Arrival, CompletionTimeNs: r.CompletionNs, NumPrefillTokens: r.Prompt,

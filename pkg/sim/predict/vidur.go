@@ -81,6 +81,41 @@ type VidurProfile struct {
 	device  string
 	model   string
 	gqa     bool
+	// memo keeps what depends on the batch's token count alone (the sum
+	// of the per-layer compute operations and the KV-cache save), which a
+	// long simulation asks for millions of times over a few thousand
+	// distinct counts. Only for pure interpolations: Vidur's tables count
+	// every lookup that misses.
+	memo *tokenMemo
+}
+
+// tokenMemo caches, by token count, values that are pure functions of it.
+// Counts past memoLimit are computed every time.
+type tokenMemo struct {
+	compute []memoVal // by the count rounded up to 8, divided by 8
+	kvSave  []memoVal // by the count
+}
+
+type memoVal struct {
+	v  float64
+	ok bool
+}
+
+const memoLimit = 1 << 16
+
+// cached returns (*tab)[i], filling it with f() the first time.
+func cached(tab *[]memoVal, i int64, f func() float64) float64 {
+	if i < 0 || i >= memoLimit {
+		return f()
+	}
+	if i >= int64(len(*tab)) {
+		*tab = append(*tab, make([]memoVal, int(i)+1-len(*tab))...)
+	}
+	e := &(*tab)[i]
+	if !e.ok {
+		e.v, e.ok = f(), true
+	}
+	return e.v
 }
 
 // NewVidurProfile builds the predictor from a profile read by
@@ -126,7 +161,7 @@ func NewVidurProfile(prof *profile.Profile, m VidurModel, o VidurOptions) (*Vidu
 		return newGrid2(as, bs, ys, nearest)
 	}
 	p := &VidurProfile{m: m, o: o, ops: map[string]fn1{}, device: prof.Device, model: prof.Model,
-		gqa: m.NumQHeads > m.NumKVHeads}
+		gqa: m.NumQHeads > m.NumKVHeads, memo: &tokenMemo{}}
 	var mlp []profile.MLPRow
 	for _, r := range prof.MLP {
 		if int64(r.NHead) == m.NumQHeads && int64(r.NKVHead) == m.NumKVHeads && int64(r.NEmbd) == m.Hidden &&
@@ -219,15 +254,17 @@ func (p *VidurProfile) StepMs(b *sched.Batch) float64 {
 			decKV += e.ProcessedBefore
 		}
 	}
-	rounded := float64((total + 7) / 8 * 8)
+	rounded := (total + 7) / 8 * 8
 	var block float64
-	for _, op := range computeOps {
-		if op == "post_attention_layernorm" && !p.m.PostAttnNorm {
-			continue
-		}
-		block += p.ops[op].at(rounded)
+	if p.memo != nil {
+		// The same additions in the same order as below: bit for bit the
+		// same sum.
+		block = cached(&p.memo.compute, rounded/8, func() float64 { return p.computeMs(float64(rounded)) })
+		block += cached(&p.memo.kvSave, total, func() float64 { return p.kvSave.at(float64(total)) })
+	} else {
+		block = p.computeMs(float64(rounded))
+		block += p.kvSave.at(float64(total))
 	}
-	block += p.kvSave.at(float64(total))
 	if decN > 0 {
 		avg := roundUp(decKV/decN, g)
 		t := p.decode.at(float64(decN), float64(avg))
@@ -252,6 +289,19 @@ func (p *VidurProfile) StepMs(b *sched.Batch) float64 {
 		}
 	}
 	return ms
+}
+
+// computeMs is the sum of the per-layer compute operations at a rounded
+// token count.
+func (p *VidurProfile) computeMs(rounded float64) float64 {
+	var block float64
+	for _, op := range computeOps {
+		if op == "post_attention_layernorm" && !p.m.PostAttnNorm {
+			continue
+		}
+		block += p.ops[op].at(rounded)
+	}
+	return block
 }
 
 func (p *VidurProfile) StepNs(b *sched.Batch) int64 {
