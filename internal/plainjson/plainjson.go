@@ -24,6 +24,14 @@ func Marshal(v any) (b []byte, ok bool) {
 // Append writes v as json.Marshal would, reporting false (with buf in any
 // state) if v holds a value that is not plain.
 func Append(buf *bytes.Buffer, v any) bool {
+	return AppendFloats(buf, v, marshalFloat)
+}
+
+// AppendFloats is Append with every float64 written by float, which
+// reports false for a float it cannot write: the store's keys write
+// integral floats as integers (YAML's 4 and 4.0 are one key) and share
+// the rest of the encoding.
+func AppendFloats(buf *bytes.Buffer, v any, float func(float64) (string, bool)) bool {
 	switch x := v.(type) {
 	case nil:
 		buf.WriteString("null")
@@ -36,20 +44,18 @@ func Append(buf *bytes.Buffer, v any) bool {
 	case int64:
 		buf.WriteString(strconv.FormatInt(x, 10))
 	case float64:
-		// encoding/json's float format has its own rules (exponent
-		// thresholds, e-07 written e-7): ask it.
-		b, err := json.Marshal(x)
-		if err != nil {
+		s, ok := float(x)
+		if !ok {
 			return false
 		}
-		buf.Write(b)
+		buf.WriteString(s)
 	case []any:
 		buf.WriteByte('[')
 		for i, e := range x {
 			if i > 0 {
 				buf.WriteByte(',')
 			}
-			if !Append(buf, e) {
+			if !AppendFloats(buf, e, float) {
 				return false
 			}
 		}
@@ -67,7 +73,7 @@ func Append(buf *bytes.Buffer, v any) bool {
 			}
 			String(buf, k)
 			buf.WriteByte(':')
-			if !Append(buf, x[k]) {
+			if !AppendFloats(buf, x[k], float) {
 				return false
 			}
 		}
@@ -76,6 +82,16 @@ func Append(buf *bytes.Buffer, v any) bool {
 		return false
 	}
 	return true
+}
+
+// marshalFloat is encoding/json's float format, which has its own rules
+// (exponent thresholds, e-07 written e-7): ask it.
+func marshalFloat(f float64) (string, bool) {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return "", false
+	}
+	return string(b), true
 }
 
 // String writes s quoted as encoding/json does (HTML-safe escapes

@@ -186,56 +186,7 @@ func writeCanonical(buf *bytes.Buffer, v any) error {
 // writeDirect writes v canonically if it is made only of the plain types
 // YAML decoding yields; it reports false (with buf in any state) otherwise.
 func writeDirect(buf *bytes.Buffer, v any) bool {
-	switch x := v.(type) {
-	case nil:
-		buf.WriteString("null")
-	case bool:
-		buf.WriteString(strconv.FormatBool(x))
-	case string:
-		plainjson.String(buf, x)
-	case int:
-		buf.WriteString(strconv.Itoa(x))
-	case int64:
-		buf.WriteString(strconv.FormatInt(x, 10))
-	case float64:
-		s, ok := canonicalFloat(x)
-		if !ok {
-			return false
-		}
-		buf.WriteString(s)
-	case []any:
-		buf.WriteByte('[')
-		for i, e := range x {
-			if i > 0 {
-				buf.WriteByte(',')
-			}
-			if !writeDirect(buf, e) {
-				return false
-			}
-		}
-		buf.WriteByte(']')
-	case map[string]any:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		buf.WriteByte('{')
-		for i, k := range keys {
-			if i > 0 {
-				buf.WriteByte(',')
-			}
-			plainjson.String(buf, k)
-			buf.WriteByte(':')
-			if !writeDirect(buf, x[k]) {
-				return false
-			}
-		}
-		buf.WriteByte('}')
-	default:
-		return false
-	}
-	return true
+	return plainjson.AppendFloats(buf, v, canonicalFloat)
 }
 
 // canonicalFloat is canonicalNumber for a float64 as encoding/json would
