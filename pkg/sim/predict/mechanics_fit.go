@@ -362,43 +362,14 @@ func huberLS(X [][]float64, y []float64, cols []int) ([]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := len(X)
-	w := make([]float64, n)
-	res := make([]float64, n)
-	abs := make([]float64, n)
-	for it := 0; it < 20; it++ {
-		for i := range X {
-			var p float64
-			for _, j := range cols {
-				p += coef[j] * X[i][j]
-			}
-			res[i] = (y[i] - p) / math.Max(math.Abs(p), 1)
-			abs[i] = math.Abs(res[i])
+	resid := func(i int, coef []float64) float64 {
+		var p float64
+		for _, j := range cols {
+			p += coef[j] * X[i][j]
 		}
-		sort.Float64s(abs)
-		scale := 1.4826 * quantile(abs, 0.5)
-		if scale <= 0 {
-			return coef, nil
-		}
-		for i := range w {
-			w[i] = 1
-			if a := math.Abs(res[i]); a > huberK*scale {
-				w[i] = huberK * scale / a
-			}
-		}
-		next, err := weightedLS(X, y, cols, w)
-		if err != nil {
-			return nil, err
-		}
-		var change, size float64
-		for j := range next {
-			change += math.Abs(next[j] - coef[j])
-			size += math.Abs(coef[j])
-		}
-		coef = next
-		if change <= 1e-6*size {
-			break
-		}
+		return (y[i] - p) / math.Max(math.Abs(p), 1)
 	}
-	return coef, nil
+	return huberReweight(len(X), coef, resid, func(w []float64) ([]float64, error) {
+		return weightedLS(X, y, cols, w)
+	})
 }

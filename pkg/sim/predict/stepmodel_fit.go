@@ -352,19 +352,33 @@ func solveHuber(set []sample, features []string, used []int, pad Padding) ([]flo
 	if err != nil {
 		return nil, err
 	}
-	w := make([]float64, len(set))
-	res := make([]float64, len(set))
-	abs := make([]float64, len(set))
+	resid := func(i int, coef []float64) float64 {
+		var p float64
+		for _, j := range used {
+			p += coef[j] * pad.featureValue(features[j], set[i].shape)
+		}
+		// Relative residuals: a step's noise grows with its length
+		// (prefill steps vary by tens of percent, decode steps by a
+		// few), so absolute residuals would down-weight every prefill.
+		return (float64(set[i].dur) - p) / math.Max(p, 1)
+	}
+	return huberReweight(len(set), coef, resid, func(w []float64) ([]float64, error) {
+		return solveWeighted(set, features, used, pad, w)
+	})
+}
+
+// huberReweight is the iteration of a Huber M-estimate from the
+// least-squares coef: resid gives observation i's relative residual under
+// coef, solve the weighted least-squares fit for weights w; the residual
+// scale is the normalised median absolute residual. At most 20 rounds,
+// fewer once the coefficients move by less than a millionth.
+func huberReweight(n int, coef []float64, resid func(i int, coef []float64) float64, solve func(w []float64) ([]float64, error)) ([]float64, error) {
+	w := make([]float64, n)
+	res := make([]float64, n)
+	abs := make([]float64, n)
 	for it := 0; it < 20; it++ {
-		for i, sm := range set {
-			var p float64
-			for _, j := range used {
-				p += coef[j] * pad.featureValue(features[j], sm.shape)
-			}
-			// Relative residuals: a step's noise grows with its length
-			// (prefill steps vary by tens of percent, decode steps by a
-			// few), so absolute residuals would down-weight every prefill.
-			res[i] = (float64(sm.dur) - p) / math.Max(p, 1)
+		for i := range res {
+			res[i] = resid(i, coef)
 			abs[i] = math.Abs(res[i])
 		}
 		sort.Float64s(abs)
@@ -372,13 +386,13 @@ func solveHuber(set []sample, features []string, used []int, pad Padding) ([]flo
 		if scale <= 0 {
 			return coef, nil
 		}
-		for i := range set {
+		for i := range w {
 			w[i] = 1
 			if a := math.Abs(res[i]); a > huberK*scale {
 				w[i] = huberK * scale / a
 			}
 		}
-		next, err := solveWeighted(set, features, used, pad, w)
+		next, err := solve(w)
 		if err != nil {
 			return nil, err
 		}
