@@ -3,9 +3,15 @@ package profile
 import (
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
+
+	"github.com/gsim-dev/gsim/internal/fuzzdir"
 )
+
+// fuzzDir is one folder per fuzzing process, reused by every input.
+var fuzzDir = fuzzdir.New("gsim-fuzz-profile-")
+
+func TestMain(m *testing.M) { fuzzdir.Main(m, fuzzDir) }
 
 // FuzzRead: a profile folder with one of its files replaced by arbitrary
 // bytes reads as a profile or fails with errors naming the file; it never
@@ -23,15 +29,8 @@ func FuzzRead(f *testing.F) {
 		orig[name] = b
 		f.Add(uint8(i), head(b, 6))
 	}
-	root := sync.OnceValue(func() string {
-		d, err := os.MkdirTemp("", "gsim-fuzz-profile-")
-		if err != nil {
-			panic(err)
-		}
-		return d
-	})
 	f.Fuzz(func(t *testing.T, which uint8, data []byte) {
-		dir := root()
+		dir := fuzzDir.Path(t)
 		for i, name := range files {
 			b := orig[name]
 			if int(which)%len(files) == i {

@@ -234,23 +234,34 @@ func WriteTimeline(w interface{ Write([]byte) (int, error) }, labels []string, r
 	if err != nil {
 		return err
 	}
-	var xs, ys []float64
-	hi := 0.0
-	if len(rows) > 0 {
-		for _, t := range rows[0] {
-			xs, ys = append(xs, mid(t)), append(ys, t.RateRPS)
-			hi = max(hi, t.RateRPS)
-		}
-	}
-	ra := newAxis(0, max(hi, 1e-9), true)
-	rate := chart.ContinuousSeries{Name: "arrival rate", XValues: xs, YValues: ys,
-		Style: chart.Style{StrokeColor: drawing.Color{R: 90, G: 90, B: 90, A: 255}, StrokeWidth: 1.5,
-			FillColor: drawing.Color{R: 200, G: 200, B: 200, A: 160}}}
+	rate, ra := rateSeries(rows, mid)
 	rp, err := renderPanel("Arrival rate", xName, xa, "requests / s", ra, []chart.Series{rate}, 230)
 	if err != nil {
 		return err
 	}
 	return stackPNG(w, ttft, tpot, rp)
+}
+
+// rateSeries is the arrival rate per window of the reference run (rows[0]),
+// placed on its axis: linear axes place values by tick index (axis.pos),
+// so raw rates would be drawn off the panel's scale.
+func rateSeries(rows [][]TimelineRow, mid func(TimelineRow) float64) (chart.ContinuousSeries, axis) {
+	var xs, rates []float64
+	hi := 0.0
+	if len(rows) > 0 {
+		for _, t := range rows[0] {
+			xs, rates = append(xs, mid(t)), append(rates, t.RateRPS)
+			hi = max(hi, t.RateRPS)
+		}
+	}
+	ra := newAxis(0, max(hi, 1e-9), true)
+	ys := make([]float64, len(rates))
+	for i, r := range rates {
+		ys[i] = ra.pos(r)
+	}
+	return chart.ContinuousSeries{Name: "arrival rate", XValues: xs, YValues: ys,
+		Style: chart.Style{StrokeColor: drawing.Color{R: 90, G: 90, B: 90, A: 255}, StrokeWidth: 1.5,
+			FillColor: drawing.Color{R: 200, G: 200, B: 200, A: 160}}}, ra
 }
 
 func renderPanel(title, xName string, xa axis, yName string, ya axis, series []chart.Series, height int) ([]byte, error) {

@@ -76,3 +76,27 @@ func sortPts(p []analysis.TimePoint) {
 		}
 	}
 }
+
+// The rate panel's values must be placed on its axis (linear axes place by
+// tick index): raw rates above the first ticks were drawn off the panel.
+func TestTimelineRateOnItsAxis(t *testing.T) {
+	var rows []TimelineRow
+	for i, r := range []float64{0, 3, 47.5, 12, 0.25} {
+		rows = append(rows, TimelineRow{StartNs: int64(i) * 30e9, EndNs: int64(i+1) * 30e9, RateRPS: r})
+	}
+	s, ra := rateSeries([][]TimelineRow{rows}, func(r TimelineRow) float64 { return float64(r.StartNs) })
+	top := 0.0
+	for i, y := range s.YValues {
+		if y < ra.lo || y > ra.hi {
+			t.Errorf("window %d: rate %g at %g, outside the axis [%g, %g]", i, rows[i].RateRPS, y, ra.lo, ra.hi)
+		}
+		top = max(top, y)
+	}
+	// The highest rate reaches into the top tick interval of the axis.
+	if last := ra.ticks[len(ra.ticks)-1].Value; top <= last-1 {
+		t.Errorf("highest rate at %g, top tick at %g: the axis is too tall", top, last)
+	}
+	if ra.ticks[len(ra.ticks)-1].Label != "50" {
+		t.Errorf("top tick %q, want 50 for a rate of 47.5", ra.ticks[len(ra.ticks)-1].Label)
+	}
+}

@@ -8,8 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/gsim-dev/gsim/internal/fuzzdir"
 )
 
 // Fuzz targets of the canonical artifact readers (run folders, workload
@@ -46,17 +47,13 @@ func head(t testing.TB, path string, n int) []byte {
 
 // fuzzDir is one folder per fuzzing process, reused by every input: a
 // fresh temporary folder per input would cost more than the read.
-var fuzzDir = sync.OnceValue(func() string {
-	d, err := os.MkdirTemp("", "gsim-fuzz-schema-")
-	if err != nil {
-		panic(err)
-	}
-	return d
-})
+var fuzzDir = fuzzdir.New("gsim-fuzz-schema-")
+
+func TestMain(m *testing.M) { fuzzdir.Main(m, fuzzDir) }
 
 // fuzzFile writes data as name in the fuzzing folder and returns its path.
 func fuzzFile(t *testing.T, name string, data []byte) string {
-	p := filepath.Join(fuzzDir(), name)
+	p := filepath.Join(fuzzDir.Path(t), name)
 	if err := os.WriteFile(p, data, 0o644); err != nil {
 		t.Fatal(err)
 	}

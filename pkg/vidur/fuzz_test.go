@@ -6,9 +6,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 
+	"github.com/gsim-dev/gsim/internal/fuzzdir"
 	"github.com/gsim-dev/gsim/pkg/schema"
 )
 
@@ -18,16 +18,12 @@ import (
 
 const recorded = "../../testdata/vidur/qwen3-h100-vllm-300"
 
-var fuzzDir = sync.OnceValue(func() string {
-	d, err := os.MkdirTemp("", "gsim-fuzz-vidur-")
-	if err != nil {
-		panic(err)
-	}
-	return d
-})
+var fuzzDir = fuzzdir.New("gsim-fuzz-vidur-")
+
+func TestMain(m *testing.M) { fuzzdir.Main(m, fuzzDir) }
 
 func fuzzWrite(t *testing.T, name string, data []byte) string {
-	p := filepath.Join(fuzzDir(), name)
+	p := filepath.Join(fuzzDir.Path(t), name)
 	if err := os.WriteFile(p, data, 0o644); err != nil {
 		t.Fatal(err)
 	}

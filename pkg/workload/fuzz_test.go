@@ -3,24 +3,21 @@ package workload
 import (
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
+
+	"github.com/gsim-dev/gsim/internal/fuzzdir"
 )
 
 // Fuzz targets of the files a workload stage reads (empirical length tables
 // and arrival traces): whatever the bytes, a table or an error, never a
 // panic or a hang.
 
-var fuzzDir = sync.OnceValue(func() string {
-	d, err := os.MkdirTemp("", "gsim-fuzz-workload-")
-	if err != nil {
-		panic(err)
-	}
-	return d
-})
+var fuzzDir = fuzzdir.New("gsim-fuzz-workload-")
+
+func TestMain(m *testing.M) { fuzzdir.Main(m, fuzzDir) }
 
 func fuzzWrite(t *testing.T, name string, data []byte) string {
-	p := filepath.Join(fuzzDir(), name)
+	p := filepath.Join(fuzzDir.Path(t), name)
 	if err := os.WriteFile(p, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
