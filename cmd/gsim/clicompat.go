@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"errors"
-	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v3"
@@ -90,24 +90,24 @@ func keepLocal(f cli.Flag) {
 	}
 }
 
-var (
-	badValueRE = regexp.MustCompile(`^invalid value (".*") for flag -(\S+): `)
-	noValueRE  = regexp.MustCompile(`^flag needs an argument: -+`)
-)
-
 // v2Error words a flag-parsing error as v2 (Go's flag package) did:
 // "invalid value "abc" for flag -j: parse error", "invalid boolean value
 // "x" for -dry-run: parse error", "flag needs an argument: -store".
 func v2Error(c *cli.Command, err error) error {
 	msg := err.Error()
-	if m := badValueRE.FindStringSubmatch(msg); m != nil {
-		if isBool(c, m[2]) {
-			return errors.New("invalid boolean value " + m[1] + " for -" + m[2] + ": parse error")
+	if rest, ok := strings.CutPrefix(msg, "invalid value "); ok {
+		if val, err := strconv.QuotedPrefix(rest); err == nil {
+			if name, ok := strings.CutPrefix(rest[len(val):], " for flag -"); ok {
+				name, _, _ = strings.Cut(name, ":")
+				if isBool(c, name) {
+					return errors.New("invalid boolean value " + val + " for -" + name + ": parse error")
+				}
+				return errors.New("invalid value " + val + " for flag -" + name + ": parse error")
+			}
 		}
-		return errors.New("invalid value " + m[1] + " for flag -" + m[2] + ": parse error")
 	}
-	if loc := noValueRE.FindStringIndex(msg); loc != nil {
-		return errors.New("flag needs an argument: -" + msg[loc[1]:])
+	if name, ok := strings.CutPrefix(msg, "flag needs an argument: "); ok {
+		return errors.New("flag needs an argument: -" + strings.TrimLeft(name, "-"))
 	}
 	return err
 }
