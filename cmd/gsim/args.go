@@ -3,13 +3,16 @@ package main
 import (
 	"strings"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 )
 
 // permuteArgs moves flags given after the positional arguments of a
-// (sub)command in front of them, so `gsim run exp.yaml --force all` works:
-// urfave/cli stops parsing flags at the first positional argument.
-func permuteArgs(app *cli.App, args []string) []string {
+// (sub)command in front of them, so `gsim run exp.yaml --force all` works.
+// urfave/cli v2 stopped parsing flags at the first positional argument;
+// v3 reads later flags too, but with its own rules at the edges (it stops
+// at an argument such as -1 and hands everything after a word that names a
+// subcommand to it), so gsim keeps this one rule of its own.
+func permuteArgs(app *cli.Command, args []string) []string {
 	if len(args) < 2 {
 		return args
 	}
@@ -24,7 +27,7 @@ func permuteArgs(app *cli.App, args []string) []string {
 			break
 		}
 		out = append(out, args[i])
-		cmd, cmds = c, c.Subcommands
+		cmd, cmds = c, c.Commands
 		i++
 	}
 	if cmd == nil {

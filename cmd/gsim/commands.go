@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -9,7 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/gsim-dev/gsim/pkg/dag"
 	"github.com/gsim-dev/gsim/pkg/executor"
@@ -21,12 +22,12 @@ import (
 	"github.com/gsim-dev/gsim/pkg/store"
 )
 
-func oneArg(c *cli.Context, what string) (string, error) {
+func oneArg(c *cli.Command, what string) (string, error) {
 	if c.NArg() != 1 {
-		return "", usageError{fmt.Errorf("%s: want exactly one %s argument, got %d (see gsim %s --help)", c.Command.Name, what, c.NArg(), c.Command.Name)}
+		return "", usageError{fmt.Errorf("%s: want exactly one %s argument, got %d (see gsim %s --help)", c.Name, what, c.NArg(), c.Name)}
 	}
 	arg := c.Args().First()
-	if err := checkFileArg(c.Command.Name, what, arg); err != nil {
+	if err := checkFileArg(c.Name, what, arg); err != nil {
 		return "", usageError{err}
 	}
 	return arg, nil
@@ -58,7 +59,7 @@ func checkFileArg(cmd, what, arg string) error {
 	return nil
 }
 
-func options(c *cli.Context, reg *stage.Registry, st *store.Store) executor.Options {
+func options(reg *stage.Registry, st *store.Store) executor.Options {
 	self, _ := os.Executable()
 	return executor.Options{Store: st, Registry: reg, GsimVersion: version(), Gsim: self, SlotDir: executor.DefaultSlotDir()}
 }
@@ -75,7 +76,7 @@ type experimentRun struct {
 
 // loadExperiment reads the command's EXPERIMENT.yaml (with --set) and finds
 // the store, making nothing: run makes it once the request is checked.
-func loadExperiment(c *cli.Context) (*experimentRun, error) {
+func loadExperiment(c *cli.Command) (*experimentRun, error) {
 	path, err := oneArg(c, "EXPERIMENT.yaml")
 	if err != nil {
 		return nil, err
@@ -89,10 +90,10 @@ func loadExperiment(c *cli.Context) (*experimentRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &experimentRun{path: path, plan: p, opt: options(c, reg, st), loc: loc, cwd: cwd}, nil
+	return &experimentRun{path: path, plan: p, opt: options(reg, st), loc: loc, cwd: cwd}, nil
 }
 
-func runCmd(c *cli.Context) error {
+func runCmd(ctx context.Context, c *cli.Command) error {
 	mode, err := progress.ParseMode(c.String("progress"))
 	if err != nil {
 		return usageError{err}
@@ -119,7 +120,7 @@ func runCmd(c *cli.Context) error {
 	opt.Verify = c.Bool("verify")
 	opt.Subprocess = c.Bool("subprocess")
 	opt.SkipPreflight = c.Bool("no-preflight")
-	out := c.App.Writer
+	out := c.Root().Writer
 	if dry {
 		ds, err := executor.Explain(p, opt)
 		if err != nil {
@@ -158,7 +159,7 @@ func runCmd(c *cli.Context) error {
 		disp.Close()
 		return err
 	}
-	sum, err := prep.Run(c.Context, opt)
+	sum, err := prep.Run(ctx, opt)
 	said := done()
 	disp.Close()
 	if said != "" {
@@ -171,7 +172,7 @@ func runCmd(c *cli.Context) error {
 	return err
 }
 
-func statusCmd(c *cli.Context) error {
+func statusCmd(ctx context.Context, c *cli.Command) error {
 	x, err := loadExperiment(c)
 	if err != nil {
 		return err
@@ -183,9 +184,9 @@ func statusCmd(c *cli.Context) error {
 		return err
 	}
 	printStore(c, x.loc, x.cwd, false)
-	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+	tw := tabwriter.NewWriter(c.Root().Writer, 0, 0, 2, ' ', 0)
 	corrupt := 0
-	jobs := jobNotes(c.Context, opt.Store, ds)
+	jobs := jobNotes(ctx, opt.Store, ds)
 	for _, d := range ds {
 		line := d.StatusLine()
 		if j := jobs[d.ID]; j != "" {
@@ -205,7 +206,7 @@ func statusCmd(c *cli.Context) error {
 	return nil
 }
 
-func dagCmd(c *cli.Context) error {
+func dagCmd(_ context.Context, c *cli.Command) error {
 	path, err := oneArg(c, "EXPERIMENT.yaml")
 	if err != nil {
 		return err
@@ -216,13 +217,13 @@ func dagCmd(c *cli.Context) error {
 	}
 	switch f := c.String("format"); f {
 	case "text", "dot", "mermaid":
-		return dag.Render(p, f, c.App.Writer)
+		return dag.Render(p, f, c.Root().Writer)
 	default:
 		return usageError{fmt.Errorf("dag --format %s: want text, dot or mermaid", f)}
 	}
 }
 
-func validateCmd(c *cli.Context) error {
+func validateCmd(_ context.Context, c *cli.Command) error {
 	path, err := oneArg(c, "EXPERIMENT.yaml")
 	if err != nil {
 		return err
@@ -234,11 +235,11 @@ func validateCmd(c *cli.Context) error {
 	if _, err := dag.Build(p); err != nil {
 		return usageError{err}
 	}
-	fmt.Fprintf(c.App.Writer, "%s: ok (experiment %s, %d stage instances)\n", path, p.Name, len(p.Instances))
+	fmt.Fprintf(c.Root().Writer, "%s: ok (experiment %s, %d stage instances)\n", path, p.Name, len(p.Instances))
 	return nil
 }
 
-func cleanCmd(c *cli.Context) error {
+func cleanCmd(_ context.Context, c *cli.Command) error {
 	if c.NArg() != 0 {
 		return usageError{errors.New("clean takes no arguments; it cleans the whole store (--store)")}
 	}
@@ -253,7 +254,7 @@ func cleanCmd(c *cli.Context) error {
 			return usageError{err}
 		}
 		// Nothing to clean, and clean must not make a store to find that out.
-		fmt.Fprintf(c.App.Writer, "no gsim store at %s (%s); nothing to clean\n", loc.Root, loc.Source)
+		fmt.Fprintf(c.Root().Writer, "no gsim store at %s (%s); nothing to clean\n", loc.Root, loc.Source)
 		return nil
 	}
 	st, err := store.OpenExisting(loc.Root)
@@ -263,7 +264,7 @@ func cleanCmd(c *cli.Context) error {
 	dry := c.Bool("dry-run")
 	if !dry {
 		if n := executor.EndOrphans(st, true); n > 0 {
-			fmt.Fprintf(c.App.Writer, "ended %d process(es) left running by killed gsim runs\n", n)
+			fmt.Fprintf(c.Root().Writer, "ended %d process(es) left running by killed gsim runs\n", n)
 		}
 	}
 	rep, err := st.Clean(dry)
@@ -276,25 +277,25 @@ func cleanCmd(c *cli.Context) error {
 	}
 	for _, it := range rep.Items {
 		rel, _ := filepath.Rel(st.Root, it.Path)
-		fmt.Fprintf(c.App.Writer, "%s %s (%s, %s)\n", verb, rel, it.Why, bytes(it.Bytes))
+		fmt.Fprintf(c.Root().Writer, "%s %s (%s, %s)\n", verb, rel, it.Why, bytes(it.Bytes))
 	}
-	fmt.Fprintf(c.App.Writer, "%s %d items, %s\n", verb, len(rep.Items), bytes(rep.Bytes))
+	fmt.Fprintf(c.Root().Writer, "%s %d items, %s\n", verb, len(rep.Items), bytes(rep.Bytes))
 	for _, l := range rep.Links {
-		fmt.Fprintf(c.App.Writer, "kept %s: it is a symbolic link, and clean never follows a link out of the store\n", l)
+		fmt.Fprintf(c.Root().Writer, "kept %s: it is a symbolic link, and clean never follows a link out of the store\n", l)
 	}
 	if rep.InUse {
-		fmt.Fprintln(c.App.Writer, "a gsim run is using this store: kept its objects, links and failed attempts; run gsim clean again after it ends")
+		fmt.Fprintln(c.Root().Writer, "a gsim run is using this store: kept its objects, links and failed attempts; run gsim clean again after it ends")
 	}
 	return nil
 }
 
-func stageExecCmd(c *cli.Context) error {
+func stageExecCmd(ctx context.Context, c *cli.Command) error {
 	spec, err := oneArg(c, "SPEC.json")
 	if err != nil {
 		return err
 	}
 	self, _ := os.Executable()
-	return executor.ExecSpec(c.Context, kinds.Registry(), spec, os.Stdout, self)
+	return executor.ExecSpec(ctx, kinds.Registry(), spec, os.Stdout, self)
 }
 
 func bytes(n int64) string {

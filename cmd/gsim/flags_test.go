@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -30,7 +31,7 @@ func TestCountFlagsRefused(t *testing.T) {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			app := newApp()
 			args := append([]string{"gsim", "run", "--store", store, exp}, tc.args...)
-			err := app.Run(permuteArgs(app, args))
+			err := app.Run(context.Background(), permuteArgs(app, args))
 			var ue usageError
 			if err == nil || !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("gsim %s: %v, want a usage error with %q", strings.Join(args[1:], " "), err, tc.want)
@@ -41,7 +42,7 @@ func TestCountFlagsRefused(t *testing.T) {
 		})
 	}
 	app := newApp()
-	if err := app.Run(permuteArgs(app, []string{"gsim", "run", "--store", store, exp, "-j", "1", "--gpus", "1"})); err != nil {
+	if err := app.Run(context.Background(), permuteArgs(app, []string{"gsim", "run", "--store", store, exp, "-j", "1", "--gpus", "1"})); err != nil {
 		t.Errorf("-j 1 --gpus 1: %v", err)
 	}
 }

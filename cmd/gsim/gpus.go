@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/gsim-dev/gsim/pkg/executor"
 	"github.com/gsim-dev/gsim/pkg/gpus"
@@ -27,7 +27,7 @@ func needsGPU(p *plan.Plan, reg *stage.Registry) bool {
 // counter slot when none is visible. GPUs are looked for only when the
 // plan has GPU stages; it returns the line that says which GPUs are used
 // ("" when there are none to tell).
-func gpuSlots(c *cli.Context, p *plan.Plan, opt *executor.Options) (string, error) {
+func gpuSlots(c *cli.Command, p *plan.Plan, opt *executor.Options) (string, error) {
 	var visible []gpus.Device
 	src := gpus.FromNone
 	need := needsGPU(p, opt.Registry)

@@ -1,23 +1,24 @@
 package main
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 )
 
 // commands lists every (sub)command path with its command.
-func commands(app *cli.App) map[string]*cli.Command {
+func commands(app *cli.Command) map[string]*cli.Command {
 	out := map[string]*cli.Command{}
 	var walk func(prefix string, cs []*cli.Command)
 	walk = func(prefix string, cs []*cli.Command) {
 		for _, c := range cs {
 			out[prefix+c.Name] = c
-			walk(prefix+c.Name+" ", c.Subcommands)
+			walk(prefix+c.Name+" ", c.Commands)
 		}
 	}
 	walk("", app.Commands)
@@ -31,7 +32,7 @@ func TestHelpShowsEachDefaultOnce(t *testing.T) {
 		var buf strings.Builder
 		app.Writer = &buf
 		args := append([]string{"gsim"}, strings.Fields(name)...)
-		if err := app.Run(append(args, "--help")); err != nil {
+		if err := app.Run(context.Background(), append(args, "--help")); err != nil {
 			t.Fatalf("gsim %s --help: %v", name, err)
 		}
 		for _, l := range strings.Split(buf.String(), "\n") {

@@ -10,7 +10,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/gsim-dev/gsim/pkg/executor"
 	"github.com/gsim-dev/gsim/pkg/experiment"
@@ -27,7 +27,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfiles := startProfiles()
 	app := newApp()
-	err := app.RunContext(ctx, permuteArgs(app, os.Args))
+	err := app.Run(ctx, permuteArgs(app, os.Args))
 	stop()
 	stopProfiles()
 	os.Exit(report(err))
@@ -59,9 +59,9 @@ func report(err error) int {
 	return exitFailure
 }
 
-func newApp() *cli.App {
-	onUsage := func(_ *cli.Context, err error, _ bool) error { return usageError{err} }
-	app := &cli.App{
+func newApp() *cli.Command {
+	onUsage := func(_ context.Context, c *cli.Command, err error, _ bool) error { return usageError{v2Error(c, err)} }
+	app := &cli.Command{
 		Name:  "gsim",
 		Usage: "measure how far LLM-serving simulators are from the real GPU",
 		Description: "gsim runs an experiment YAML as a graph of stages, reruns only what is out of date,\n" +
@@ -71,7 +71,7 @@ func newApp() *cli.App {
 		// --set values contain commas (matrix.rate=[1,2]); never split them.
 		DisableSliceFlagSeparator: true,
 		OnUsageError:              onUsage,
-		ExitErrHandler:            func(*cli.Context, error) {}, // main decides exit codes
+		ExitErrHandler:            func(context.Context, *cli.Command, error) {}, // main decides exit codes
 		Commands: []*cli.Command{
 			{
 				Name:      "run",
@@ -140,14 +140,17 @@ func newApp() *cli.App {
 				Action:       openCmd,
 			},
 			{
-				Name:   "version",
-				Usage:  "print gsim's version",
-				Action: func(c *cli.Context) error { fmt.Fprintln(c.App.Writer, "gsim", version()); return nil },
+				Name:  "version",
+				Usage: "print gsim's version",
+				Action: func(_ context.Context, c *cli.Command) error {
+					fmt.Fprintln(c.Root().Writer, "gsim", version())
+					return nil
+				},
 			},
 			{
 				Name:  "stage",
 				Usage: "stage plumbing for executors",
-				Subcommands: []*cli.Command{{
+				Commands: []*cli.Command{{
 					Name:         "exec",
 					Usage:        "run one stage from its spec.json into the spec's out_dir",
 					ArgsUsage:    "SPEC.json",
@@ -157,12 +160,13 @@ func newApp() *cli.App {
 			},
 		},
 	}
+	keepV2Behaviour(app)
 	return app
 }
 
 // boolFlag is a switch; its help shows no "(default: false)".
 func boolFlag(name, alias, usage string) *cli.BoolFlag {
-	f := &cli.BoolFlag{Name: name, Usage: usage, DisableDefaultText: true}
+	f := &cli.BoolFlag{Name: name, Usage: usage, HideDefault: true}
 	if alias != "" {
 		f.Aliases = []string{alias}
 	}

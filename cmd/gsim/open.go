@@ -1,13 +1,14 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"text/tabwriter"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/gsim-dev/gsim/pkg/executor"
 	"github.com/gsim-dev/gsim/pkg/experiment"
@@ -69,7 +70,7 @@ func shellWord(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-func openCmd(c *cli.Context) error {
+func openCmd(_ context.Context, c *cli.Command) error {
 	if c.NArg() > 2 {
 		return usageError{fmt.Errorf("open: want at most EXPERIMENT and REPORT, got %d arguments (see gsim open --help)", c.NArg())}
 	}
@@ -92,7 +93,7 @@ func openCmd(c *cli.Context) error {
 		return usageError{fmt.Errorf("open: experiment %s has no reports in %s yet; run it (gsim run EXPERIMENT.yaml)", name, loc.Root)}
 	}
 	stale := staleReports(p, st)
-	out := c.App.Writer
+	out := c.Root().Writer
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	for _, r := range rs {
 		note := ""
@@ -130,7 +131,7 @@ func openCmd(c *cli.Context) error {
 // openTarget is the experiment `gsim open` shows: the YAML file given (its
 // plan is returned too, to tell stale reports), an experiment name in the
 // store, or the store's only experiment.
-func openTarget(c *cli.Context, st *store.Store) (string, *plan.Plan, error) {
+func openTarget(c *cli.Command, st *store.Store) (string, *plan.Plan, error) {
 	exps, err := results.Experiments(st)
 	if err != nil {
 		return "", nil, err

@@ -6,7 +6,7 @@ import (
 	"runtime"
 	"strings"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/gsim-dev/gsim/pkg/executor"
 	"github.com/gsim-dev/gsim/pkg/plan"
@@ -19,7 +19,7 @@ import (
 // executorFlags choose where `gsim run` runs stages.
 func executorFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "executor", Value: "local", EnvVars: []string{"GSIM_EXECUTOR"},
+		&cli.StringFlag{Name: "executor", Value: "local", Sources: cli.EnvVars("GSIM_EXECUTOR"),
 			Usage: "local (this machine) or slurm (stages as Slurm jobs, see docs/cluster.md)"},
 		&cli.StringSliceFlag{Name: "slurm", Usage: "set executor.slurm.KEY=VALUE, e.g. --slurm partition=gpu --slurm time=2h (repeatable)"},
 	}
@@ -27,7 +27,7 @@ func executorFlags() []cli.Flag {
 
 // slurmSets turns --slurm KEY=VALUE into --set executor.slurm.KEY=VALUE, so
 // the values are checked (and errors placed) like the file's own.
-func slurmSets(c *cli.Context) []string {
+func slurmSets(c *cli.Command) []string {
 	var out []string
 	for _, s := range c.StringSlice("slurm") {
 		out = append(out, "executor.slurm."+s)
@@ -44,7 +44,7 @@ const slurmJobs = 100
 // machine's GPU slots and devices bound only the GPU stages kept here (the
 // launcher does that with localGPUs, their number); it returns what
 // replaces the "gpus:" line.
-func executorOptions(c *cli.Context, opt *executor.Options, gpuLine string) (line string, localGPUs int, err error) {
+func executorOptions(c *cli.Command, opt *executor.Options, gpuLine string) (line string, localGPUs int, err error) {
 	switch c.String("executor") {
 	case "local":
 		return gpuLine, 0, nil
@@ -68,7 +68,7 @@ func executorOptions(c *cli.Context, opt *executor.Options, gpuLine string) (lin
 // useExecutor checks the store's locks, which every guarantee between gsim
 // processes rests on, and starts the chosen executor. The returned
 // function ends it and says what it did ("" for nothing to say).
-func useExecutor(c *cli.Context, p *plan.Plan, opt *executor.Options, disp progress.Display, localGPUs int) (func() string, error) {
+func useExecutor(c *cli.Command, p *plan.Plan, opt *executor.Options, disp progress.Display, localGPUs int) (func() string, error) {
 	if err := opt.Store.CheckLocks(); err != nil {
 		return nil, err
 	}
@@ -143,7 +143,7 @@ func jobNotes(ctx context.Context, st *store.Store, ds []executor.Decision) map[
 
 // placement says, for a dry run with --executor slurm, where each instance
 // would run and what its job would ask for.
-func placement(c *cli.Context, p *plan.Plan, reg *stage.Registry) map[string]string {
+func placement(c *cli.Command, p *plan.Plan, reg *stage.Registry) map[string]string {
 	if c.String("executor") != "slurm" {
 		return nil
 	}

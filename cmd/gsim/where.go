@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/urfave/cli/v2"
+	"github.com/urfave/cli/v3"
 
 	"github.com/gsim-dev/gsim/pkg/store"
 )
@@ -18,7 +18,7 @@ func storeFlag() cli.Flag {
 }
 
 // locateStore finds the command's store and says how; it creates nothing.
-func locateStore(c *cli.Context) (store.Location, string, error) {
+func locateStore(c *cli.Command) (store.Location, string, error) {
 	cwd, err := os.Getwd()
 	if err != nil {
 		return store.Location{}, "", err
@@ -33,7 +33,7 @@ func locateStore(c *cli.Context) (store.Location, string, error) {
 // openStore returns the command's store as it is, making nothing, so a
 // dry run or a status in the wrong folder leaves no trace (a missing store
 // reads as empty).
-func openStore(c *cli.Context) (*store.Store, store.Location, string, error) {
+func openStore(c *cli.Command) (*store.Store, store.Location, string, error) {
 	loc, cwd, err := locateStore(c)
 	if err != nil {
 		return nil, loc, cwd, err
@@ -43,6 +43,6 @@ func openStore(c *cli.Context) (*store.Store, store.Location, string, error) {
 }
 
 // printStore is the line run, status and the dry run start with.
-func printStore(c *cli.Context, loc store.Location, cwd string, making bool) {
-	fmt.Fprintf(c.App.Writer, "store: %s\n", loc.Describe(cwd, making))
+func printStore(c *cli.Command, loc store.Location, cwd string, making bool) {
+	fmt.Fprintf(c.Root().Writer, "store: %s\n", loc.Describe(cwd, making))
 }
