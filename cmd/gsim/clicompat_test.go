@@ -48,7 +48,14 @@ func TestCLIAsBefore(t *testing.T) {
 		{name: "help alias", args: []string{"status", "h"}, out: []string{"NAME:\n   gsim status - "}},
 		{name: "help topic", args: []string{"stage", "help", "exec"}, out: []string{"NAME:\n   gsim stage exec - "}},
 		{name: "no help topic", args: []string{"run", "help", "nosuch"}, err: "No help topic for 'nosuch'", exit: 3, noUsage: true},
-		{name: "unknown command", args: []string{"runn", "x.yaml"}, err: "No help topic for 'runn'", exit: 3, noUsage: true},
+		// An unknown command is a usage error with the closest command
+		// (v2 said "No help topic for 'runn'" and exited 3).
+		{name: "unknown command", args: []string{"runn", "x.yaml"}, err: `unknown command "runn" (did you mean "run"?); the commands are run, status,`},
+		{name: "unknown command, nothing close", args: []string{"zzzzzz"}, err: `unknown command "zzzzzz"; the commands are run,`},
+		{name: "root help", args: []string{"help"}, out: []string{"   gsim [global options] command [command options]\n"}},
+		{name: "root help topic", args: []string{"help", "status"}, out: []string{"NAME:\n   gsim status - "}},
+		{name: "root help, unknown topic", args: []string{"help", "stauts"}, err: `unknown command "stauts" (did you mean "status"?)`},
+		{name: "no arguments", args: nil, out: []string{"COMMANDS:\n   run "}},
 		{name: "run help flags stay on run", args: []string{"run", "help", "--help"}, out: []string{"gsim run help [command options] [command]"}},
 		{name: "bad int", args: []string{"run", "-j", "abc", exp}, err: `invalid value "abc" for flag -j: parse error`},
 		{name: "bad bool", args: []string{"run", "--dry-run=maybe", exp}, err: `invalid boolean value "maybe" for -dry-run: parse error`},

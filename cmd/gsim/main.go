@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/urfave/cli/v3"
 
 	"github.com/gsim-dev/gsim/pkg/executor"
 	"github.com/gsim-dev/gsim/pkg/experiment"
+	"github.com/gsim-dev/gsim/pkg/suggest"
 )
 
 // Exit codes.
@@ -160,8 +162,35 @@ func newApp() *cli.Command {
 			},
 		},
 	}
+	app.Action = rootAction
 	keepV2Behaviour(app)
 	return app
+}
+
+// rootAction runs for `gsim` alone and `gsim help [COMMAND]` (the help),
+// and for a first word that is no command: a typo gets a usage error with
+// the closest command and the list, not urfave/cli's "No help topic"
+// (exit 3).
+func rootAction(ctx context.Context, c *cli.Command) error {
+	word := c.Args().First()
+	if word == "" {
+		return cli.ShowRootCommandHelp(c)
+	}
+	if (word == "help" || word == "h") && c.Args().Len() > 1 {
+		topic := c.Args().Get(1)
+		if c.Command(topic) != nil {
+			return cli.ShowCommandHelp(ctx, c, topic)
+		}
+		word = topic
+	} else if word == "help" || word == "h" {
+		return cli.ShowRootCommandHelp(c)
+	}
+	var names []string
+	for _, sub := range c.VisibleCommands() {
+		names = append(names, sub.Name)
+	}
+	return usageError{fmt.Errorf("unknown command %q%s; the commands are %s (gsim --help says what each does)",
+		word, suggest.DidYouMean(word, names), strings.Join(names, ", "))}
 }
 
 // boolFlag is a switch; its help shows no "(default: false)".
