@@ -100,6 +100,10 @@ type world struct {
 	trace   string
 	pids    string
 	version string
+	// longest is the longest a run that did work took to its end: kill
+	// moments are drawn within it, so that kills keep landing mid-run
+	// however fast gsim and the machine are.
+	longest time.Duration
 }
 
 func newWorld(t *testing.T) *world {
@@ -140,7 +144,9 @@ func (w *world) gsim(deadline time.Duration, args ...string) outcome {
 	c := w.cmd(ctx, args...)
 	var so, se bytes.Buffer
 	c.Stdout, c.Stderr = &so, &se
+	start := time.Now()
 	err := c.Run()
+	w.ran(args, time.Since(start))
 	o := outcome{stdout: so.String(), stderr: se.String(), hung: ctx.Err() != nil}
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
@@ -159,6 +165,22 @@ func (w *world) gsim(deadline time.Duration, args ...string) outcome {
 }
 
 var endedRE = regexp.MustCompile(`ended (\d+) process\(es\) left running by killed gsim runs`)
+
+// ran keeps the longest run that ended by itself.
+func (w *world) ran(args []string, d time.Duration) {
+	if len(args) > 0 && args[0] == "run" {
+		w.longest = max(w.longest, d)
+	}
+}
+
+// killMoment draws when to kill a run: within the longest run seen (at
+// most limit, and limit until one was seen).
+func (w *world) killMoment(r *rand.Rand, limit time.Duration) time.Duration {
+	if w.longest > 0 {
+		limit = min(limit, w.longest)
+	}
+	return jitter(r, limit)
+}
 
 // note counts panics and hangs of a finished command.
 func (w *world) note(o outcome, args []string) {
@@ -181,10 +203,12 @@ func (w *world) killed(d time.Duration, args ...string) bool {
 	if err := c.Start(); err != nil {
 		w.t.Fatal(err)
 	}
+	start := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- c.Wait() }()
 	select {
 	case <-done:
+		w.ran(args, time.Since(start))
 		w.note(outcome{stderr: se.String()}, args)
 		return false
 	case <-time.After(d):
@@ -348,13 +372,17 @@ func TestKillDuringRuns(t *testing.T) {
 			w.setVersion(fmt.Sprintf("v%d", 1+r.IntN(3)))
 		}
 		kills := 1 + r.IntN(3)
+		finished := false
 		for k := 0; k < kills; k++ {
 			count(func(f *Figures) { f.Runs++ })
 			args := []string{"run", w.exp, "-j", strconv.Itoa(1 + r.IntN(4))}
-			if r.IntN(4) == 0 {
+			// A run after one that finished would find nothing to do:
+			// give it work, or the kill would find it done.
+			if finished || r.IntN(4) == 0 {
 				args = append(args, "--force", "gen")
 			}
-			if w.killed(jitter(r, 1500*time.Millisecond), args...) {
+			finished = !w.killed(w.killMoment(r, 1500*time.Millisecond), args...)
+			if !finished {
 				count(func(f *Figures) { f.Kills++ })
 			}
 			w.checkObjects()
