@@ -1,12 +1,16 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v3"
+
+	"github.com/gsim-dev/gsim/pkg/suggest"
 )
 
 // gsim's CLI was built on urfave/cli v2, whose built-in man-page and
@@ -53,6 +57,14 @@ func helpCommand(parent, c *cli.Command, path string) *cli.Command {
 		Hidden:    len(c.Commands) == 0,
 		Action: func(ctx context.Context, h *cli.Command) error {
 			if topic := h.Args().First(); topic != "" {
+				if c.Command(topic) == nil {
+					var names []string
+					for _, sub := range c.VisibleCommands() {
+						names = append(names, sub.Name)
+					}
+					return usageError{fmt.Errorf("%s has no command %q%s; its commands: %s",
+						path, topic, suggest.DidYouMean(topic, names), cmp.Or(strings.Join(names, ", "), "none"))}
+				}
 				return cli.ShowCommandHelp(ctx, c, topic)
 			}
 			return cli.ShowCommandHelp(ctx, parent, c.Name)

@@ -47,7 +47,8 @@ func TestCLIAsBefore(t *testing.T) {
 		{name: "help subcommand", args: []string{"run", "help"}, out: []string{"NAME:\n   gsim run - run the out-of-date stages"}},
 		{name: "help alias", args: []string{"status", "h"}, out: []string{"NAME:\n   gsim status - "}},
 		{name: "help topic", args: []string{"stage", "help", "exec"}, out: []string{"NAME:\n   gsim stage exec - "}},
-		{name: "no help topic", args: []string{"run", "help", "nosuch"}, err: "No help topic for 'nosuch'", exit: 3, noUsage: true},
+		{name: "no help topic", args: []string{"run", "help", "nosuch"}, err: `gsim run has no command "nosuch"; its commands: none`},
+		{name: "help topic typo", args: []string{"stage", "help", "exce"}, err: `gsim stage has no command "exce" (did you mean "exec"?); its commands: exec`},
 		// An unknown command is a usage error with the closest command
 		// (v2 said "No help topic for 'runn'" and exited 3).
 		{name: "unknown command", args: []string{"runn", "x.yaml"}, err: `unknown command "runn" (did you mean "run"?); the commands are run, status,`},
