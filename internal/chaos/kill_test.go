@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -102,8 +103,9 @@ type world struct {
 	version string
 	// longest is the longest a run that did work took to its end: kill
 	// moments are drawn within it, so that kills keep landing mid-run
-	// however fast gsim and the machine are.
-	longest time.Duration
+	// however fast gsim and the machine are. Runs of one world may go
+	// at once (TestConcurrentRuns): atomic.
+	longest atomic.Int64
 }
 
 func newWorld(t *testing.T) *world {
@@ -168,16 +170,22 @@ var endedRE = regexp.MustCompile(`ended (\d+) process\(es\) left running by kill
 
 // ran keeps the longest run that ended by itself.
 func (w *world) ran(args []string, d time.Duration) {
-	if len(args) > 0 && args[0] == "run" {
-		w.longest = max(w.longest, d)
+	if len(args) == 0 || args[0] != "run" {
+		return
+	}
+	for {
+		old := w.longest.Load()
+		if int64(d) <= old || w.longest.CompareAndSwap(old, int64(d)) {
+			return
+		}
 	}
 }
 
 // killMoment draws when to kill a run: within the longest run seen (at
 // most limit, and limit until one was seen).
 func (w *world) killMoment(r *rand.Rand, limit time.Duration) time.Duration {
-	if w.longest > 0 {
-		limit = min(limit, w.longest)
+	if l := time.Duration(w.longest.Load()); l > 0 {
+		limit = min(limit, l)
 	}
 	return jitter(r, limit)
 }
