@@ -138,15 +138,10 @@ func (Kind) Fingerprint(params map[string]any, baseDir string) (map[string]strin
 		}
 		return map[string]string{"recorded:" + p.Path: d}, nil
 	}
-	runner, err := stage.RunnerDir("profile", baseDir)
+	_, fp, err := stage.RunnerFingerprint("profile", baseDir)
 	if err != nil {
 		return nil, err
 	}
-	rd, err := stage.DirDigest(runner)
-	if err != nil {
-		return nil, err
-	}
-	fp := map[string]string{"runner:profile": rd}
 	card, err := modelCard(p, baseDir)
 	if err != nil {
 		return nil, err

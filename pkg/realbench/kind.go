@@ -136,15 +136,10 @@ func (Kind) Fingerprint(params map[string]any, baseDir string) (map[string]strin
 	if err != nil {
 		return nil, err
 	}
-	runner, err := stage.RunnerDir(RunnerName, baseDir)
+	runner, fp, err := stage.RunnerFingerprint(RunnerName, baseDir)
 	if err != nil {
 		return nil, err
 	}
-	rd, err := stage.DirDigest(runner)
-	if err != nil {
-		return nil, err
-	}
-	fp := map[string]string{"runner:" + RunnerName: rd}
 	card := modelCard(p, runner, baseDir)
 	cd, err := stage.FileDigest(card)
 	if err != nil {

@@ -79,8 +79,8 @@ func TestFingerprintFollowsRunnerAndModelCard(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fp["runner:real_bench"] == "" || fp["model:Qwen3-0.6B"] == "" {
-		t.Fatalf("fingerprint %v lacks the runner or the model card", fp)
+	if fp["runner:real_bench"] == "" || fp["runner:common"] == "" || fp["model:Qwen3-0.6B"] == "" {
+		t.Fatalf("fingerprint %v lacks the runner, the code it shares (stages/common) or the model card", fp)
 	}
 	if _, err := (Kind{}).Fingerprint(map[string]any{"model_config": "no/such"}, repoRoot(t)); err == nil {
 		t.Error("a missing model card must be an error")

@@ -243,6 +243,35 @@ func (t *tailBuf) add(s string) {
 
 func (t *tailBuf) String() string { return strings.Join(t.lines, "\n") }
 
+// SharedRunnerDir is the folder of code the GPU runners share
+// (stages/common): each puts it on its import path.
+const SharedRunnerDir = "common"
+
+// RunnerFingerprint digests runner name's folder, as "runner:<name>", and
+// the shared folder, as "runner:common", so that editing either reruns the
+// runner's stages. It returns the runner's folder too. A tree without the
+// shared folder (a test double) is fingerprinted by the runner alone: a
+// real runner there fails at its import, loudly.
+func RunnerFingerprint(name, baseDir string) (string, map[string]string, error) {
+	runner, err := RunnerDir(name, baseDir)
+	if err != nil {
+		return "", nil, err
+	}
+	d, err := DirDigest(runner)
+	if err != nil {
+		return "", nil, err
+	}
+	fp := map[string]string{"runner:" + name: d}
+	if shared, err := RunnerDir(SharedRunnerDir, baseDir); err == nil {
+		sd, err := DirDigest(shared)
+		if err != nil {
+			return "", nil, err
+		}
+		fp["runner:"+SharedRunnerDir] = sd
+	}
+	return runner, fp, nil
+}
+
 // RunnerDir finds the folder of an out-of-process runner (stages/<name>).
 // $GSIM_STAGES_DIR wins; then stages/ beside the gsim binary's parent (an
 // installed tree); then the nearest stages/ above baseDir (a checkout).

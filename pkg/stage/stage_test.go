@@ -242,3 +242,33 @@ func TestDirDigestFollowsContent(t *testing.T) {
 		t.Fatal("a code change did not change the runner identity")
 	}
 }
+
+// A runner's fingerprint follows its own folder and the shared one its code
+// imports (stages/common), and does without the shared one where a tree
+// has none.
+func TestRunnerFingerprintFollowsSharedCode(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"stages/x", "stages/common"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, d, "a.py"), []byte("1"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("GSIM_STAGES_DIR", filepath.Join(root, "stages"))
+	dir, fp1, err := RunnerFingerprint("x", root)
+	if err != nil || dir != filepath.Join(root, "stages", "x") || fp1["runner:x"] == "" || fp1["runner:common"] == "" {
+		t.Fatalf("RunnerFingerprint = %q, %v, %v", dir, fp1, err)
+	}
+	os.WriteFile(filepath.Join(root, "stages", "common", "a.py"), []byte("2"), 0o644)
+	_, fp2, _ := RunnerFingerprint("x", root)
+	if fp2["runner:common"] == fp1["runner:common"] || fp2["runner:x"] != fp1["runner:x"] {
+		t.Errorf("shared code edited: %v -> %v", fp1, fp2)
+	}
+	os.RemoveAll(filepath.Join(root, "stages", "common"))
+	_, fp3, err := RunnerFingerprint("x", root)
+	if err != nil || fp3["runner:common"] != "" || fp3["runner:x"] != fp1["runner:x"] {
+		t.Errorf("without stages/common: %v, %v", fp3, err)
+	}
+}

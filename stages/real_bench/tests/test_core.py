@@ -31,6 +31,15 @@ def make_workload(d, lengths, intervals):
     write(os.path.join(d, "trace_intervals.csv"), "request_id,inter_arrival_ns,arrival_time_ns\n" + intervals)
 
 
+class SharedGPUIdentityTest(unittest.TestCase):
+    def test_runner_uses_the_shared_code(self):
+        # run.py calls core.device_identity and core.smi_gpus; they are
+        # stages/common/gpuident.py's, not a copy.
+        import gpuident
+        self.assertIs(core.device_identity, gpuident.device_identity)
+        self.assertIs(core.smi_gpus, gpuident.smi_gpus)
+
+
 class WorkloadTest(unittest.TestCase):
     def test_read_sorts_by_arrival_and_joins(self):
         with tempfile.TemporaryDirectory() as d:
@@ -228,42 +237,6 @@ class RunnerExitTest(unittest.TestCase):
             self.assertEqual(r.returncode, 2)
             self.assertIn("inputs.workload", r.stderr)
 
-
-
-class DeviceIdentityTest(unittest.TestCase):
-    SMI = "0, GPU-aaaa-1111, NVIDIA H200\n1, GPU-bbbb-2222, NVIDIA H200\n"
-
-    def test_index_from_nvidia_smi_by_uuid(self):
-        env = {"CUDA_VISIBLE_DEVICES": "1", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
-        # torch reports the UUID without the GPU- prefix.
-        d = core.device_identity(env, "NVIDIA H200", "bbbb-2222", self.SMI)
-        self.assertEqual(d["index"], 1)
-        self.assertEqual(d["uuid"], "GPU-bbbb-2222")
-        self.assertEqual(d["name"], "NVIDIA H200")
-        self.assertEqual(d["index_source"], "nvidia-smi")
-        self.assertEqual(d["cuda_visible_devices"], "1")
-
-    def test_index_from_assignment_without_nvidia_smi(self):
-        env = {"CUDA_VISIBLE_DEVICES": "3", "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
-        d = core.device_identity(env, "NVIDIA H200", "", "")
-        self.assertEqual((d["index"], d["index_source"], d["uuid"]), (3, "CUDA_VISIBLE_DEVICES", ""))
-
-    def test_unknown_when_nothing_tells(self):
-        # An index in CUDA's own order says nothing about the physical GPU.
-        d = core.device_identity({"CUDA_VISIBLE_DEVICES": "3"}, "NVIDIA H200", "", "")
-        self.assertIsNone(d["index"])
-        d = core.device_identity({}, "NVIDIA H200", "cccc", self.SMI)
-        self.assertIsNone(d["index"])
-        self.assertEqual(d["uuid"], "GPU-cccc")
-
-    def test_smi_gpus(self):
-        class R:
-            returncode, stdout = 0, "0, GPU-a, X\n"
-        self.assertEqual(core.smi_gpus(run=lambda *a, **k: R()), "0, GPU-a, X\n")
-
-        def missing(*a, **k):
-            raise FileNotFoundError("nvidia-smi")
-        self.assertEqual(core.smi_gpus(run=missing), "")
 
 if __name__ == "__main__":
     unittest.main()
